@@ -1,0 +1,8 @@
+//! The `submit` component: `POST /images`.
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+
+#[spin_sdk::http_component]
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    kiln_spin::serve(request, response_out, kiln::http::handle_submit);
+}

@@ -1,0 +1,60 @@
+//! [`KvStore`] over `wasi:keyvalue` (store + atomics), which Spin implements
+//! for all its backends; bucket `default` is the store that `spin.toml`
+//! grants with `key_value_stores = ["default"]`.
+
+use kiln::{KvError, KvStore};
+use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
+use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket};
+
+/// The component's `default` store.
+pub struct SpinKv {
+    bucket: Bucket,
+}
+
+impl SpinKv {
+    /// Opens the `default` store.
+    pub fn open_default() -> Result<SpinKv, KvError> {
+        store::open("default").map(|bucket| SpinKv { bucket }).map_err(error)
+    }
+}
+
+fn error(err: store::Error) -> KvError {
+    KvError(match err {
+        store::Error::NoSuchStore => "no such store".into(),
+        store::Error::AccessDenied => "access denied".into(),
+        store::Error::Other(message) => message,
+    })
+}
+
+impl KvStore for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.bucket.get(key).map_err(error)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.bucket.set(key, value).map_err(error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.bucket.delete(key).map_err(error)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        // The CAS handle remembers the value it saw; the swap fails if the
+        // key was written since, whatever the caller expected.
+        let cas = Cas::new(&self.bucket, key).map_err(error)?;
+        if cas.current().map_err(error)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, new) {
+            Ok(()) => Ok(true),
+            Err(CasError::CasFailed(_)) => Ok(false),
+            Err(CasError::StoreError(err)) => Err(error(err)),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The Spin adapter shared by Kiln's three components: it turns a wasi:http
+//! request into an `http::Request`, gives the domain a [`Ctx`] backed by
+//! Spin's key-value store and variables, sends the domain's response, and
+//! then runs the follow-ups while Spin keeps the instance alive.
+//!
+//! Everything here is blocking: a component instance serves one request on
+//! one thread, so there is nothing else to run meanwhile.
+
+mod body;
+mod kv;
+mod runtime;
+
+use kiln::http::{FollowUp, Reply, Response, follow_up};
+use kiln::{Config, Ctx, Error};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+pub use body::IncomingBodyReader;
+pub use kv::SpinKv;
+pub use runtime::SpinRuntime;
+
+/// A domain handler, as the components pass it in.
+pub type Handler = fn(http::Request<IncomingBodyReader>, &Ctx<'_>) -> Reply;
+
+/// Serves one request with `handler`: respond first, then follow up.
+pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: Handler) {
+    let runtime = SpinRuntime;
+    let config = match Config::from_lookup(|name| spin_sdk::variables::get(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            kiln::Runtime::log(&runtime, &format!("misconfigured: {err}"));
+            return send(&Reply::from(Error::Internal(err.to_string())).response, response_out, false);
+        }
+    };
+    let kv = match SpinKv::open_default() {
+        Ok(kv) => kv,
+        Err(err) => return send(&Reply::from(Error::Store(err)).response, response_out, false),
+    };
+    let ctx = Ctx {
+        kv: &kv,
+        runtime: &runtime,
+        config: &config,
+    };
+    let is_head = matches!(request.method(), spin_sdk::http::Method::Head);
+    let reply = match body::to_http_request(request) {
+        Ok(request) => handler(request, &ctx),
+        Err(err) => Reply::from(err),
+    };
+    send(&reply.response, response_out, is_head);
+    run_follow_ups(&ctx, reply.follow_ups);
+}
+
+fn run_follow_ups(ctx: &Ctx<'_>, follow_ups: Vec<FollowUp>) {
+    for f in follow_ups {
+        follow_up(ctx, f);
+    }
+}
+
+/// Sends a fully buffered response. `Content-Length` is set from the body
+/// unless the domain set it (it does for `HEAD`, where the body is empty).
+fn send(response: &Response, response_out: ResponseOutparam, is_head: bool) {
+    let mut headers: Vec<(String, Vec<u8>)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let status = response.status();
+    let has_body = !(status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED);
+    if has_body && !response.headers().contains_key(http::header::CONTENT_LENGTH) {
+        headers.push(("content-length".into(), response.body().len().to_string().into_bytes()));
+    }
+    let Ok(fields) = Fields::from_list(&headers) else {
+        return fail(response_out);
+    };
+    let outgoing = OutgoingResponse::new(fields);
+    if outgoing.set_status_code(status.as_u16()).is_err() {
+        return fail(response_out);
+    }
+    let Ok(body) = outgoing.body() else {
+        return fail(response_out);
+    };
+    response_out.set(outgoing);
+    if let Err(err) = body::write_all(body, response.body()) {
+        // The `HEAD` body is deliberately shorter than its Content-Length.
+        if !is_head {
+            kiln::Runtime::log(&SpinRuntime, &format!("writing the response failed: {err}"));
+        }
+    }
+}
+
+/// Answers a bare 500 when even building the response failed.
+fn fail(response_out: ResponseOutparam) {
+    let outgoing = OutgoingResponse::new(Fields::new());
+    outgoing.set_status_code(500).ok();
+    if let Ok(body) = outgoing.body() {
+        response_out.set(outgoing);
+        OutgoingBody::finish(body, None).ok();
+    }
+}

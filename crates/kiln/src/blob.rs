@@ -1,0 +1,169 @@
+//! Images stored as numbered chunks of at most [`CHUNK_SIZE`] bytes, so that
+//! they fit every Spin key-value backend (DynamoDB items cap at 400 KB,
+//! Cosmos DB at 2 MB).
+//!
+//! A blob is written chunk by chunk and becomes visible only when a job
+//! record referencing its [`BlobRef`] is written: a failure part-way leaves
+//! unreferenced chunks, which this module deletes, never a half image.
+
+use crate::kv::{KvError, KvStore};
+use serde::{Deserialize, Serialize};
+
+/// The largest value this module writes.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Where a blob's chunks are and how to reassemble them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Chunk `n` is stored under `{prefix}:{n}`.
+    pub prefix: String,
+    /// Total length in bytes.
+    pub len: u64,
+    /// Number of chunks.
+    pub chunks: u32,
+}
+
+impl BlobRef {
+    fn chunk_key(&self, n: u32) -> String {
+        format!("{}:{n}", self.prefix)
+    }
+}
+
+/// Reading a blob failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] KvError),
+    /// A chunk is missing or the wrong size: the blob was deleted meanwhile.
+    #[error("blob {0} is incomplete")]
+    Incomplete(String),
+}
+
+/// Writes `bytes` as chunks under `prefix`. On failure, deletes whatever it
+/// wrote before returning the error.
+pub fn write(kv: &dyn KvStore, prefix: String, bytes: &[u8]) -> Result<BlobRef, KvError> {
+    let chunks = u32::try_from(bytes.len().div_ceil(CHUNK_SIZE))
+        .map_err(|_| KvError("blob too large".into()))?;
+    let blob = BlobRef {
+        prefix,
+        len: bytes.len() as u64,
+        chunks,
+    };
+    for (n, chunk) in (0..).zip(bytes.chunks(CHUNK_SIZE)) {
+        if let Err(err) = kv.set(&blob.chunk_key(n), chunk) {
+            let partial = BlobRef { chunks: n, ..blob };
+            let _ = delete(kv, &partial);
+            return Err(err);
+        }
+    }
+    Ok(blob)
+}
+
+/// Reassembles a blob.
+pub fn read(kv: &dyn KvStore, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
+    let len = usize::try_from(blob.len).map_err(|_| BlobError::Incomplete(blob.prefix.clone()))?;
+    let mut bytes = Vec::with_capacity(len);
+    for n in 0..blob.chunks {
+        let chunk = kv
+            .get(&blob.chunk_key(n))?
+            .ok_or_else(|| BlobError::Incomplete(blob.prefix.clone()))?;
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() != len {
+        return Err(BlobError::Incomplete(blob.prefix.clone()));
+    }
+    Ok(bytes)
+}
+
+/// Deletes every chunk of a blob.
+pub fn delete(kv: &dyn KvStore, blob: &BlobRef) -> Result<(), KvError> {
+    (0..blob.chunks).try_for_each(|n| kv.delete(&blob.chunk_key(n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemoryKv;
+
+    /// Fails every `set` after the first `allowed` ones.
+    struct FailingAfter {
+        inner: MemoryKv,
+        allowed: std::cell::Cell<usize>,
+    }
+
+    impl KvStore for FailingAfter {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+            if self.allowed.get() == 0 {
+                return Err(KvError("full".into()));
+            }
+            self.allowed.set(self.allowed.get() - 1);
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), KvError> {
+            self.inner.delete(key)
+        }
+        fn compare_and_swap(&self, k: &str, e: Option<&[u8]>, n: &[u8]) -> Result<bool, KvError> {
+            self.inner.compare_and_swap(k, e, n)
+        }
+    }
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_blob_round_trips_across_several_chunks() {
+        let kv = MemoryKv::new();
+        let data = bytes(CHUNK_SIZE * 2 + 17);
+        let blob = write(&kv, "b".into(), &data).unwrap();
+        assert_eq!(blob.chunks, 3);
+        assert_eq!(read(&kv, &blob).unwrap(), data);
+    }
+
+    #[test]
+    fn no_stored_value_exceeds_the_chunk_size() {
+        let kv = MemoryKv::new();
+        write(&kv, "b".into(), &bytes(CHUNK_SIZE * 3)).unwrap();
+        for key in kv.keys() {
+            assert!(kv.get(&key).unwrap().unwrap().len() <= CHUNK_SIZE);
+        }
+    }
+
+    #[test]
+    fn an_exact_multiple_of_the_chunk_size_has_no_empty_tail_chunk() {
+        let kv = MemoryKv::new();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2)).unwrap();
+        assert_eq!(blob.chunks, 2);
+        assert_eq!(kv.keys().len(), 2);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_chunks_behind() {
+        let kv = FailingAfter {
+            inner: MemoryKv::new(),
+            allowed: std::cell::Cell::new(2),
+        };
+        assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4)).is_err());
+        assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
+    }
+
+    #[test]
+    fn reading_a_blob_with_a_missing_chunk_is_an_error_not_a_short_image() {
+        let kv = MemoryKv::new();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE + 1)).unwrap();
+        kv.delete("b:1").unwrap();
+        assert!(matches!(read(&kv, &blob), Err(BlobError::Incomplete(_))));
+    }
+
+    #[test]
+    fn delete_removes_every_chunk() {
+        let kv = MemoryKv::new();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2 + 1)).unwrap();
+        delete(&kv, &blob).unwrap();
+        assert!(kv.keys().is_empty());
+    }
+}

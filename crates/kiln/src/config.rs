@@ -1,0 +1,126 @@
+//! The service's limits and timings, read from Spin variables (see
+//! `spin.toml`) through a lookup function so tests never touch the real
+//! environment.
+
+use std::time::Duration;
+
+/// Validated configuration for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Larger uploads get `413 Content Too Large`.
+    pub max_upload_bytes: u64,
+    /// Larger images (by their header) get `422`, before decoding.
+    pub max_input_pixels: u64,
+    /// Operations that would produce a larger image get `422`.
+    pub max_output_pixels: u64,
+    /// How long jobs and images live after they are created.
+    pub retention: Duration,
+    /// How long a processor may hold a job without reporting progress.
+    pub lease: Duration,
+    /// Upper bound for `Prefer: wait=N`.
+    pub max_wait: Duration,
+    /// Claims of one job before it is failed as crashing repeatedly.
+    pub max_attempts: u32,
+}
+
+/// A variable is missing or not a number in its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration variable `{name}`: {reason}")]
+pub struct ConfigError {
+    /// The variable's name as in `spin.toml`.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Default for Config {
+    /// The defaults of `spin.toml`.
+    fn default() -> Self {
+        Config {
+            max_upload_bytes: 25 * 1024 * 1024,
+            max_input_pixels: 50_000_000,
+            max_output_pixels: 50_000_000,
+            retention: Duration::from_secs(24 * 60 * 60),
+            lease: Duration::from_secs(60),
+            max_wait: Duration::from_secs(30),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Reads every variable through `lookup` (which returns `None` for an
+    /// undefined one) and checks its range.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let number = |name: &'static str, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let text = lookup(name).ok_or_else(|| ConfigError {
+                name,
+                reason: "not defined".into(),
+            })?;
+            let value: u64 = text.trim().parse().map_err(|_| ConfigError {
+                name,
+                reason: format!("`{text}` is not a whole number"),
+            })?;
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError {
+                    name,
+                    reason: format!("{value} is outside {min}..={max}"),
+                });
+            }
+            Ok(value)
+        };
+        let seconds = |name, min, max| number(name, min, max).map(Duration::from_secs);
+        Ok(Config {
+            max_upload_bytes: number("max_upload_bytes", 1, 1 << 32)?,
+            max_input_pixels: number("max_input_pixels", 1, 1 << 32)?,
+            max_output_pixels: number("max_output_pixels", 1, 1 << 32)?,
+            retention: seconds("retention_seconds", 1, 366 * 24 * 60 * 60)?,
+            lease: seconds("lease_seconds", 1, 24 * 60 * 60)?,
+            max_wait: seconds("max_wait_seconds", 0, 60 * 60)?,
+            max_attempts: u32::try_from(number("max_attempts", 1, 100)?).unwrap_or(100),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn spin_defaults() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("max_upload_bytes", "26214400"),
+            ("max_input_pixels", "50000000"),
+            ("max_output_pixels", "50000000"),
+            ("retention_seconds", "86400"),
+            ("lease_seconds", "60"),
+            ("max_wait_seconds", "30"),
+            ("max_attempts", "3"),
+        ])
+    }
+
+    #[test]
+    fn spin_toml_defaults_equal_the_built_in_defaults() {
+        let vars = spin_defaults();
+        let config = Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_missing_variable_is_named_in_the_error() {
+        let mut vars = spin_defaults();
+        vars.remove("lease_seconds");
+        let err = Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.name, "lease_seconds");
+    }
+
+    #[test]
+    fn a_non_numeric_or_zero_value_is_refused() {
+        for bad in ["soon", "0", "-5"] {
+            let mut vars = spin_defaults();
+            vars.insert("retention_seconds", bad);
+            let err = Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+            assert_eq!(err.name, "retention_seconds", "{bad}");
+        }
+    }
+}

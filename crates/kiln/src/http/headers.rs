@@ -1,0 +1,120 @@
+//! Reading requests: the request body under a size limit, `Prefer`,
+//! `Content-Type`, `If-None-Match`.
+
+use crate::prefer::Preferences;
+use crate::problem::Error;
+use http::HeaderMap;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_NONE_MATCH};
+use kiln_image::Format;
+
+/// A request body that can be read up to a limit.
+pub trait BodyReader {
+    /// Reads the whole body, failing with [`Error::ContentTooLarge`] as soon
+    /// as more than `limit` bytes arrive.
+    fn read_to_end(&mut self, limit: u64) -> Result<Vec<u8>, Error>;
+}
+
+impl BodyReader for Vec<u8> {
+    fn read_to_end(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+        if self.len() as u64 > limit {
+            return Err(Error::ContentTooLarge { max: limit });
+        }
+        Ok(std::mem::take(self))
+    }
+}
+
+/// The request's `Prefer` preferences.
+pub fn preferences(headers: &HeaderMap) -> Preferences {
+    Preferences::parse(headers.get_all("prefer").iter().map(|v| v.as_bytes()))
+}
+
+/// The image format named by `Content-Type` (parameters ignored).
+pub fn declared_format(headers: &HeaderMap) -> Result<Format, Error> {
+    let supported = "Content-Type must be image/jpeg, image/png, image/webp or image/gif";
+    let value = headers
+        .get(CONTENT_TYPE)
+        .ok_or_else(|| Error::UnsupportedMediaType(format!("no Content-Type; {supported}")))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(Format::from_media_type)
+        .ok_or_else(|| Error::UnsupportedMediaType(supported.into()))
+}
+
+/// Refuses a body whose declared `Content-Length` is over `limit` before
+/// reading any of it.
+pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), Error> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit => Err(Error::ContentTooLarge { max: limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110
+/// §13.1.2: `W/` prefixes are ignored; `*` matches any current entity).
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(etag);
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|candidate| candidate.trim() == "*" || opaque(candidate) == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn if_none_match_finds_the_tag_in_a_list() {
+        let h = headers(&[("if-none-match", r#""a", "b""#)]);
+        assert!(if_none_match(&h, r#""b""#));
+        assert!(!if_none_match(&h, r#""c""#));
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison() {
+        assert!(if_none_match(&headers(&[("if-none-match", r#"W/"a""#)]), r#""a""#));
+    }
+
+    #[test]
+    fn if_none_match_star_matches() {
+        assert!(if_none_match(&headers(&[("if-none-match", "*")]), r#""a""#));
+    }
+
+    #[test]
+    fn content_type_parameters_are_ignored() {
+        let h = headers(&[("content-type", "image/png; foo=bar")]);
+        assert_eq!(declared_format(&h), Ok(Format::Png));
+    }
+
+    #[test]
+    fn a_missing_content_type_is_unsupported() {
+        assert!(matches!(
+            declared_format(&HeaderMap::new()),
+            Err(Error::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_refused_before_reading() {
+        let h = headers(&[("content-length", "101")]);
+        assert_eq!(check_declared_length(&h, 100), Err(Error::ContentTooLarge { max: 100 }));
+        assert_eq!(check_declared_length(&h, 101), Ok(()));
+    }
+}

@@ -1,0 +1,113 @@
+//! Kiln's HTTP contract, on plain `http` types: each component turns its
+//! Spin request into an [`http::Request`], calls one handler here, sends the
+//! [`Reply`]'s response, and then runs the reply's follow-ups (Spin keeps an
+//! instance running after its response is complete).
+
+mod headers;
+mod process;
+mod render;
+mod resources;
+mod submit;
+
+pub use headers::BodyReader;
+pub use process::handle as handle_process;
+pub use resources::handle as handle_resources;
+pub use submit::handle as handle_submit;
+
+use crate::id::JobId;
+use crate::pending;
+use crate::problem::Error;
+use crate::processing;
+use crate::repo::{Jobs, Update};
+use crate::retention;
+use crate::runtime::Ctx;
+
+/// A response body is always fully buffered: the largest is one image.
+pub type Response = http::Response<Vec<u8>>;
+
+/// Work to do after the response has been sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Ask a processor to run this new job.
+    Dispatch(JobId),
+    /// Ask a processor to run this job if it is stuck (never picked up, or
+    /// its processor's lease ran out).
+    Redispatch(JobId),
+    /// Re-dispatch lost jobs and delete expired ones, a bounded amount.
+    Maintain,
+    /// Run a job this processor has claimed.
+    Process {
+        /// The job.
+        id: JobId,
+        /// The lease token of the claim.
+        token: String,
+    },
+}
+
+/// A response and what to do once it is sent.
+#[derive(Debug)]
+pub struct Reply {
+    /// Send this first.
+    pub response: Response,
+    /// Then do these, in order.
+    pub follow_ups: Vec<FollowUp>,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply {
+            response,
+            follow_ups: Vec::new(),
+        }
+    }
+}
+
+impl From<Error> for Reply {
+    fn from(error: Error) -> Self {
+        render::problem(&error).into()
+    }
+}
+
+/// Runs a follow-up; failures are logged, never reported (the client has
+/// its answer already).
+pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
+    let outcome = match &follow_up {
+        FollowUp::Dispatch(id) => dispatch_if_needed(ctx, *id, true),
+        FollowUp::Redispatch(id) => dispatch_if_needed(ctx, *id, false),
+        FollowUp::Maintain => maintain(ctx),
+        FollowUp::Process { id, token } => processing::run(ctx, *id, token),
+    };
+    if let Err(err) = outcome {
+        ctx.runtime.log(&format!("{follow_up:?} failed: {err}"));
+    }
+}
+
+/// Dispatches job `id`. Unless `fresh` (just created or re-dispatched by the
+/// caller), only if it needs a processor, and only if this request is the
+/// one that recorded the new dispatch time, so concurrent readers of a stuck
+/// job send one dispatch, not one each.
+fn dispatch_if_needed(ctx: &Ctx<'_>, id: JobId, fresh: bool) -> Result<(), Error> {
+    if !fresh {
+        let now = ctx.runtime.now();
+        let lease = ctx.config.lease;
+        let update = Jobs::new(ctx.kv).update(id, now, |job| {
+            job.needs_dispatch(now, lease).then(|| job.dispatched(now))
+        })?;
+        if !matches!(update, Update::Changed(_)) {
+            return Ok(());
+        }
+    }
+    ctx.runtime
+        .dispatch(id)
+        .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}")))
+}
+
+fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
+    for id in pending::stale(ctx.kv, ctx.runtime.now(), ctx.config.lease)? {
+        dispatch_if_needed(ctx, id, false)?;
+    }
+    retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.retention).map(drop)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,33 @@
+//! The processor's private endpoint, `POST /jobs/{id}`: claim the job,
+//! answer at once, then run it as a follow-up.
+
+use super::render;
+use super::{FollowUp, Reply};
+use crate::id::JobId;
+use crate::problem::Error;
+use crate::processing::{self, Claimed};
+use crate::runtime::Ctx;
+use http::{Method, StatusCode};
+
+/// Handles a request to the processor.
+pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    let Some(id) = request.uri().path().strip_prefix("/jobs/") else {
+        return Error::NotFound("resource").into();
+    };
+    if request.method() != Method::POST {
+        return Error::MethodNotAllowed { allow: "POST" }.into();
+    }
+    let Ok(id) = JobId::parse(id) else {
+        return Error::NotFound("operation").into();
+    };
+    match processing::claim(ctx, id) {
+        Ok(Claimed::Started { job, token }) => Reply {
+            response: render::operation(&job, StatusCode::ACCEPTED),
+            follow_ups: vec![FollowUp::Process { id, token }],
+        },
+        Ok(Claimed::GaveUp(job) | Claimed::Refused(job)) => {
+            render::operation(&job, StatusCode::OK).into()
+        }
+        Err(err) => err.into(),
+    }
+}

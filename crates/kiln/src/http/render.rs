@@ -1,0 +1,156 @@
+//! Writing responses: problem details, the operation resource, the image
+//! resource. Every header Kiln sends is set here.
+
+use super::Response;
+use crate::job::{Job, Status};
+use crate::problem::{Error, Problem};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
+    LOCATION, RETRY_AFTER, VARY,
+};
+use http::{HeaderValue, StatusCode};
+use serde::Serialize;
+
+/// Images never change once stored: a result has its own id.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// How long clients should wait between polls of an unfinished job.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// The operation resource's path.
+pub fn operation_path(job: &Job) -> String {
+    format!("/operations/{}", job.id)
+}
+
+/// The image resource's path.
+pub fn image_path(job: &Job) -> String {
+    format!("/images/{}", job.id)
+}
+
+/// A response with `status` and `body`.
+pub fn response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+/// Sets a header. Every value Kiln sends is ASCII it generated itself; one
+/// that is not a valid header value is dropped rather than panicking.
+pub fn set(response: &mut Response, name: HeaderName, value: impl AsRef<str>) {
+    if let Ok(value) = HeaderValue::from_str(value.as_ref()) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// `Vary: Prefer`: the answer to a submission depends on it.
+pub fn vary_prefer(response: &mut Response) {
+    set(response, VARY, "Prefer");
+}
+
+/// An `application/problem+json` response for `error`.
+pub fn problem(error: &Error) -> Response {
+    let problem = error.to_problem();
+    let mut response = problem_response(&problem);
+    match error {
+        Error::Store(_) => set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS),
+        Error::MethodNotAllowed { allow } => set(&mut response, ALLOW, allow),
+        _ => {}
+    }
+    response
+}
+
+/// An `application/problem+json` response carrying `problem` as is.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = response(status, serde_json::to_vec(problem).unwrap_or_default());
+    set(&mut response, CONTENT_TYPE, "application/problem+json");
+    set(&mut response, CACHE_CONTROL, "no-store");
+    response
+}
+
+/// The operation resource as JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationBody<'a> {
+    id: String,
+    status: Status,
+    created_at: String,
+    last_updated_at: String,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    percent_complete: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a Problem>,
+}
+
+/// The operation resource, with the caching and polling headers its state
+/// calls for: unfinished ones say when to poll again and must not be cached;
+/// finished ones carry an ETag for cheap revalidation.
+pub fn operation(job: &Job, status: StatusCode) -> Response {
+    let body = OperationBody {
+        id: job.id.to_string(),
+        status: job.status,
+        created_at: job.created_at.to_rfc3339(),
+        last_updated_at: job.last_updated_at.to_rfc3339(),
+        expires_at: job.expires_at.to_rfc3339(),
+        percent_complete: job.percent_complete,
+        resource_location: (job.status == Status::Succeeded).then(|| image_path(job)),
+        error: job.error.as_ref(),
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let etag = crate::processing::strong_etag(&bytes);
+    let mut response = response(status, bytes);
+    set(&mut response, CONTENT_TYPE, "application/json");
+    if job.status.is_terminal() {
+        set(&mut response, CACHE_CONTROL, "no-cache");
+        set(&mut response, ETAG, etag);
+    } else {
+        set(&mut response, CACHE_CONTROL, "no-store");
+        set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+    }
+    if job.status == Status::Succeeded {
+        set(&mut response, LINK, format!("<{}>; rel=\"related\"", image_path(job)));
+    }
+    response
+}
+
+/// `202 Accepted` for a job still in progress: its operation resource, and
+/// where to find it.
+pub fn accepted(job: &Job) -> Response {
+    let mut response = operation(job, StatusCode::ACCEPTED);
+    set(&mut response, LOCATION, operation_path(job));
+    set(&mut response, CONTENT_LOCATION, operation_path(job));
+    // Even a finished job's 202 asks the client to come back, not to cache.
+    set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+    response
+}
+
+/// The image resource with `body` (the image, or nothing for `HEAD`, whose
+/// caller adds the full `Content-Length`).
+pub fn image(job: &Job, status: StatusCode, body: Vec<u8>) -> Response {
+    let Some(result) = &job.result else {
+        return problem(&Error::ImageNotReady(job.id));
+    };
+    let mut response = response(status, body);
+    set(&mut response, CONTENT_TYPE, &result.media_type);
+    set(&mut response, ETAG, &result.etag);
+    set(&mut response, CACHE_CONTROL, IMMUTABLE);
+    response
+}
+
+/// `Content-Length` of a `HEAD` response: the length `GET` would send.
+pub fn head_length(response: &mut Response, job: &Job) {
+    if let Some(result) = &job.result {
+        set(response, CONTENT_LENGTH, result.blob.len.to_string());
+    }
+}
+
+/// `304 Not Modified` with the validators a cache needs.
+pub fn not_modified(etag: &str, cache_control: &str) -> Response {
+    let mut response = response(StatusCode::NOT_MODIFIED, Vec::new());
+    set(&mut response, ETAG, etag);
+    set(&mut response, CACHE_CONTROL, cache_control);
+    response
+}

@@ -1,0 +1,136 @@
+//! `/operations/{id}` and `/images/{id}`: read, long-poll, cancel, fetch,
+//! delete.
+
+use super::headers::{self, BodyReader};
+use super::render;
+use super::{FollowUp, Reply, follow_up};
+use crate::blob;
+use crate::id::JobId;
+use crate::job::{Job, Status};
+use crate::problem::Error;
+use crate::repo::{Jobs, Update};
+use crate::runtime::Ctx;
+use http::header::{CONTENT_LENGTH, ETAG};
+use http::{Method, StatusCode};
+use std::time::Duration;
+
+const ALLOW: &str = "GET, HEAD, DELETE";
+
+/// Handles a request under `/operations/` or `/images/`.
+pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    let path = request.uri().path();
+    let outcome = if let Some(id) = path.strip_prefix("/operations/") {
+        operation(&request, ctx, parse_id(id, "operation"))
+    } else if let Some(id) = path.strip_prefix("/images/") {
+        image(&request, ctx, parse_id(id, "image"))
+    } else {
+        Err(Error::NotFound("resource"))
+    };
+    outcome.unwrap_or_else(|err| {
+        if let Error::Internal(message) = &err {
+            ctx.runtime.log(message);
+        }
+        err.into()
+    })
+}
+
+/// A malformed id names no resource: 404, and it never reaches the store.
+fn parse_id(text: &str, what: &'static str) -> Result<JobId, Error> {
+    JobId::parse(text).map_err(|_| Error::NotFound(what))
+}
+
+fn operation<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Error>) -> Result<Reply, Error> {
+    let method = request.method();
+    if ![Method::GET, Method::HEAD, Method::DELETE].contains(method) {
+        return Err(Error::MethodNotAllowed { allow: ALLOW });
+    }
+    let id = id?;
+    let jobs = Jobs::new(ctx.kv);
+    if method == Method::DELETE {
+        let now = ctx.runtime.now();
+        return match jobs.update(id, now, |job| job.cancel(now))? {
+            Update::Changed(job) => Ok(render::operation(&job, StatusCode::OK).into()),
+            Update::Unchanged(job) => Err(Error::Conflict(format!(
+                "the operation already finished ({})",
+                serde_json::to_value(job.status).unwrap_or_default().as_str().unwrap_or("")
+            ))),
+            Update::Missing => Err(Error::NotFound("operation")),
+        };
+    }
+    let mut job = jobs
+        .get(id, ctx.runtime.now())?
+        .ok_or(Error::NotFound("operation"))?;
+    let mut follow_ups = Vec::new();
+    if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
+        follow_ups.push(FollowUp::Redispatch(id));
+    }
+    if let Some(seconds) = headers::preferences(request.headers()).wait
+        && !job.status.is_terminal()
+    {
+        // A stuck job would never change while we wait: unstick it first.
+        follow_ups.drain(..).for_each(|f| follow_up(ctx, f));
+        let timeout = Duration::from_secs(seconds).min(ctx.config.max_wait);
+        job = wait_for_change(ctx, &job, timeout)?;
+    }
+    let mut response = render::operation(&job, StatusCode::OK);
+    if job.status.is_terminal()
+        && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())
+        && headers::if_none_match(request.headers(), etag)
+    {
+        response = render::not_modified(etag, "no-cache");
+    } else if method == Method::HEAD {
+        let length = response.body().len().to_string();
+        response.body_mut().clear();
+        render::set(&mut response, CONTENT_LENGTH, length);
+    }
+    Ok(Reply { response, follow_ups })
+}
+
+/// Polls until the job's status changes (or it disappears), for `Prefer: wait`.
+fn wait_for_change(ctx: &Ctx<'_>, job: &Job, timeout: Duration) -> Result<Job, Error> {
+    let jobs = Jobs::new(ctx.kv);
+    let mut latest = job.clone();
+    let changed = ctx.poll(timeout, || match jobs.get(job.id, ctx.runtime.now()) {
+        Ok(Some(now)) if now.status == job.status => {
+            latest = now;
+            None
+        }
+        Ok(Some(now)) => Some(Ok(now)),
+        Ok(None) => Some(Err(Error::NotFound("operation"))),
+        Err(err) => Some(Err(err)),
+    });
+    changed.unwrap_or(Ok(latest))
+}
+
+fn image<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Error>) -> Result<Reply, Error> {
+    let method = request.method();
+    if ![Method::GET, Method::HEAD, Method::DELETE].contains(method) {
+        return Err(Error::MethodNotAllowed { allow: ALLOW });
+    }
+    let id = id?;
+    let jobs = Jobs::new(ctx.kv);
+    let job = jobs
+        .get(id, ctx.runtime.now())?
+        .ok_or(Error::NotFound("image"))?;
+    if method == Method::DELETE {
+        jobs.delete(id)?;
+        return Ok(render::response(StatusCode::NO_CONTENT, Vec::new()).into());
+    }
+    let Some(result) = job.result.as_ref().filter(|_| job.status == Status::Succeeded) else {
+        return Err(Error::ImageNotReady(id));
+    };
+    if headers::if_none_match(request.headers(), &result.etag) {
+        return Ok(render::not_modified(&result.etag, render::IMMUTABLE).into());
+    }
+    if method == Method::HEAD {
+        let mut response = render::image(&job, StatusCode::OK, Vec::new());
+        render::head_length(&mut response, &job);
+        return Ok(response.into());
+    }
+    let bytes = blob::read(ctx.kv, &result.blob).map_err(|err| match err {
+        blob::BlobError::Store(err) => Error::Store(err),
+        // Deleted between reading the record and its chunks.
+        blob::BlobError::Incomplete(_) => Error::NotFound("image"),
+    })?;
+    Ok(render::image(&job, StatusCode::OK, bytes).into())
+}

@@ -1,0 +1,162 @@
+//! `POST /images`: store the upload, then answer `201 Created` with the
+//! result when it is ready in time, or `202 Accepted` with the operation.
+
+use super::headers::{self, BodyReader};
+use super::render::{self, set};
+use super::{FollowUp, Reply};
+use crate::id::JobId;
+use crate::idempotency::IdempotencyKey;
+use crate::job::{Job, Status};
+use crate::prefer::{Preferences, Return};
+use crate::problem::Error;
+use crate::repo::Jobs;
+use crate::runtime::Ctx;
+use crate::submission::{self, Accepted, Upload};
+use crate::blob;
+use http::header::{CONTENT_LOCATION, LOCATION};
+use http::{Method, StatusCode};
+use std::time::Duration;
+
+/// Handles a request to `/images`.
+pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    if request.method() != Method::POST {
+        return Error::MethodNotAllowed { allow: "POST" }.into();
+    }
+    let prefs = headers::preferences(request.headers());
+    let mut reply = submit(request, &prefs, ctx).unwrap_or_else(|err| {
+        if let Error::Internal(message) = &err {
+            ctx.runtime.log(message);
+        }
+        err.into()
+    });
+    render::vary_prefer(&mut reply.response);
+    reply
+}
+
+fn submit<B: BodyReader>(
+    mut request: http::Request<B>,
+    prefs: &Preferences,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, Error> {
+    let limit = ctx.config.max_upload_bytes;
+    headers::check_declared_length(request.headers(), limit)?;
+    let declared = headers::declared_format(request.headers())?;
+    let ops = ops_from_query(request.uri().query())?;
+    let idempotency_key = request
+        .headers()
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()?;
+    let bytes = request.body_mut().read_to_end(limit)?;
+    if bytes.is_empty() {
+        return Err(Error::BadRequest("the body is empty: send the image's bytes".into()));
+    }
+    let accepted = submission::accept(
+        ctx,
+        Upload {
+            declared,
+            bytes,
+            ops,
+            idempotency_key,
+        },
+    )?;
+    let job = accepted.job().clone();
+    let dispatch = match accepted {
+        Accepted::New(_) => FollowUp::Dispatch(job.id),
+        Accepted::Replayed(_) => FollowUp::Redispatch(job.id),
+    };
+    if prefs.respond_async && prefs.wait.is_none() {
+        // The time to this answer must not depend on the processing: the
+        // processor is only called once the 202 is out.
+        return Ok(Reply {
+            response: accepted_response(&job, prefs),
+            follow_ups: vec![dispatch, FollowUp::Maintain],
+        });
+    }
+    let timeout = match prefs.wait {
+        Some(seconds) => Duration::from_secs(seconds).min(ctx.config.max_wait),
+        None => ctx.config.lease,
+    };
+    if !job.status.is_terminal() {
+        super::follow_up(ctx, dispatch);
+    }
+    let finished = wait_until_finished(ctx, job.id, timeout)?;
+    let response = match finished {
+        None => accepted_response(&job, prefs),
+        Some(job) => finished_response(ctx, &job, prefs)?,
+    };
+    Ok(Reply {
+        response,
+        follow_ups: vec![FollowUp::Maintain],
+    })
+}
+
+/// The `ops` query parameter, or the default operations without one.
+fn ops_from_query(query: Option<&str>) -> Result<Vec<kiln_image::Op>, Error> {
+    let mut values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(name, _)| name == "ops")
+        .map(|(_, value)| value);
+    let Some(spec) = values.next() else {
+        return Ok(kiln_image::default_ops());
+    };
+    if values.next().is_some() {
+        return Err(Error::BadRequest("`ops` given more than once".into()));
+    }
+    kiln_image::parse_ops(&spec).map_err(|err| Error::BadRequest(format!("invalid ops: {err}")))
+}
+
+fn wait_until_finished(ctx: &Ctx<'_>, id: JobId, timeout: Duration) -> Result<Option<Job>, Error> {
+    let jobs = Jobs::new(ctx.kv);
+    ctx.poll(timeout, || match jobs.get(id, ctx.runtime.now()) {
+        Ok(Some(job)) if !job.status.is_terminal() => None,
+        Ok(Some(job)) => Some(Ok(job)),
+        Ok(None) => Some(Err(Error::NotFound("operation"))),
+        Err(err) => Some(Err(err)),
+    })
+    .transpose()
+}
+
+/// `202 Accepted`, saying `respond-async` was applied when it was asked for.
+fn accepted_response(job: &Job, prefs: &Preferences) -> super::Response {
+    let mut response = render::accepted(job);
+    if prefs.respond_async {
+        set(&mut response, PREFERENCE_APPLIED, "respond-async");
+    }
+    response
+}
+
+const PREFERENCE_APPLIED: http::HeaderName = http::HeaderName::from_static("preference-applied");
+
+/// The answer for a job that finished within the wait.
+fn finished_response(ctx: &Ctx<'_>, job: &Job, prefs: &Preferences) -> Result<super::Response, Error> {
+    match job.status {
+        Status::Succeeded => created_response(ctx, job, prefs),
+        Status::Failed => {
+            let mut problem = job.error.clone().unwrap_or_else(|| {
+                Error::Internal("failed without a reason".into()).to_problem()
+            });
+            problem.operation = Some(render::operation_path(job));
+            Ok(render::problem_response(&problem))
+        }
+        _ => Err(Error::Conflict("the operation was canceled".into())),
+    }
+}
+
+/// `201 Created` with the image (or, for `return=minimal`, without).
+fn created_response(ctx: &Ctx<'_>, job: &Job, prefs: &Preferences) -> Result<super::Response, Error> {
+    let mut response = if prefs.return_ == Some(Return::Minimal) {
+        let mut response = render::response(StatusCode::CREATED, Vec::new());
+        set(&mut response, PREFERENCE_APPLIED, "return=minimal");
+        response
+    } else {
+        let result = job.result.as_ref().ok_or(Error::ImageNotReady(job.id))?;
+        let bytes = blob::read(ctx.kv, &result.blob).map_err(|err| match err {
+            blob::BlobError::Store(err) => Error::Store(err),
+            other => Error::Internal(other.to_string()),
+        })?;
+        render::image(job, StatusCode::CREATED, bytes)
+    };
+    set(&mut response, LOCATION, render::image_path(job));
+    set(&mut response, CONTENT_LOCATION, render::image_path(job));
+    Ok(response)
+}

@@ -1,0 +1,470 @@
+//! The HTTP contract, natively: every handler driven through a fake clock
+//! and an in-process processor over the in-memory store.
+
+use super::*;
+use crate::clock::Timestamp;
+use crate::config::Config;
+use crate::job::Status;
+use crate::kv::MemoryKv;
+use crate::runtime::Runtime;
+use http::{Method, StatusCode};
+use std::cell::Cell;
+use std::time::Duration;
+
+/// A host whose clock only moves when someone sleeps, and whose processor
+/// runs inline when dispatched (unless switched off, like a lost dispatch).
+struct FakeHost {
+    kv: MemoryKv,
+    config: Config,
+    clock: Cell<u64>,
+    processor_reachable: Cell<bool>,
+    dispatches: Cell<usize>,
+}
+
+impl FakeHost {
+    fn new() -> Self {
+        FakeHost {
+            kv: MemoryKv::new(),
+            config: Config::default(),
+            clock: Cell::new(1_700_000_000_000),
+            processor_reachable: Cell::new(true),
+            dispatches: Cell::new(0),
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            kv: &self.kv,
+            runtime: self,
+            config: &self.config,
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.set(self.clock.get() + by.as_millis() as u64);
+    }
+
+    /// Sends a request to the component owning `path`, then runs its
+    /// follow-ups, as Spin does after the response is out.
+    fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
+        let reply = self.send_without_follow_ups(method, path, headers, body);
+        for f in reply.follow_ups {
+            follow_up(&self.ctx(), f);
+        }
+        reply.response
+    }
+
+    fn send_without_follow_ups(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).unwrap();
+        if path.starts_with("/images?") || path == "/images" {
+            handle_submit(request, &self.ctx())
+        } else {
+            handle_resources(request, &self.ctx())
+        }
+    }
+
+    fn submit(&self, headers: &[(&str, &str)], query: &str) -> Response {
+        let mut all = vec![("content-type", "image/png")];
+        all.extend_from_slice(headers);
+        self.send(Method::POST, &format!("/images{query}"), &all, png(64, 48))
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path, &[], Vec::new())
+    }
+}
+
+impl Runtime for FakeHost {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.clock.get())
+    }
+    fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+    }
+    fn dispatch(&self, id: crate::id::JobId) -> Result<(), String> {
+        self.dispatches.set(self.dispatches.get() + 1);
+        if !self.processor_reachable.get() {
+            return Err("connection refused".into());
+        }
+        let request = http::Request::post(format!("/jobs/{id}")).body(Vec::<u8>::new()).unwrap();
+        let reply = handle_process(request, &self.ctx());
+        for f in reply.follow_ups {
+            follow_up(&self.ctx(), f);
+        }
+        Ok(())
+    }
+    fn log(&self, _message: &str) {}
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {response:?}"))
+        .to_str()
+        .unwrap()
+}
+
+fn json(response: &Response) -> serde_json::Value {
+    serde_json::from_slice(response.body()).unwrap()
+}
+
+fn problem_status(response: &Response) -> u16 {
+    assert_eq!(header(response, "content-type"), "application/problem+json");
+    let status = json(response)["status"].as_u64().unwrap() as u16;
+    assert_eq!(status, response.status().as_u16());
+    status
+}
+
+#[test]
+fn a_plain_submission_is_processed_inline_and_answered_201_with_the_image() {
+    let host = FakeHost::new();
+    let response = host.submit(&[], "?ops=resize(w=32),format(jpeg)");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = header(&response, "location").to_owned();
+    assert!(location.starts_with("/images/"));
+    assert_eq!(header(&response, "content-location"), location);
+    assert_eq!(header(&response, "content-type"), "image/jpeg");
+    assert_eq!(header(&response, "vary"), "Prefer");
+    assert_eq!(&response.body()[..2], &[0xFF, 0xD8]);
+}
+
+#[test]
+fn respond_async_answers_202_before_any_processing() {
+    let host = FakeHost::new();
+    let reply = host.send_without_follow_ups(
+        Method::POST,
+        "/images",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(8, 8),
+    );
+    let response = &reply.response;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(host.dispatches.get(), 0, "dispatched before answering");
+    let location = header(response, "location");
+    assert!(location.starts_with("/operations/"));
+    assert_eq!(header(response, "content-location"), location);
+    assert_eq!(header(response, "preference-applied"), "respond-async");
+    assert_eq!(header(response, "retry-after"), "1");
+    assert_eq!(json(response)["status"], "notStarted");
+    assert!(matches!(reply.follow_ups[0], FollowUp::Dispatch(_)));
+}
+
+#[test]
+fn an_accepted_job_can_be_polled_to_success_and_its_image_fetched() {
+    let host = FakeHost::new();
+    let accepted = host.submit(&[("prefer", "respond-async")], "?ops=format(webp)");
+    let operation = host.get(header(&accepted, "location"));
+    assert_eq!(operation.status(), StatusCode::OK);
+    let body = json(&operation);
+    assert_eq!(body["status"], "succeeded");
+    assert_eq!(body["percentComplete"], 100);
+    let image_path = body["resourceLocation"].as_str().unwrap();
+    assert_eq!(header(&operation, "link"), format!("<{image_path}>; rel=\"related\""));
+    let image = host.get(image_path);
+    assert_eq!(image.status(), StatusCode::OK);
+    assert_eq!(header(&image, "content-type"), "image/webp");
+    assert_eq!(header(&image, "cache-control"), "public, max-age=31536000, immutable");
+    assert_eq!(&image.body()[8..12], b"WEBP");
+}
+
+#[test]
+fn return_minimal_gives_an_empty_201() {
+    let host = FakeHost::new();
+    let response = host.submit(&[("prefer", "return=minimal")], "");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.body().is_empty());
+    assert_eq!(header(&response, "preference-applied"), "return=minimal");
+    assert!(header(&response, "location").starts_with("/images/"));
+}
+
+#[test]
+fn wait_gives_up_after_n_seconds_with_a_202() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let start = host.now();
+    let response = host.submit(&[("prefer", "respond-async, wait=3")], "");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&response, "preference-applied"), "respond-async");
+    assert!(host.now() >= start.after(Duration::from_secs(3)));
+}
+
+#[test]
+fn wait_returns_201_when_the_work_finishes_in_time() {
+    let host = FakeHost::new();
+    let response = host.submit(&[("prefer", "respond-async, wait=10")], "");
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[test]
+fn an_unfinished_wait_is_capped_by_max_wait() {
+    let mut host = FakeHost::new();
+    host.config.max_wait = Duration::from_secs(2);
+    host.processor_reachable.set(false);
+    let start = host.now();
+    // The dispatch fails, so the wait runs out on the (fake) clock.
+    let response = host.submit(&[("prefer", "wait=3600")], "");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(host.now() <= start.after(Duration::from_secs(3)), "waited too long");
+    assert!(response.headers().get("preference-applied").is_none());
+}
+
+#[test]
+fn the_same_idempotency_key_and_body_return_the_same_operation() {
+    let host = FakeHost::new();
+    let headers = [("prefer", "respond-async"), ("idempotency-key", "\"order-42\"")];
+    let first = host.submit(&headers, "?ops=grayscale");
+    let second = host.submit(&headers, "?ops=grayscale");
+    assert_eq!(header(&first, "location"), header(&second, "location"));
+    assert_eq!(host.dispatches.get(), 1, "a replay dispatched a second job");
+}
+
+#[test]
+fn the_same_idempotency_key_with_another_body_is_422() {
+    let host = FakeHost::new();
+    let headers = [("idempotency-key", "k1")];
+    host.submit(&headers, "?ops=grayscale");
+    let response = host.submit(&headers, "?ops=blur(sigma=2)");
+    assert_eq!(problem_status(&response), 422);
+}
+
+#[test]
+fn a_malformed_idempotency_key_is_400() {
+    let host = FakeHost::new();
+    let response = host.submit(&[("idempotency-key", "\"unterminated")], "");
+    assert_eq!(problem_status(&response), 400);
+}
+
+#[test]
+fn images_revalidate_with_their_etag() {
+    let host = FakeHost::new();
+    let created = host.submit(&[], "");
+    let etag = header(&created, "etag").to_owned();
+    let path = header(&created, "location").to_owned();
+    let response = host.send(Method::GET, &path, &[("if-none-match", &etag)], Vec::new());
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert!(response.body().is_empty());
+    assert_eq!(header(&response, "etag"), etag);
+}
+
+#[test]
+fn head_of_an_image_has_the_headers_of_get_and_no_body() {
+    let host = FakeHost::new();
+    let created = host.submit(&[], "");
+    let path = header(&created, "location").to_owned();
+    let get = host.get(&path);
+    let head = host.send(Method::HEAD, &path, &[], Vec::new());
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.body().is_empty());
+    assert_eq!(header(&head, "content-length"), get.body().len().to_string());
+    assert_eq!(header(&head, "etag"), header(&get, "etag"));
+}
+
+#[test]
+fn an_image_of_an_unfinished_job_is_404_linking_its_operation() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let id = json(&accepted)["id"].as_str().unwrap().to_owned();
+    let response = host.get(&format!("/images/{id}"));
+    assert_eq!(problem_status(&response), 404);
+    assert_eq!(json(&response)["operation"], format!("/operations/{id}"));
+}
+
+#[test]
+fn canceling_an_unfinished_job_stops_it_and_a_second_cancel_is_409() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let path = header(&accepted, "location").to_owned();
+    let canceled = host.send(Method::DELETE, &path, &[], Vec::new());
+    assert_eq!(canceled.status(), StatusCode::OK);
+    assert_eq!(json(&canceled)["status"], "canceled");
+    host.processor_reachable.set(true);
+    host.advance(Duration::from_secs(3600));
+    assert_eq!(json(&host.get(&path))["status"], "canceled");
+    let again = host.send(Method::DELETE, &path, &[], Vec::new());
+    assert_eq!(problem_status(&again), 409);
+}
+
+#[test]
+fn deleting_an_image_removes_every_key_of_its_job() {
+    let host = FakeHost::new();
+    let created = host.submit(&[], "");
+    let path = header(&created, "location").to_owned();
+    let id = path.trim_start_matches("/images/").to_owned();
+    let deleted = host.send(Method::DELETE, &path, &[], Vec::new());
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(problem_status(&host.get(&path)), 404);
+    assert!(host.kv.keys().iter().all(|k| !k.contains(&id)), "{:?}", host.kv.keys());
+}
+
+#[test]
+fn expired_jobs_read_as_gone_and_are_swept_by_a_later_request() {
+    let host = FakeHost::new();
+    let created = host.submit(&[], "");
+    let id = header(&created, "location").trim_start_matches("/images/").to_owned();
+    host.advance(host.config.retention + Duration::from_secs(60));
+    assert_eq!(problem_status(&host.get(&format!("/operations/{id}"))), 404);
+    assert!(host.kv.keys().iter().any(|k| k.contains(&id)));
+    host.submit(&[], "");
+    assert!(host.kv.keys().iter().all(|k| !k.contains(&id)), "{:?}", host.kv.keys());
+}
+
+#[test]
+fn a_lost_dispatch_is_repeated_by_a_status_read_after_one_lease() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let path = header(&accepted, "location").to_owned();
+    host.processor_reachable.set(true);
+    assert_eq!(json(&host.get(&path))["status"], "notStarted");
+    host.advance(host.config.lease);
+    host.get(&path);
+    assert_eq!(json(&host.get(&path))["status"], "succeeded");
+}
+
+#[test]
+fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let id = crate::id::JobId::parse(json(&accepted)["id"].as_str().unwrap()).unwrap();
+    // A processor claims the job, then dies without a word.
+    assert!(matches!(
+        crate::processing::claim(&host.ctx(), id),
+        Ok(crate::processing::Claimed::Started { .. })
+    ));
+    host.processor_reachable.set(true);
+    let path = format!("/operations/{id}");
+    assert_eq!(json(&host.get(&path))["status"], "running");
+    host.advance(host.config.lease);
+    host.get(&path);
+    let job = crate::repo::Jobs::new(&host.kv).get(id, host.now()).unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (Status::Succeeded, 2));
+}
+
+#[test]
+fn a_submission_also_redispatches_other_lost_jobs() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let lost = host.submit(&[("prefer", "respond-async")], "");
+    host.processor_reachable.set(true);
+    host.advance(host.config.lease);
+    host.submit(&[("prefer", "respond-async")], "");
+    let reply = host.send_without_follow_ups(Method::GET, header(&lost, "location"), &[], Vec::new());
+    assert_eq!(json(&reply.response)["status"], "succeeded");
+}
+
+#[test]
+fn long_polling_returns_as_soon_as_the_status_changes() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let path = header(&accepted, "location").to_owned();
+    host.advance(host.config.lease);
+    host.processor_reachable.set(true);
+    let start = host.now();
+    let response = host.send(Method::GET, &path, &[("prefer", "wait=20")], Vec::new());
+    assert_eq!(json(&response)["status"], "succeeded");
+    assert!(host.now() < start.after(Duration::from_secs(20)));
+}
+
+#[test]
+fn an_unfinished_operation_must_not_be_cached_and_a_finished_one_revalidates() {
+    let host = FakeHost::new();
+    host.processor_reachable.set(false);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let path = header(&accepted, "location").to_owned();
+    let pending = host.get(&path);
+    assert_eq!(header(&pending, "cache-control"), "no-store");
+    assert_eq!(header(&pending, "retry-after"), "1");
+    host.send(Method::DELETE, &path, &[], Vec::new());
+    let done = host.get(&path);
+    assert_eq!(header(&done, "cache-control"), "no-cache");
+    let etag = header(&done, "etag").to_owned();
+    let revalidated = host.send(Method::GET, &path, &[("if-none-match", &etag)], Vec::new());
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[test]
+fn store_failures_are_503_problems_with_retry_after() {
+    let host = FakeHost::new();
+    host.kv.set_failing(true);
+    let response = host.submit(&[], "");
+    assert_eq!(problem_status(&response), 503);
+    assert_eq!(header(&response, "retry-after"), "1");
+}
+
+#[test]
+fn bad_uploads_get_their_documented_status() {
+    let host = FakeHost::new();
+    let cases: Vec<(Vec<(&str, &str)>, &str, Vec<u8>, u16)> = vec![
+        (vec![("content-type", "image/jpeg")], "", png(4, 4), 415),
+        (vec![("content-type", "text/plain")], "", png(4, 4), 415),
+        (vec![], "", png(4, 4), 415),
+        (vec![("content-type", "image/png")], "", Vec::new(), 400),
+        (vec![("content-type", "image/png")], "", b"not an image".to_vec(), 415),
+        (vec![("content-type", "image/png")], "?ops=sharpn", png(4, 4), 400),
+        (vec![("content-type", "image/png")], "?ops=grayscale&ops=grayscale", png(4, 4), 400),
+        (vec![("content-type", "image/png"), ("content-length", "999999999999")], "", png(4, 4), 413),
+    ];
+    for (headers, query, body, status) in cases {
+        let response = host.send(Method::POST, &format!("/images{query}"), &headers, body);
+        assert_eq!(problem_status(&response), status, "{headers:?} {query}");
+    }
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_even_without_content_length() {
+    let mut host = FakeHost::new();
+    host.config.max_upload_bytes = 100;
+    let response = host.submit(&[], "");
+    assert_eq!(problem_status(&response), 413);
+}
+
+#[test]
+fn too_many_output_pixels_are_refused_before_processing() {
+    let mut host = FakeHost::new();
+    host.config.max_output_pixels = 1_000;
+    let response = host.submit(&[], "?ops=resize(w=2000,h=2000,fit=fill)");
+    assert_eq!(problem_status(&response), 422);
+    assert_eq!(host.dispatches.get(), 0);
+}
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let host = FakeHost::new();
+    let on_collection = host.get("/images");
+    assert_eq!(problem_status(&on_collection), 405);
+    assert_eq!(header(&on_collection, "allow"), "POST");
+    let id = crate::id::JobId::random();
+    let on_operation = host.send(Method::PUT, &format!("/operations/{id}"), &[], Vec::new());
+    assert_eq!(header(&on_operation, "allow"), "GET, HEAD, DELETE");
+}
+
+#[test]
+fn malformed_ids_are_404_and_never_reach_the_store() {
+    let host = FakeHost::new();
+    host.kv.set_failing(true);
+    for path in ["/operations/..", "/operations/a/b", "/images/%00", "/operations/"] {
+        assert_eq!(problem_status(&host.get(path)), 404, "{path}");
+    }
+}

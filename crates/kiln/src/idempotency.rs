@@ -1,0 +1,128 @@
+//! `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header): a retried
+//! submission with the same key and the same request gets the same job; the
+//! same key with a different request is refused.
+
+use crate::id::JobId;
+use crate::keys;
+use crate::kv::{KvError, KvStore};
+use crate::problem::Error;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A validated `Idempotency-Key` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+/// What a key is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The job created for the first request with this key.
+    pub job: JobId,
+    /// Digest of that request, to recognise a different one.
+    pub fingerprint: String,
+}
+
+impl IdempotencyKey {
+    /// Accepts the draft's sf-string form (`"abc"`) and, as most APIs do,
+    /// a bare token of visible ASCII; 1 to [`MAX_KEY_LEN`] characters.
+    pub fn parse(value: &[u8]) -> Result<IdempotencyKey, Error> {
+        let invalid = || {
+            Error::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters, optionally in double quotes"
+            ))
+        };
+        let text = std::str::from_utf8(value).map_err(|_| invalid())?.trim();
+        let inner = match text.strip_prefix('"') {
+            Some(rest) => rest.strip_suffix('"').ok_or_else(invalid)?,
+            None => text,
+        };
+        let valid = (1..=MAX_KEY_LEN).contains(&inner.len())
+            && inner.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        valid.then(|| IdempotencyKey(inner.to_owned())).ok_or_else(invalid)
+    }
+
+    /// The store key of this key's binding.
+    pub fn entry_key(&self) -> String {
+        keys::idempotency(&hex(&Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+/// A digest of everything that makes two submissions the same request.
+pub fn fingerprint(body: &[u8], media_type: &str, canonical_ops: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [media_type.as_bytes(), canonical_ops.as_bytes(), body] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex(&hasher.finalize())
+}
+
+/// The binding of `key`, if it has one.
+pub fn lookup(kv: &dyn KvStore, key: &IdempotencyKey) -> Result<Option<Binding>, KvError> {
+    Ok(kv
+        .get(&key.entry_key())?
+        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+}
+
+/// Binds `key` to `binding` unless it is already bound; returns the binding
+/// that holds afterwards (the caller's or an earlier one).
+pub fn bind(kv: &dyn KvStore, key: &IdempotencyKey, binding: Binding) -> Result<Binding, KvError> {
+    let encoded = serde_json::to_vec(&binding).map_err(|e| KvError(e.to_string()))?;
+    if kv.compare_and_swap(&key.entry_key(), None, &encoded)? {
+        return Ok(binding);
+    }
+    lookup(kv, key)?.ok_or_else(|| KvError("idempotency entry vanished".into()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemoryKv;
+
+    #[test]
+    fn quoted_and_bare_keys_are_the_same_key() {
+        let quoted = IdempotencyKey::parse(br#""abc-123""#).unwrap();
+        let bare = IdempotencyKey::parse(b"abc-123").unwrap();
+        assert_eq!(quoted, bare);
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        for bad in [&b""[..], b"\"\"", b"\"open", b"has space", b"\xff", long.as_bytes()] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_store_key_never_contains_client_text() {
+        let key = IdempotencyKey::parse(b"../../etc").unwrap();
+        assert!(!key.entry_key().contains(".."));
+    }
+
+    #[test]
+    fn the_first_binding_wins() {
+        let kv = MemoryKv::new();
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let first = Binding { job: JobId::random(), fingerprint: "a".into() };
+        let second = Binding { job: JobId::random(), fingerprint: "b".into() };
+        assert_eq!(bind(&kv, &key, first.clone()).unwrap(), first);
+        assert_eq!(bind(&kv, &key, second).unwrap(), first);
+    }
+
+    #[test]
+    fn fingerprints_differ_when_any_part_differs() {
+        let base = fingerprint(b"img", "image/png", "grayscale");
+        assert_ne!(base, fingerprint(b"img2", "image/png", "grayscale"));
+        assert_ne!(base, fingerprint(b"img", "image/jpeg", "grayscale"));
+        assert_ne!(base, fingerprint(b"img", "image/png", "blur(sigma=1)"));
+        assert_eq!(base, fingerprint(b"img", "image/png", "grayscale"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Every key Kiln writes, in one place. All start with `kiln:` so the store
+//! can be shared with other applications.
+
+use crate::clock::Timestamp;
+use crate::id::JobId;
+
+/// The job record.
+pub fn job(id: JobId) -> String {
+    format!("kiln:job:{id}")
+}
+
+/// Chunk prefix of the uploaded image.
+pub fn source_blob(id: JobId) -> String {
+    format!("kiln:blob:{id}:src")
+}
+
+/// Chunk prefix of a result, per lease so that a late processor never
+/// overwrites the chunks of the one that won.
+pub fn result_blob(id: JobId, lease_token: &str) -> String {
+    format!("kiln:blob:{id}:out:{lease_token}")
+}
+
+/// The entry of an `Idempotency-Key`, by the key's SHA-256 (hex): client
+/// text never becomes part of a key.
+pub fn idempotency(key_digest_hex: &str) -> String {
+    format!("kiln:idempotency:{key_digest_hex}")
+}
+
+/// The ids of jobs that are not finished, for re-dispatching lost ones.
+pub const PENDING: &str = "kiln:pending";
+
+/// The due times of the non-empty retention buckets.
+pub const RETENTION_BUCKETS: &str = "kiln:retention";
+
+/// The ids of the jobs that expire by `due`.
+pub fn retention_bucket(due: Timestamp) -> String {
+    format!("kiln:retention:{}", due.0)
+}

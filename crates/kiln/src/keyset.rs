@@ -1,0 +1,97 @@
+//! A small set of strings kept as one JSON value and updated with
+//! compare-and-swap, for the indexes that let Kiln find pending and expired
+//! jobs without scanning every key.
+
+use crate::kv::{KvError, KvStore};
+
+/// Reads the set stored under `key` (empty if absent or unreadable).
+pub fn members(kv: &dyn KvStore, key: &str) -> Result<Vec<String>, KvError> {
+    Ok(kv
+        .get(key)?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
+}
+
+/// Adds `member` to the set under `key`.
+pub fn insert(kv: &dyn KvStore, key: &str, member: &str) -> Result<(), KvError> {
+    update(kv, key, |set| {
+        if set.iter().any(|m| m == member) {
+            return false;
+        }
+        set.push(member.to_owned());
+        true
+    })
+}
+
+/// Removes `members` from the set under `key`.
+pub fn remove(kv: &dyn KvStore, key: &str, members: &[String]) -> Result<(), KvError> {
+    update(kv, key, |set| {
+        let before = set.len();
+        set.retain(|m| !members.contains(m));
+        set.len() != before
+    })
+}
+
+/// Applies `change` (which says whether it changed anything) until the
+/// compare-and-swap succeeds.
+fn update(
+    kv: &dyn KvStore,
+    key: &str,
+    mut change: impl FnMut(&mut Vec<String>) -> bool,
+) -> Result<(), KvError> {
+    loop {
+        let raw = kv.get(key)?;
+        let mut set: Vec<String> = raw
+            .as_deref()
+            .and_then(|r| serde_json::from_slice(r).ok())
+            .unwrap_or_default();
+        if !change(&mut set) {
+            return Ok(());
+        }
+        let encoded = serde_json::to_vec(&set).map_err(|e| KvError(e.to_string()))?;
+        if kv.compare_and_swap(key, raw.as_deref(), &encoded)? {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemoryKv;
+
+    #[test]
+    fn inserting_twice_keeps_one_member() {
+        let kv = MemoryKv::new();
+        insert(&kv, "s", "a").unwrap();
+        insert(&kv, "s", "a").unwrap();
+        assert_eq!(members(&kv, "s").unwrap(), ["a"]);
+    }
+
+    #[test]
+    fn removed_members_are_gone_and_others_stay() {
+        let kv = MemoryKv::new();
+        for m in ["a", "b", "c"] {
+            insert(&kv, "s", m).unwrap();
+        }
+        remove(&kv, "s", &["a".into(), "c".into()]).unwrap();
+        assert_eq!(members(&kv, "s").unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn concurrent_inserts_are_all_kept() {
+        let kv = std::sync::Arc::new(MemoryKv::new());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        insert(kv.as_ref(), "s", &format!("{t}-{i}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(members(kv.as_ref(), "s").unwrap().len(), 200);
+    }
+}

@@ -1,0 +1,49 @@
+//! Kiln's domain: asynchronous request-reply for image processing, over a
+//! key-value store, with no dependency on Spin.
+//!
+//! # Layout
+//!
+//! - [`http`]: the HTTP contract on plain `http` types — one handler per
+//!   component (`handle_submit`, `handle_resources`, `handle_process`), the
+//!   response rendering, and the follow-ups run after a response is sent.
+//! - [`submission`]: validating and durably storing an upload, idempotent
+//!   replays.
+//! - [`processing`]: claiming a job under a lease and running the pipeline
+//!   (the pipeline itself is the `kiln-image` crate).
+//! - [`job`]: the job record and its state machine.
+//! - [`repo`]: job records over the store, changed only by compare-and-swap.
+//! - [`blob`]: images as chunks of at most 256 KiB.
+//! - [`pending`], [`retention`], [`keyset`]: the indexes that find lost and
+//!   expired jobs without scanning the store.
+//! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
+//! - [`problem`]: RFC 9457 problem details; the one mapping of errors to
+//!   HTTP statuses.
+//! - [`kv`]: the five-method storage seam and an in-memory store;
+//!   [`runtime`]: the clock, sleeping and dispatching seam; [`config`]: the
+//!   limits; [`clock`], [`id`], [`keys`]: small value types and key names.
+
+pub mod blob;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod id;
+pub mod idempotency;
+pub mod job;
+pub mod keys;
+pub mod keyset;
+pub mod kv;
+pub mod pending;
+pub mod prefer;
+pub mod problem;
+pub mod processing;
+pub mod repo;
+pub mod retention;
+pub mod runtime;
+pub mod submission;
+
+pub use clock::Timestamp;
+pub use config::Config;
+pub use id::JobId;
+pub use kv::{KvError, KvStore, MemoryKv};
+pub use problem::{Error, Problem};
+pub use runtime::{Ctx, Runtime};

@@ -1,0 +1,73 @@
+//! The index of unfinished jobs, so that a job whose processor died (trap,
+//! host restart, lost dispatch) is found and re-dispatched by a later
+//! request, without a cron and without scanning the store.
+
+use crate::clock::Timestamp;
+use crate::id::JobId;
+use crate::keys;
+use crate::keyset;
+use crate::kv::{KvError, KvStore};
+use crate::problem::Error;
+use crate::repo::Jobs;
+use std::time::Duration;
+
+/// How many pending jobs one request inspects.
+pub const JOBS_PER_CHECK: usize = 16;
+
+/// Lists a new job as pending.
+pub fn add(kv: &dyn KvStore, id: JobId) -> Result<(), KvError> {
+    keyset::insert(kv, keys::PENDING, &id.to_string())
+}
+
+/// Pending jobs that need a processor now, oldest first; forgets entries of
+/// jobs that finished or disappeared.
+pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<JobId>, Error> {
+    let jobs = Jobs::new(kv);
+    let mut gone = Vec::new();
+    let mut stale = Vec::new();
+    for member in keyset::members(kv, keys::PENDING)?
+        .into_iter()
+        .take(JOBS_PER_CHECK)
+    {
+        match JobId::parse(&member).ok().map(|id| (id, jobs.get(id, now))) {
+            Some((id, Ok(Some(job)))) if !job.status.is_terminal() => {
+                if job.needs_dispatch(now, lease) {
+                    stale.push(id);
+                }
+            }
+            Some((_, Err(err))) => return Err(err),
+            _ => gone.push(member),
+        }
+    }
+    if !gone.is_empty() {
+        keyset::remove(kv, keys::PENDING, &gone)?;
+    }
+    Ok(stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::tests::new_job;
+    use crate::kv::MemoryKv;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_job_dispatched_recently_is_not_stale() {
+        let kv = MemoryKv::new();
+        let job = new_job(Timestamp(0));
+        Jobs::new(&kv).insert(&job).unwrap();
+        add(&kv, job.id).unwrap();
+        assert!(stale(&kv, Timestamp(1_000), LEASE).unwrap().is_empty());
+        assert_eq!(stale(&kv, Timestamp(60_000), LEASE).unwrap(), [job.id]);
+    }
+
+    #[test]
+    fn entries_of_vanished_jobs_are_forgotten() {
+        let kv = MemoryKv::new();
+        add(&kv, JobId::random()).unwrap();
+        assert!(stale(&kv, Timestamp(0), LEASE).unwrap().is_empty());
+        assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
+    }
+}

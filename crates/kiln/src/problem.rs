@@ -1,0 +1,201 @@
+//! RFC 9457 problem details, and the one place where a domain [`Error`]
+//! becomes an HTTP status and a client-facing message.
+//!
+//! Internal error text (store messages, panics) never reaches a client: it
+//! is logged by the caller and replaced by a generic detail here.
+
+use crate::id::JobId;
+use crate::kv::KvError;
+use serde::{Deserialize, Serialize};
+
+/// Every problem `type` is `PROBLEM_TYPE_PREFIX` + a slug listed in the README.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:kiln:problem:";
+
+/// An `application/problem+json` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The operation this problem is about, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+}
+
+/// Everything that can make a request fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The body is not an image format we read, or contradicts its `Content-Type`.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// The upload is larger than `max_upload_bytes`.
+    #[error("upload larger than {max} bytes")]
+    ContentTooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// The request is malformed (empty body, bad `ops`, bad header).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The image or its operations cannot be processed as asked.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    /// An `Idempotency-Key` was reused for a different request.
+    #[error("idempotency key reused for a different request")]
+    IdempotencyKeyReused(JobId),
+    /// No such resource (or it expired, or the id is malformed).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The image's operation has not succeeded (yet).
+    #[error("image of operation {0} is not available")]
+    ImageNotReady(JobId),
+    /// The request conflicts with the resource's state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The method is not supported on this resource.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The methods that are, for the `Allow` header.
+        allow: &'static str,
+    },
+    /// The key-value store failed; the request may be retried.
+    #[error(transparent)]
+    Store(#[from] KvError),
+    /// Processing failed for a reason that is not the client's.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status and the problem body for this error.
+    pub fn to_problem(&self) -> Problem {
+        let (status, slug, title, detail, operation) = match self {
+            Error::UnsupportedMediaType(d) => (
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                Some(d.clone()),
+                None,
+            ),
+            Error::ContentTooLarge { max } => (
+                413,
+                "content-too-large",
+                "Content too large",
+                Some(format!("uploads are limited to {max} bytes")),
+                None,
+            ),
+            Error::BadRequest(d) => (400, "bad-request", "Bad request", Some(d.clone()), None),
+            Error::Unprocessable(d) => (
+                422,
+                "unprocessable-image",
+                "Image cannot be processed",
+                Some(d.clone()),
+                None,
+            ),
+            Error::IdempotencyKeyReused(id) => (
+                422,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                Some("this Idempotency-Key was already used for a different request".into()),
+                Some(*id),
+            ),
+            Error::NotFound(what) => (
+                404,
+                "not-found",
+                "Not found",
+                Some(format!("no such {what}, or it has expired")),
+                None,
+            ),
+            Error::ImageNotReady(id) => (
+                404,
+                "image-not-ready",
+                "Image not available",
+                Some("the operation producing this image has not succeeded".into()),
+                Some(*id),
+            ),
+            Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
+            Error::MethodNotAllowed { .. } => (
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                None,
+                None,
+            ),
+            Error::Store(_) => (
+                503,
+                "store-unavailable",
+                "Service temporarily unavailable",
+                Some("storage is temporarily unavailable; retry later".into()),
+                None,
+            ),
+            Error::Internal(_) => (
+                500,
+                "internal",
+                "Internal error",
+                Some("the request could not be completed".into()),
+                None,
+            ),
+        };
+        Problem {
+            type_: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
+            title: title.into(),
+            status,
+            detail,
+            operation: operation.map(|id| format!("/operations/{id}")),
+        }
+    }
+}
+
+impl From<kiln_image::ImageError> for Error {
+    fn from(err: kiln_image::ImageError) -> Self {
+        use kiln_image::ImageError as E;
+        match err {
+            E::Unsupported => Error::UnsupportedMediaType(
+                "the body is not a JPEG, PNG, WebP or GIF image".into(),
+            ),
+            E::Canceled => Error::Conflict("the operation was canceled".into()),
+            other => Error::Unprocessable(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_503_without_the_backend_message() {
+        let problem = Error::Store(KvError("redis: secret-host:6379 refused".into())).to_problem();
+        assert_eq!(problem.status, 503);
+        let json = serde_json::to_string(&problem).unwrap();
+        assert!(!json.contains("secret-host"), "{json}");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_text() {
+        let problem = Error::Internal("panicked at src/lib.rs:1".into()).to_problem();
+        assert_eq!(problem.status, 500);
+        assert!(!serde_json::to_string(&problem).unwrap().contains("panicked"));
+    }
+
+    #[test]
+    fn image_not_ready_links_its_operation() {
+        let id = JobId::random();
+        let problem = Error::ImageNotReady(id).to_problem();
+        assert_eq!(problem.status, 404);
+        assert_eq!(problem.operation, Some(format!("/operations/{id}")));
+    }
+
+    #[test]
+    fn every_problem_type_is_a_kiln_urn() {
+        let problem = Error::NotFound("operation").to_problem();
+        assert_eq!(problem.type_, "urn:kiln:problem:not-found");
+    }
+}

@@ -1,0 +1,202 @@
+//! The job repository: job records, their blobs and indexes over a
+//! [`KvStore`]. Every change to a record goes through [`Jobs::update`], a
+//! compare-and-swap loop, so concurrent writers (processors, cancels) never
+//! lose each other's updates.
+
+use crate::blob;
+use crate::clock::Timestamp;
+use crate::id::JobId;
+use crate::job::Job;
+use crate::keys;
+use crate::keyset;
+use crate::kv::KvStore;
+use crate::problem::Error;
+
+/// The outcome of [`Jobs::update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// No such job, or it expired.
+    Missing,
+    /// The transition declined; the job as it is.
+    Unchanged(Job),
+    /// The transition was stored; the job as it is now.
+    Changed(Job),
+}
+
+/// Jobs in a key-value store.
+#[derive(Clone, Copy)]
+pub struct Jobs<'a> {
+    kv: &'a dyn KvStore,
+}
+
+impl<'a> Jobs<'a> {
+    /// Jobs in `kv`.
+    pub fn new(kv: &'a dyn KvStore) -> Self {
+        Jobs { kv }
+    }
+
+    /// The store.
+    pub fn kv(&self) -> &'a dyn KvStore {
+        self.kv
+    }
+
+    /// The job, unless it does not exist or has expired.
+    pub fn get(&self, id: JobId, now: Timestamp) -> Result<Option<Job>, Error> {
+        Ok(self
+            .get_raw(id)?
+            .map(|(_, job)| job)
+            .filter(|job| !job.is_expired(now)))
+    }
+
+    /// The job even if expired, with its stored bytes for compare-and-swap.
+    fn get_raw(&self, id: JobId) -> Result<Option<(Vec<u8>, Job)>, Error> {
+        let Some(raw) = self.kv.get(&keys::job(id))? else {
+            return Ok(None);
+        };
+        let job = serde_json::from_slice(&raw)
+            .map_err(|e| Error::Internal(format!("job record {id} unreadable: {e}")))?;
+        Ok(Some((raw, job)))
+    }
+
+    /// Stores a new job's record, making it (and its source blob) visible.
+    pub fn insert(&self, job: &Job) -> Result<(), Error> {
+        Ok(self.kv.set(&keys::job(job.id), &encode(job)?)?)
+    }
+
+    /// Applies `transition` to the current record until the compare-and-swap
+    /// succeeds. The transition may run several times, on fresher records.
+    pub fn update(
+        &self,
+        id: JobId,
+        now: Timestamp,
+        mut transition: impl FnMut(&Job) -> Option<Job>,
+    ) -> Result<Update, Error> {
+        loop {
+            let Some((raw, job)) = self.get_raw(id)? else {
+                return Ok(Update::Missing);
+            };
+            if job.is_expired(now) {
+                return Ok(Update::Missing);
+            }
+            let Some(next) = transition(&job) else {
+                return Ok(Update::Unchanged(job));
+            };
+            if self
+                .kv
+                .compare_and_swap(&keys::job(id), Some(&raw), &encode(&next)?)?
+            {
+                if next.status.is_terminal() && !job.status.is_terminal() {
+                    // Best effort: a stale pending entry only costs a lookup.
+                    keyset::remove(self.kv, keys::PENDING, &[id.to_string()]).ok();
+                }
+                return Ok(Update::Changed(next));
+            }
+        }
+    }
+
+    /// Deletes a job and everything it owns; the record goes first so that
+    /// nothing half-deleted is ever visible. Returns whether it existed
+    /// (expired jobs count as existing here: this is also the clean-up).
+    pub fn delete(&self, id: JobId) -> Result<bool, Error> {
+        let Some((_, job)) = self.get_raw(id)? else {
+            return Ok(false);
+        };
+        self.kv.delete(&keys::job(id))?;
+        blob::delete(self.kv, &job.source)?;
+        if let Some(result) = &job.result {
+            blob::delete(self.kv, &result.blob)?;
+        }
+        if let Some(entry) = &job.idempotency_entry {
+            self.kv.delete(entry)?;
+        }
+        keyset::remove(self.kv, keys::PENDING, &[id.to_string()])?;
+        Ok(true)
+    }
+}
+
+fn encode(job: &Job) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::tests::new_job;
+    use crate::job::{Claim, Status};
+    use crate::kv::MemoryKv;
+    use std::time::Duration;
+
+    #[test]
+    fn an_expired_job_reads_as_missing() {
+        let kv = MemoryKv::new();
+        let job = new_job(Timestamp(0));
+        Jobs::new(&kv).insert(&job).unwrap();
+        assert!(Jobs::new(&kv).get(job.id, Timestamp(1)).unwrap().is_some());
+        assert!(Jobs::new(&kv).get(job.id, job.expires_at).unwrap().is_none());
+    }
+
+    #[test]
+    fn of_many_concurrent_claims_exactly_one_wins() {
+        let kv = std::sync::Arc::new(MemoryKv::new());
+        let job = new_job(Timestamp(0));
+        Jobs::new(kv.as_ref()).insert(&job).unwrap();
+        let winners: usize = (0..16)
+            .map(|t| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    let token = format!("t{t}");
+                    let update = Jobs::new(kv.as_ref())
+                        .update(job.id, Timestamp(1), |j| {
+                            match j.claim(&token, Timestamp(1), Duration::from_secs(60), 3) {
+                                Claim::Claimed(next) => Some(next),
+                                _ => None,
+                            }
+                        })
+                        .unwrap();
+                    usize::from(matches!(update, Update::Changed(_)))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1);
+        let stored = Jobs::new(kv.as_ref()).get(job.id, Timestamp(2)).unwrap().unwrap();
+        assert_eq!((stored.status, stored.attempts), (Status::Running, 1));
+    }
+
+    #[test]
+    fn a_cancel_racing_a_success_leaves_exactly_one_outcome() {
+        let kv = MemoryKv::new();
+        let jobs = Jobs::new(&kv);
+        let job = new_job(Timestamp(0));
+        jobs.insert(&job).unwrap();
+        let Claim::Claimed(running) = job.claim("a", Timestamp(0), Duration::from_secs(60), 3)
+        else {
+            panic!()
+        };
+        jobs.update(job.id, Timestamp(0), |_| Some(running.clone())).unwrap();
+        jobs.update(job.id, Timestamp(1), |j| j.cancel(Timestamp(1))).unwrap();
+        let result = crate::job::ImageRef {
+            blob: running.source.clone(),
+            media_type: "image/png".into(),
+            etag: "\"x\"".into(),
+            width: 1,
+            height: 1,
+        };
+        let late = jobs
+            .update(job.id, Timestamp(2), |j| j.succeed("a", result.clone(), Timestamp(2)))
+            .unwrap();
+        assert!(matches!(late, Update::Unchanged(j) if j.status == Status::Canceled));
+    }
+
+    #[test]
+    fn delete_removes_the_record_and_its_chunks() {
+        let kv = MemoryKv::new();
+        let mut job = new_job(Timestamp(0));
+        job.source = blob::write(&kv, keys::source_blob(job.id), &[1; 300_000]).unwrap();
+        Jobs::new(&kv).insert(&job).unwrap();
+        assert!(Jobs::new(&kv).delete(job.id).unwrap());
+        assert!(kv.keys().iter().all(|k| !k.contains(&job.id.to_string())), "{:?}", kv.keys());
+    }
+}

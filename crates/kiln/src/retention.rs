@@ -1,0 +1,127 @@
+//! Retention: expired jobs read as gone at once (see [`Job::is_expired`]),
+//! and their keys are deleted later by [`sweep`], which finds them through
+//! time buckets instead of scanning the whole store.
+//!
+//! A job expiring at `t` is listed in the bucket due at `t` rounded up to
+//! the bucket width. New jobs always land in buckets due in the future, so a
+//! due bucket never changes again and can be deleted once swept.
+//!
+//! [`Job::is_expired`]: crate::job::Job::is_expired
+
+use crate::clock::Timestamp;
+use crate::id::JobId;
+use crate::keys;
+use crate::keyset;
+use crate::kv::{KvError, KvStore};
+use crate::problem::Error;
+use crate::repo::Jobs;
+use std::time::Duration;
+
+/// How many due buckets one sweep handles, to bound the work per request.
+pub const BUCKETS_PER_SWEEP: usize = 4;
+
+/// A sixteenth of the retention, between one second and one minute: few
+/// buckets per day, and clean-up lags expiry by at most one width.
+pub fn bucket_width(retention: Duration) -> Duration {
+    (retention / 16).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+fn due(expires_at: Timestamp, width: Duration) -> Timestamp {
+    let width = u64::try_from(width.as_millis()).unwrap_or(u64::MAX).max(1);
+    Timestamp(expires_at.0.div_ceil(width).saturating_mul(width))
+}
+
+/// Lists `id` for deletion once `expires_at` has passed.
+pub fn schedule(
+    kv: &dyn KvStore,
+    id: JobId,
+    expires_at: Timestamp,
+    retention: Duration,
+) -> Result<(), KvError> {
+    let due = due(expires_at, bucket_width(retention));
+    keyset::insert(kv, &keys::retention_bucket(due), &id.to_string())?;
+    keyset::insert(kv, keys::RETENTION_BUCKETS, &due.0.to_string())
+}
+
+/// Deletes the jobs of up to [`BUCKETS_PER_SWEEP`] due buckets; returns how
+/// many jobs it deleted.
+pub fn sweep(kv: &dyn KvStore, now: Timestamp, retention: Duration) -> Result<usize, Error> {
+    let mut due_buckets: Vec<u64> = keyset::members(kv, keys::RETENTION_BUCKETS)?
+        .iter()
+        .filter_map(|b| b.parse().ok())
+        .filter(|&b| b <= now.0)
+        .collect();
+    due_buckets.sort_unstable();
+    due_buckets.truncate(BUCKETS_PER_SWEEP);
+    let jobs = Jobs::new(kv);
+    let mut deleted = 0;
+    for bucket in due_buckets {
+        let bucket_key = keys::retention_bucket(Timestamp(bucket));
+        for member in keyset::members(kv, &bucket_key)? {
+            let Ok(id) = JobId::parse(&member) else { continue };
+            match jobs.get(id, now)? {
+                // Not expired after all (retention was raised): list it again.
+                Some(job) => schedule(kv, id, job.expires_at, retention)?,
+                None => deleted += usize::from(jobs.delete(id)?),
+            }
+        }
+        kv.delete(&bucket_key)?;
+        keyset::remove(kv, keys::RETENTION_BUCKETS, &[bucket.to_string()])?;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::tests::new_job;
+    use crate::kv::MemoryKv;
+
+    const RETENTION: Duration = Duration::from_secs(3600);
+
+    fn stored_job(kv: &MemoryKv, now: Timestamp) -> JobId {
+        let mut job = new_job(now);
+        job.expires_at = now.after(RETENTION);
+        Jobs::new(kv).insert(&job).unwrap();
+        schedule(kv, job.id, job.expires_at, RETENTION).unwrap();
+        job.id
+    }
+
+    #[test]
+    fn bucket_width_stays_between_a_second_and_a_minute() {
+        assert_eq!(bucket_width(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(bucket_width(Duration::from_secs(86_400)), Duration::from_secs(60));
+        assert_eq!(bucket_width(Duration::from_secs(320)), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn sweeping_before_expiry_deletes_nothing() {
+        let kv = MemoryKv::new();
+        let id = stored_job(&kv, Timestamp(0));
+        assert_eq!(sweep(&kv, Timestamp(3_599_000), RETENTION).unwrap(), 0);
+        assert!(Jobs::new(&kv).get(id, Timestamp(0)).unwrap().is_some());
+    }
+
+    #[test]
+    fn sweeping_after_expiry_leaves_no_keys_behind() {
+        let kv = MemoryKv::new();
+        stored_job(&kv, Timestamp(0));
+        stored_job(&kv, Timestamp(10));
+        let later = Timestamp(0).after(RETENTION + bucket_width(RETENTION));
+        assert_eq!(sweep(&kv, later, RETENTION).unwrap(), 2);
+        let left: Vec<_> = kv.keys().into_iter().filter(|k| kv.get(k).unwrap().unwrap() != b"[]").collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn one_sweep_handles_a_bounded_number_of_buckets() {
+        let kv = MemoryKv::new();
+        let width = bucket_width(RETENTION);
+        for n in 0..(BUCKETS_PER_SWEEP as u64 + 2) {
+            stored_job(&kv, Timestamp(0).after(width * n as u32));
+        }
+        let much_later = Timestamp(0).after(RETENTION * 2);
+        assert_eq!(sweep(&kv, much_later, RETENTION).unwrap(), BUCKETS_PER_SWEEP);
+        assert_eq!(sweep(&kv, much_later, RETENTION).unwrap(), 2);
+    }
+}

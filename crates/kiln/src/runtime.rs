@@ -1,0 +1,57 @@
+//! What the workflow needs from its host besides the store: time, waiting,
+//! and a way to start the processor. Components implement it with Spin's
+//! APIs; tests implement it with a fake clock and an in-process processor.
+
+use crate::clock::Timestamp;
+use crate::config::Config;
+use crate::id::JobId;
+use crate::kv::KvStore;
+use std::time::Duration;
+
+/// The host environment of one request.
+pub trait Runtime {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+    /// Blocks for `duration`.
+    fn sleep(&self, duration: Duration);
+    /// Asks a processor to run job `id`, and returns once it has answered
+    /// (a processor answers as soon as it has claimed the job, then works).
+    fn dispatch(&self, id: JobId) -> Result<(), String>;
+    /// Reports an internal error to the operator (never to the client).
+    fn log(&self, message: &str);
+}
+
+/// Everything a request handler works with.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The shared store.
+    pub kv: &'a dyn KvStore,
+    /// The host.
+    pub runtime: &'a dyn Runtime,
+    /// Limits and timings.
+    pub config: &'a Config,
+}
+
+impl Ctx<'_> {
+    /// Polls `check` until it returns `Some`, or `timeout` has passed;
+    /// starts at 20 ms between polls and backs off to 250 ms.
+    pub fn poll<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let deadline = self.runtime.now().after(timeout);
+        let mut interval = Duration::from_millis(20);
+        loop {
+            if let Some(value) = check() {
+                return Some(value);
+            }
+            let now = self.runtime.now();
+            if now >= deadline {
+                return None;
+            }
+            self.runtime.sleep(interval.min(now.until(deadline)));
+            interval = (interval * 2).min(Duration::from_millis(250));
+        }
+    }
+}

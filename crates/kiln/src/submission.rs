@@ -1,0 +1,178 @@
+//! Accepting an upload: validate it from its headers and bytes (cheaply,
+//! before any decoding), store it durably, and handle `Idempotency-Key`
+//! replays.
+
+use crate::blob;
+use crate::id::JobId;
+use crate::idempotency::{self, Binding, IdempotencyKey};
+use crate::job::{Job, Status};
+use crate::keys;
+use crate::pending;
+use crate::problem::Error;
+use crate::repo::Jobs;
+use crate::retention;
+use crate::runtime::Ctx;
+use kiln_image::{Format, Op};
+
+/// A validated-so-far upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The format named by `Content-Type`.
+    pub declared: Format,
+    /// The body.
+    pub bytes: Vec<u8>,
+    /// The operations to apply.
+    pub ops: Vec<Op>,
+    /// The `Idempotency-Key`, if sent.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// The job an upload resulted in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// A job created for this upload.
+    New(Job),
+    /// The job of an earlier identical request with the same key.
+    Replayed(Job),
+}
+
+impl Accepted {
+    /// The job either way.
+    pub fn job(&self) -> &Job {
+        match self {
+            Accepted::New(job) | Accepted::Replayed(job) => job,
+        }
+    }
+}
+
+/// Checks an upload and stores it as a new job (or finds the job of an
+/// earlier request with the same idempotency key). When this returns `Ok`,
+/// the upload is durably stored.
+pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
+    check_image(ctx, &upload)?;
+    let canonical_ops = kiln_image::canonical(&upload.ops);
+    let fingerprint = idempotency::fingerprint(
+        &upload.bytes,
+        upload.declared.media_type(),
+        &canonical_ops,
+    );
+    if let Some(key) = &upload.idempotency_key
+        && let Some(binding) = idempotency::lookup(ctx.kv, key)?
+        && let Some(job) = replay(ctx, &binding, &fingerprint)?
+    {
+        return Ok(Accepted::Replayed(job));
+    }
+    let job = create(ctx, &upload, canonical_ops)?;
+    let Some(key) = &upload.idempotency_key else {
+        return Ok(Accepted::New(job));
+    };
+    let binding = Binding {
+        job: job.id,
+        fingerprint: fingerprint.clone(),
+    };
+    match idempotency::bind(ctx.kv, key, binding) {
+        Ok(winner) if winner.job == job.id => Ok(Accepted::New(job)),
+        Ok(winner) => {
+            // A concurrent request with the same key won: ours never existed.
+            discard(ctx, &job);
+            replay(ctx, &winner, &fingerprint)?
+                .map(Accepted::Replayed)
+                .ok_or(Error::NotFound("operation"))
+        }
+        Err(err) => {
+            discard(ctx, &job);
+            Err(err.into())
+        }
+    }
+}
+
+/// Refuses what can be refused from the header alone: wrong type, too many
+/// pixels in or out.
+fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
+    let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
+        Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
+    })?;
+    if sniffed != upload.declared {
+        return Err(Error::UnsupportedMediaType(format!(
+            "the body is {} but Content-Type says {}",
+            sniffed.media_type(),
+            upload.declared.media_type()
+        )));
+    }
+    let info = kiln_image::probe(&upload.bytes)?;
+    let input_pixels = u64::from(info.width) * u64::from(info.height);
+    if input_pixels > ctx.config.max_input_pixels {
+        return Err(kiln_image::ImageError::TooManyInputPixels {
+            pixels: input_pixels,
+            max: ctx.config.max_input_pixels,
+        }
+        .into());
+    }
+    let (width, height) = kiln_image::output_dimensions(&info, &upload.ops);
+    let output_pixels = u64::from(width) * u64::from(height);
+    if output_pixels > ctx.config.max_output_pixels {
+        return Err(kiln_image::ImageError::TooManyOutputPixels {
+            pixels: output_pixels,
+            max: ctx.config.max_output_pixels,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The job bound to an idempotency key, if the request is the same one;
+/// `None` if that job has expired or been deleted.
+fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<Job>, Error> {
+    if binding.fingerprint != fingerprint {
+        return Err(Error::IdempotencyKeyReused(binding.job));
+    }
+    Jobs::new(ctx.kv).get(binding.job, ctx.runtime.now())
+}
+
+/// Stores the upload and its job record; the record is written last, so a
+/// failure part-way leaves nothing visible.
+fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, Error> {
+    let now = ctx.runtime.now();
+    let id = JobId::random();
+    let expires_at = now.after(ctx.config.retention);
+    // Indexes first: an entry for a job that never appears costs nothing,
+    // a job missing from them would never be cleaned up.
+    retention::schedule(ctx.kv, id, expires_at, ctx.config.retention)?;
+    pending::add(ctx.kv, id)?;
+    let source = blob::write(ctx.kv, keys::source_blob(id), &upload.bytes)?;
+    let job = Job {
+        id,
+        status: Status::NotStarted,
+        created_at: now,
+        last_updated_at: now,
+        expires_at,
+        percent_complete: None,
+        ops: canonical_ops,
+        source,
+        source_media_type: upload.declared.media_type().to_owned(),
+        result: None,
+        error: None,
+        lease: None,
+        attempts: 0,
+        dispatched_at: now,
+        idempotency_entry: upload.idempotency_key.as_ref().map(|k| k.entry_key()),
+    };
+    if let Err(err) = Jobs::new(ctx.kv).insert(&job) {
+        blob::delete(ctx.kv, &job.source).ok();
+        return Err(err);
+    }
+    Ok(job)
+}
+
+/// Removes a job that lost an idempotency race, leaving the winner's
+/// binding alone.
+fn discard(ctx: &Ctx<'_>, job: &Job) {
+    let jobs = Jobs::new(ctx.kv);
+    let unbound = Job {
+        idempotency_entry: None,
+        ..job.clone()
+    };
+    if jobs.insert(&unbound).and_then(|()| jobs.delete(job.id).map(drop)).is_err() {
+        ctx.runtime.log(&format!("could not discard job {}", job.id));
+    }
+}
