@@ -32,7 +32,7 @@ impl BodyReader for IncomingBodyReader {
                         return Err(Error::ContentTooLarge { max: limit });
                     }
                 }
-                Err(spin_sdk::wit::wasi::io::streams::StreamError::Closed) => break,
+                Err(wasi::io::streams::StreamError::Closed) => break,
                 Err(_) => return Err(Error::BadRequest("the request body was cut short".into())),
             }
         }

@@ -71,14 +71,18 @@ impl From<Error> for Reply {
 /// Runs a follow-up; failures are logged, never reported (the client has
 /// its answer already).
 pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
-    let outcome = match &follow_up {
+    if let Err(err) = run(ctx, &follow_up) {
+        ctx.runtime.log(&format!("{follow_up:?} failed: {err}"));
+    }
+}
+
+/// Runs a follow-up and says how it went.
+fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
+    match follow_up {
         FollowUp::Dispatch(id) => dispatch_if_needed(ctx, *id, true),
         FollowUp::Redispatch(id) => dispatch_if_needed(ctx, *id, false),
         FollowUp::Maintain => maintain(ctx),
         FollowUp::Process { id, token } => processing::run(ctx, *id, token),
-    };
-    if let Err(err) = outcome {
-        ctx.runtime.log(&format!("{follow_up:?} failed: {err}"));
     }
 }
 

@@ -77,10 +77,17 @@ fn submit<B: BodyReader>(
         Some(seconds) => Duration::from_secs(seconds).min(ctx.config.max_wait),
         None => ctx.config.lease,
     };
-    if !job.status.is_terminal() {
-        super::follow_up(ctx, dispatch);
-    }
-    let finished = wait_until_finished(ctx, job.id, timeout)?;
+    // Nothing will finish if the processor could not be reached: answer
+    // 202 at once; a later status read dispatches again.
+    let dispatched = job.status.is_terminal()
+        || super::run(ctx, &dispatch)
+            .inspect_err(|err| ctx.runtime.log(&format!("dispatch failed: {err}")))
+            .is_ok();
+    let finished = if dispatched {
+        wait_until_finished(ctx, job.id, timeout)?
+    } else {
+        None
+    };
     let response = match finished {
         None => accepted_response(&job, prefs),
         Some(job) => finished_response(ctx, &job, prefs)?,

@@ -11,13 +11,24 @@ use http::{Method, StatusCode};
 use std::cell::Cell;
 use std::time::Duration;
 
+/// How the fake processor behaves when dispatched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Processor {
+    /// Claims and runs the job inline.
+    Working,
+    /// The dispatch fails, like a lost request.
+    Unreachable,
+    /// Claims the job, answers, and never runs it (a processor that died).
+    Stalled,
+}
+
 /// A host whose clock only moves when someone sleeps, and whose processor
-/// runs inline when dispatched (unless switched off, like a lost dispatch).
+/// runs inline when dispatched.
 struct FakeHost {
     kv: MemoryKv,
     config: Config,
     clock: Cell<u64>,
-    processor_reachable: Cell<bool>,
+    processor: Cell<Processor>,
     dispatches: Cell<usize>,
 }
 
@@ -27,7 +38,7 @@ impl FakeHost {
             kv: MemoryKv::new(),
             config: Config::default(),
             clock: Cell::new(1_700_000_000_000),
-            processor_reachable: Cell::new(true),
+            processor: Cell::new(Processor::Working),
             dispatches: Cell::new(0),
         }
     }
@@ -93,13 +104,15 @@ impl Runtime for FakeHost {
     }
     fn dispatch(&self, id: crate::id::JobId) -> Result<(), String> {
         self.dispatches.set(self.dispatches.get() + 1);
-        if !self.processor_reachable.get() {
+        if self.processor.get() == Processor::Unreachable {
             return Err("connection refused".into());
         }
         let request = http::Request::post(format!("/jobs/{id}")).body(Vec::<u8>::new()).unwrap();
         let reply = handle_process(request, &self.ctx());
-        for f in reply.follow_ups {
-            follow_up(&self.ctx(), f);
+        if self.processor.get() == Processor::Working {
+            for f in reply.follow_ups {
+                follow_up(&self.ctx(), f);
+            }
         }
         Ok(())
     }
@@ -198,12 +211,22 @@ fn return_minimal_gives_an_empty_201() {
 #[test]
 fn wait_gives_up_after_n_seconds_with_a_202() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Stalled);
     let start = host.now();
     let response = host.submit(&[("prefer", "respond-async, wait=3")], "");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&response, "preference-applied"), "respond-async");
     assert!(host.now() >= start.after(Duration::from_secs(3)));
+}
+
+#[test]
+fn an_unreachable_processor_gets_a_202_at_once_instead_of_a_wait() {
+    let host = FakeHost::new();
+    host.processor.set(Processor::Unreachable);
+    let start = host.now();
+    let response = host.submit(&[], "");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(host.now(), start);
 }
 
 #[test]
@@ -217,11 +240,11 @@ fn wait_returns_201_when_the_work_finishes_in_time() {
 fn an_unfinished_wait_is_capped_by_max_wait() {
     let mut host = FakeHost::new();
     host.config.max_wait = Duration::from_secs(2);
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Stalled);
     let start = host.now();
-    // The dispatch fails, so the wait runs out on the (fake) clock.
     let response = host.submit(&[("prefer", "wait=3600")], "");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(host.now() >= start.after(Duration::from_secs(2)));
     assert!(host.now() <= start.after(Duration::from_secs(3)), "waited too long");
     assert!(response.headers().get("preference-applied").is_none());
 }
@@ -280,7 +303,7 @@ fn head_of_an_image_has_the_headers_of_get_and_no_body() {
 #[test]
 fn an_image_of_an_unfinished_job_is_404_linking_its_operation() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let id = json(&accepted)["id"].as_str().unwrap().to_owned();
     let response = host.get(&format!("/images/{id}"));
@@ -291,13 +314,13 @@ fn an_image_of_an_unfinished_job_is_404_linking_its_operation() {
 #[test]
 fn canceling_an_unfinished_job_stops_it_and_a_second_cancel_is_409() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let path = header(&accepted, "location").to_owned();
     let canceled = host.send(Method::DELETE, &path, &[], Vec::new());
     assert_eq!(canceled.status(), StatusCode::OK);
     assert_eq!(json(&canceled)["status"], "canceled");
-    host.processor_reachable.set(true);
+    host.processor.set(Processor::Working);
     host.advance(Duration::from_secs(3600));
     assert_eq!(json(&host.get(&path))["status"], "canceled");
     let again = host.send(Method::DELETE, &path, &[], Vec::new());
@@ -331,10 +354,10 @@ fn expired_jobs_read_as_gone_and_are_swept_by_a_later_request() {
 #[test]
 fn a_lost_dispatch_is_repeated_by_a_status_read_after_one_lease() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let path = header(&accepted, "location").to_owned();
-    host.processor_reachable.set(true);
+    host.processor.set(Processor::Working);
     assert_eq!(json(&host.get(&path))["status"], "notStarted");
     host.advance(host.config.lease);
     host.get(&path);
@@ -344,7 +367,7 @@ fn a_lost_dispatch_is_repeated_by_a_status_read_after_one_lease() {
 #[test]
 fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let id = crate::id::JobId::parse(json(&accepted)["id"].as_str().unwrap()).unwrap();
     // A processor claims the job, then dies without a word.
@@ -352,7 +375,7 @@ fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
         crate::processing::claim(&host.ctx(), id),
         Ok(crate::processing::Claimed::Started { .. })
     ));
-    host.processor_reachable.set(true);
+    host.processor.set(Processor::Working);
     let path = format!("/operations/{id}");
     assert_eq!(json(&host.get(&path))["status"], "running");
     host.advance(host.config.lease);
@@ -364,9 +387,9 @@ fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
 #[test]
 fn a_submission_also_redispatches_other_lost_jobs() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let lost = host.submit(&[("prefer", "respond-async")], "");
-    host.processor_reachable.set(true);
+    host.processor.set(Processor::Working);
     host.advance(host.config.lease);
     host.submit(&[("prefer", "respond-async")], "");
     let reply = host.send_without_follow_ups(Method::GET, header(&lost, "location"), &[], Vec::new());
@@ -376,11 +399,11 @@ fn a_submission_also_redispatches_other_lost_jobs() {
 #[test]
 fn long_polling_returns_as_soon_as_the_status_changes() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let path = header(&accepted, "location").to_owned();
     host.advance(host.config.lease);
-    host.processor_reachable.set(true);
+    host.processor.set(Processor::Working);
     let start = host.now();
     let response = host.send(Method::GET, &path, &[("prefer", "wait=20")], Vec::new());
     assert_eq!(json(&response)["status"], "succeeded");
@@ -390,7 +413,7 @@ fn long_polling_returns_as_soon_as_the_status_changes() {
 #[test]
 fn an_unfinished_operation_must_not_be_cached_and_a_finished_one_revalidates() {
     let host = FakeHost::new();
-    host.processor_reachable.set(false);
+    host.processor.set(Processor::Unreachable);
     let accepted = host.submit(&[("prefer", "respond-async")], "");
     let path = header(&accepted, "location").to_owned();
     let pending = host.get(&path);
