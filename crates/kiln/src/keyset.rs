@@ -2,7 +2,7 @@
 //! compare-and-swap, for the indexes that let Kiln find pending and expired
 //! jobs without scanning every key.
 
-use crate::kv::{KvError, KvStore};
+use crate::kv::{KvError, KvStore, MAX_CAS_ATTEMPTS, contention};
 
 /// Reads the set stored under `key` (empty if absent or unreadable).
 pub fn members(kv: &dyn KvStore, key: &str) -> Result<Vec<String>, KvError> {
@@ -39,7 +39,7 @@ fn update(
     key: &str,
     mut change: impl FnMut(&mut Vec<String>) -> bool,
 ) -> Result<(), KvError> {
-    loop {
+    for _ in 0..MAX_CAS_ATTEMPTS {
         let raw = kv.get(key)?;
         let mut set: Vec<String> = raw
             .as_deref()
@@ -53,6 +53,7 @@ fn update(
             return Ok(());
         }
     }
+    Err(contention(key))
 }
 
 #[cfg(test)]

@@ -33,6 +33,16 @@ pub trait KvStore {
     ) -> Result<bool, KvError>;
 }
 
+/// How many times a compare-and-swap loop retries before giving up: each
+/// failed swap means another writer succeeded, so only a broken store (or
+/// extreme contention) gets here.
+pub const MAX_CAS_ATTEMPTS: usize = 1000;
+
+/// The error of a compare-and-swap loop that never won.
+pub fn contention(key: &str) -> KvError {
+    KvError(format!("compare-and-swap on {key} kept failing"))
+}
+
 /// An in-memory [`KvStore`] for tests, with a switch that makes every call
 /// fail as a broken backend would.
 #[derive(Default)]

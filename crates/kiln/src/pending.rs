@@ -19,16 +19,20 @@ pub fn add(kv: &dyn KvStore, id: JobId) -> Result<(), KvError> {
     keyset::insert(kv, keys::PENDING, &id.to_string())
 }
 
-/// Pending jobs that need a processor now, oldest first; forgets entries of
-/// jobs that finished or disappeared.
+/// Pending jobs that need a processor now, among up to [`JOBS_PER_CHECK`]
+/// of them (a window that moves with the clock, so that every pending job is
+/// looked at sooner or later); forgets entries of jobs that finished or
+/// disappeared.
 pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<JobId>, Error> {
     let jobs = Jobs::new(kv);
     let mut gone = Vec::new();
     let mut stale = Vec::new();
-    for member in keyset::members(kv, keys::PENDING)?
-        .into_iter()
-        .take(JOBS_PER_CHECK)
-    {
+    let mut members = keyset::members(kv, keys::PENDING)?;
+    if !members.is_empty() {
+        let len = members.len();
+        members.rotate_left((now.0 / 1000) as usize % len);
+    }
+    for member in members.into_iter().take(JOBS_PER_CHECK) {
         match JobId::parse(&member).ok().map(|id| (id, jobs.get(id, now))) {
             Some((id, Ok(Some(job)))) if !job.status.is_terminal() => {
                 if job.needs_dispatch(now, lease) {
@@ -61,6 +65,23 @@ mod tests {
         add(&kv, job.id).unwrap();
         assert!(stale(&kv, Timestamp(1_000), LEASE).unwrap().is_empty());
         assert_eq!(stale(&kv, Timestamp(60_000), LEASE).unwrap(), [job.id]);
+    }
+
+    #[test]
+    fn every_pending_job_is_looked_at_within_a_few_checks() {
+        let kv = MemoryKv::new();
+        let mut ids = Vec::new();
+        for _ in 0..(JOBS_PER_CHECK * 3) {
+            let job = new_job(Timestamp(0));
+            Jobs::new(&kv).insert(&job).unwrap();
+            add(&kv, job.id).unwrap();
+            ids.push(job.id);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for second in 0..(JOBS_PER_CHECK as u64 * 3) {
+            seen.extend(stale(&kv, Timestamp(60_000 + second * 1000), LEASE).unwrap());
+        }
+        assert_eq!(seen.len(), ids.len());
     }
 
     #[test]

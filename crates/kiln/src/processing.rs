@@ -10,7 +10,7 @@ use crate::problem::Error;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
 use base64::Engine as _;
-use kiln_image::{ImageError, Limits, Step};
+use kiln_image::{ImageError, Step};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
 
@@ -74,10 +74,7 @@ pub fn run(ctx: &Ctx<'_>, id: JobId, token: &str) -> Result<(), Error> {
         Ok(ops) => ops,
         Err(err) => return record_failure(ctx, id, token, Error::Internal(err.to_string())),
     };
-    let limits = Limits {
-        max_input_pixels: ctx.config.max_input_pixels,
-        max_output_pixels: ctx.config.max_output_pixels,
-    };
+    let limits = crate::submission::limits(ctx.config);
     let mut report = |step: Step| report_progress(ctx, id, token, step);
     match kiln_image::process(&source, &ops, &limits, &mut report) {
         Ok(output) => {

@@ -9,7 +9,7 @@ use crate::id::JobId;
 use crate::job::Job;
 use crate::keys;
 use crate::keyset;
-use crate::kv::KvStore;
+use crate::kv::{KvStore, MAX_CAS_ATTEMPTS, contention};
 use crate::problem::Error;
 
 /// The outcome of [`Jobs::update`].
@@ -71,7 +71,7 @@ impl<'a> Jobs<'a> {
         now: Timestamp,
         mut transition: impl FnMut(&Job) -> Option<Job>,
     ) -> Result<Update, Error> {
-        loop {
+        for _ in 0..MAX_CAS_ATTEMPTS {
             let Some((raw, job)) = self.get_raw(id)? else {
                 return Ok(Update::Missing);
             };
@@ -92,6 +92,7 @@ impl<'a> Jobs<'a> {
                 return Ok(Update::Changed(next));
             }
         }
+        Err(contention(&keys::job(id)).into())
     }
 
     /// Deletes a job and everything it owns; the record goes first so that

@@ -87,7 +87,7 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
 }
 
 /// Refuses what can be refused from the header alone: wrong type, too many
-/// pixels in or out.
+/// pixels in or out, a crop outside the image.
 fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
     let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
         Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
@@ -100,24 +100,16 @@ fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
         )));
     }
     let info = kiln_image::probe(&upload.bytes)?;
-    let input_pixels = u64::from(info.width) * u64::from(info.height);
-    if input_pixels > ctx.config.max_input_pixels {
-        return Err(kiln_image::ImageError::TooManyInputPixels {
-            pixels: input_pixels,
-            max: ctx.config.max_input_pixels,
-        }
-        .into());
-    }
-    let (width, height) = kiln_image::output_dimensions(&info, &upload.ops);
-    let output_pixels = u64::from(width) * u64::from(height);
-    if output_pixels > ctx.config.max_output_pixels {
-        return Err(kiln_image::ImageError::TooManyOutputPixels {
-            pixels: output_pixels,
-            max: ctx.config.max_output_pixels,
-        }
-        .into());
-    }
+    kiln_image::preflight(&info, &upload.ops, &limits(ctx.config))?;
     Ok(())
+}
+
+/// The pipeline's limits from the configuration.
+pub fn limits(config: &crate::Config) -> kiln_image::Limits {
+    kiln_image::Limits {
+        max_input_pixels: config.max_input_pixels,
+        max_output_pixels: config.max_output_pixels,
+    }
 }
 
 /// The job bound to an idempotency key, if the request is the same one;

@@ -491,3 +491,12 @@ fn malformed_ids_are_404_and_never_reach_the_store() {
         assert_eq!(problem_status(&host.get(path)), 404, "{path}");
     }
 }
+
+#[test]
+fn a_crop_outside_the_image_is_refused_before_anything_is_stored() {
+    let host = FakeHost::new();
+    let response = host.submit(&[], "?ops=crop(x=100,y=0,w=10,h=10)");
+    assert_eq!(problem_status(&response), 422);
+    assert_eq!(host.dispatches.get(), 0);
+    assert!(host.kv.keys().iter().all(|k| !k.starts_with("kiln:job:")));
+}

@@ -1,0 +1,45 @@
+//! Shared helpers for Kiln's benchmarks: test images and timing.
+
+use std::time::{Duration, Instant};
+
+/// A photo-like RGB test image: smooth gradients plus deterministic noise,
+/// so codecs and resamplers do realistic work.
+pub fn photo(width: u32, height: u32) -> image::RgbImage {
+    let mut state = 0x2545_f491_u32;
+    image::RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 24) as u8;
+        image::Rgb([
+            ((x * 255 / width) as u8).saturating_add(noise),
+            ((y * 255 / height) as u8).saturating_add(noise),
+            (((x + y) * 127 / (width + height)) as u8).saturating_add(noise),
+        ])
+    })
+}
+
+/// The image encoded as PNG.
+pub fn png(image: &image::RgbImage) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("encoding a generated image");
+    bytes.into_inner()
+}
+
+/// The median of `runs` timings of `work`.
+pub fn median_time(runs: usize, mut work: impl FnMut()) -> Duration {
+    median_of(runs, || {
+        let start = Instant::now();
+        work();
+        start.elapsed()
+    })
+}
+
+/// The median of `runs` durations that `measure` reports itself.
+pub fn median_of(runs: usize, mut measure: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..runs).map(|_| measure()).collect();
+    times.sort();
+    times[times.len() / 2]
+}

@@ -1,0 +1,292 @@
+//! [`process`]: header checks, decode, each operation, encode — reporting
+//! progress after every stage and stopping when asked to.
+
+use std::ops::ControlFlow;
+
+use crate::decode;
+use crate::encode::encode;
+use crate::error::ImageError;
+use crate::format::Format;
+use crate::ops::Op;
+use crate::plan::{Limits, output_quality, preflight};
+use crate::transform::apply;
+
+/// The encoded result of [`process`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// The encoded image, without metadata.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: Format,
+    /// Its width.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+}
+
+/// A stage [`process`] has just finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The image is decoded and oriented.
+    Decoded,
+    /// Operation `index` (counted from 0) of `of` is applied.
+    Applied {
+        /// Which operation, from 0.
+        index: usize,
+        /// How many operations there are.
+        of: usize,
+    },
+    /// The output is encoded; `process` returns next.
+    Encoded,
+}
+
+/// Decodes `bytes`, applies `ops` in order and encodes the result.
+///
+/// Before decoding, the header is checked against `limits` and the ops (see
+/// [`preflight`]), so an oversized or impossible request costs no decoding.
+/// The EXIF orientation is always applied first and all metadata dropped.
+/// `on_step` is called after decoding, after each operation and after
+/// encoding; returning [`ControlFlow::Break`] stops with
+/// [`ImageError::Canceled`].
+pub fn process(
+    bytes: &[u8],
+    ops: &[Op],
+    limits: &Limits,
+    on_step: &mut dyn FnMut(Step) -> ControlFlow<()>,
+) -> Result<Output, ImageError> {
+    let header = decode::open(bytes, decode::image_limits(limits))?;
+    let planned = preflight(&header.info, ops, limits)?;
+
+    let mut image = decode::decode(header)?;
+    report(on_step, Step::Decoded)?;
+    for (index, op) in ops.iter().enumerate() {
+        image = apply(image, op)?;
+        report(
+            on_step,
+            Step::Applied {
+                index,
+                of: ops.len(),
+            },
+        )?;
+    }
+    debug_assert_eq!(
+        (image.width(), image.height()),
+        (planned.width, planned.height),
+        "preflight predicts the geometry"
+    );
+
+    let bytes = encode(&image, planned.format, output_quality(ops))?;
+    report(on_step, Step::Encoded)?;
+    Ok(Output {
+        bytes,
+        format: planned.format,
+        width: image.width(),
+        height: image.height(),
+    })
+}
+
+fn report(on_step: &mut dyn FnMut(Step) -> ControlFlow<()>, step: Step) -> Result<(), ImageError> {
+    match on_step(step) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(ImageError::Canceled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{default_ops, parse_ops};
+    use crate::probe::probe;
+    use crate::test_support::{encoded, gradient, png_header_only, with_exif_orientation};
+
+    fn run(bytes: &[u8], spec: &str) -> Result<Output, ImageError> {
+        let ops = parse_ops(spec).unwrap();
+        process(bytes, &ops, &Limits::default(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    fn photo(format: Format) -> Vec<u8> {
+        encoded(&gradient(64, 48), format)
+    }
+
+    #[test]
+    fn output_is_the_requested_format() {
+        for format in Format::ALL {
+            let output = run(&photo(Format::Png), &format!("format({format})")).unwrap();
+            assert_eq!(output.format, format);
+            assert_eq!(Format::sniff(&output.bytes), Some(format));
+        }
+    }
+
+    #[test]
+    fn output_keeps_the_source_format_by_default() {
+        for format in Format::ALL {
+            let output = process(
+                &photo(format),
+                &default_ops(),
+                &Limits::default(),
+                &mut |_| ControlFlow::Continue(()),
+            )
+            .unwrap();
+            assert_eq!(Format::sniff(&output.bytes), Some(format));
+            assert_eq!((output.width, output.height), (64, 48));
+        }
+    }
+
+    #[test]
+    fn output_reports_the_dimensions_it_encoded() {
+        let output = run(
+            &photo(Format::Jpeg),
+            "resize(w=32,h=32,fit=cover),rotate(90)",
+        )
+        .unwrap();
+        assert_eq!((output.width, output.height), (32, 32));
+        let info = probe(&output.bytes).unwrap();
+        assert_eq!((info.width, info.height), (32, 32));
+    }
+
+    #[test]
+    fn resize_contain_cover_and_fill_give_the_expected_dimensions() {
+        let source = photo(Format::Png);
+        for (fit, size) in [
+            ("contain", (20, 15)),
+            ("cover", (20, 20)),
+            ("fill", (20, 20)),
+        ] {
+            let output = run(&source, &format!("resize(w=20,h=20,fit={fit})")).unwrap();
+            assert_eq!((output.width, output.height), size, "{fit}");
+        }
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_without_any_op() {
+        let jpeg = with_exif_orientation(&photo(Format::Jpeg), 6);
+        let output = run(&jpeg, "quality(90)").unwrap();
+        assert_eq!((output.width, output.height), (48, 64));
+    }
+
+    #[test]
+    fn exif_metadata_is_stripped_from_the_output() {
+        let jpeg = with_exif_orientation(&photo(Format::Jpeg), 6);
+        let output = run(&jpeg, "quality(90)").unwrap();
+        assert!(!output.bytes.windows(6).any(|w| w == b"Exif\0\0"));
+        // Re-reading it must not rotate again.
+        let info = probe(&output.bytes).unwrap();
+        assert_eq!((info.width, info.height), (48, 64));
+    }
+
+    #[test]
+    fn lower_quality_gives_a_smaller_jpeg() {
+        let source = photo(Format::Png);
+        let high = run(&source, "format(jpeg),quality(95)").unwrap();
+        let low = run(&source, "format(jpeg),quality(10)").unwrap();
+        assert!(low.bytes.len() < high.bytes.len());
+    }
+
+    #[test]
+    fn crop_outside_the_image_is_refused_as_invalid_op() {
+        let error = run(&photo(Format::Png), "crop(x=0,y=40,w=10,h=10)").unwrap_err();
+        assert!(matches!(error, ImageError::InvalidOp(_)), "{error:?}");
+    }
+
+    #[test]
+    fn huge_header_is_refused_before_decoding() {
+        // The file has no pixel data: decoding it would fail as corrupt.
+        let png = png_header_only(100_000, 100_000);
+        assert_eq!(
+            run(&png, "grayscale"),
+            Err(ImageError::TooManyInputPixels {
+                pixels: 10_000_000_000,
+                max: 50_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn too_large_output_is_refused_before_decoding() {
+        // Same trick: a header alone, small enough to accept as input.
+        let png = png_header_only(1000, 1000);
+        let limits = Limits {
+            max_input_pixels: 1_000_000,
+            max_output_pixels: 1_000_000,
+        };
+        let ops = parse_ops("resize(w=2000)").unwrap();
+        let error = process(&png, &ops, &limits, &mut |_| ControlFlow::Continue(())).unwrap_err();
+        assert!(matches!(
+            error,
+            ImageError::TooManyOutputPixels {
+                pixels: 4_000_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn garbage_is_unsupported_and_truncated_data_corrupt() {
+        assert_eq!(run(b"GIF? no", "grayscale"), Err(ImageError::Unsupported));
+        let png = photo(Format::Png);
+        let error = run(&png[..png.len() - 40], "grayscale").unwrap_err();
+        assert!(matches!(error, ImageError::Corrupt(_)), "{error:?}");
+    }
+
+    #[test]
+    fn steps_are_reported_in_order() {
+        let ops = parse_ops("grayscale,flip(h)").unwrap();
+        let mut steps = Vec::new();
+        process(&photo(Format::Png), &ops, &Limits::default(), &mut |step| {
+            steps.push(step);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Decoded,
+                Step::Applied { index: 0, of: 2 },
+                Step::Applied { index: 1, of: 2 },
+                Step::Encoded,
+            ]
+        );
+    }
+
+    #[test]
+    fn breaking_from_on_step_cancels_at_that_step() {
+        let ops = parse_ops("grayscale,flip(h),blur(sigma=1)").unwrap();
+        let mut calls = 0;
+        let result = process(&photo(Format::Png), &ops, &Limits::default(), &mut |step| {
+            calls += 1;
+            if step == (Step::Applied { index: 0, of: 3 }) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(result, Err(ImageError::Canceled));
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn breaking_after_encoding_still_cancels() {
+        let result = process(&photo(Format::Png), &[], &Limits::default(), &mut |step| {
+            if step == Step::Encoded {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(result, Err(ImageError::Canceled));
+    }
+
+    #[test]
+    fn transparent_png_becomes_a_jpeg_on_white() {
+        let clear = image::RgbaImage::from_pixel(8, 8, image::Rgba([0, 0, 0, 0]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgba8(clear)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let output = run(&png, "format(jpeg)").unwrap();
+        let decoded = image::load_from_memory(&output.bytes).unwrap().to_rgb8();
+        assert!(decoded.pixels().all(|p| p.0.iter().all(|&c| c > 250)));
+    }
+}

@@ -1,0 +1,90 @@
+//! [`probe()`]: an image's format and dimensions from its header alone.
+
+use crate::decode;
+use crate::error::ImageError;
+use crate::format::Format;
+
+/// What the header says about an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The format, from the magic bytes.
+    pub format: Format,
+    /// Width as displayed, i.e. after the EXIF orientation.
+    pub width: u32,
+    /// Height as displayed, i.e. after the EXIF orientation.
+    pub height: u32,
+}
+
+impl ImageInfo {
+    /// `width × height`.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// The format (sniffed from the magic bytes) and displayed dimensions of
+/// `bytes`, read from the header without decoding any pixel data.
+///
+/// Dimensions are swapped when the EXIF orientation turns the image by a
+/// quarter, so they match what [`process`](crate::process) starts from.
+pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
+    decode::open(bytes, image::Limits::default()).map(|header| header.info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{encoded, gradient, png_header_only, with_exif_orientation};
+
+    #[test]
+    fn probe_reads_format_and_dimensions_of_every_format() {
+        let image = gradient(64, 48);
+        for format in Format::ALL {
+            let info = probe(&encoded(&image, format)).unwrap();
+            assert_eq!(
+                info,
+                ImageInfo {
+                    format,
+                    width: 64,
+                    height: 48
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn probe_reads_a_huge_header_without_decoding() {
+        let info = probe(&png_header_only(100_000, 100_000)).unwrap();
+        assert_eq!(info.pixels(), 10_000_000_000);
+    }
+
+    #[test]
+    fn probe_swaps_dimensions_for_a_quarter_turn_orientation() {
+        let jpeg = with_exif_orientation(&encoded(&gradient(64, 48), Format::Jpeg), 6);
+        let info = probe(&jpeg).unwrap();
+        assert_eq!((info.width, info.height), (48, 64));
+    }
+
+    #[test]
+    fn probe_refuses_garbage_as_unsupported() {
+        assert_eq!(
+            probe(b"definitely not an image"),
+            Err(ImageError::Unsupported)
+        );
+        assert_eq!(probe(b""), Err(ImageError::Unsupported));
+    }
+
+    #[test]
+    fn probe_refuses_truncated_headers_as_corrupt() {
+        let image = gradient(64, 48);
+        for format in Format::ALL {
+            let bytes = encoded(&image, format);
+            let truncated = &bytes[..12];
+            assert!(
+                matches!(probe(truncated), Err(ImageError::Corrupt(_))),
+                "{format}: {:?}",
+                probe(truncated)
+            );
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Resizing, always through `fast_image_resize` (Lanczos3, SIMD kernels
+//! including Wasm simd128), and the geometry of `resize`.
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, GenericImageView};
+
+use crate::error::ImageError;
+use crate::ops::Fit;
+
+/// The size `resize(w, h, fit)` turns a `source`-sized image into.
+///
+/// With one side given the other keeps the aspect ratio (rounded, at least
+/// 1). With both, `contain` fits inside the box keeping the aspect ratio,
+/// while `cover` and `fill` produce exactly the box.
+pub fn target_size(
+    source: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> (u32, u32) {
+    let (sw, sh) = (u64::from(source.0.max(1)), u64::from(source.1.max(1)));
+    // `side * num / den`, rounded to nearest, at least 1.
+    let scale = |side: u32, num: u64, den: u64| -> u32 {
+        let scaled = (u64::from(side) * num + den / 2) / den;
+        u32::try_from(scaled.max(1)).unwrap_or(u32::MAX)
+    };
+    match (width, height, fit) {
+        (None, None, _) => source,
+        (Some(w), None, _) => (w, scale(w, sh, sw)),
+        (None, Some(h), _) => (scale(h, sw, sh), h),
+        (Some(w), Some(h), Fit::Cover | Fit::Fill) => (w, h),
+        (Some(w), Some(h), Fit::Contain) => {
+            // Width-bound when the box is relatively narrower than the image.
+            if u64::from(w) * sh <= u64::from(h) * sw {
+                (w, scale(w, sh, sw).min(h))
+            } else {
+                (scale(h, sw, sh).min(w), h)
+            }
+        }
+    }
+}
+
+/// Resizes `image` as `resize(w, h, fit)` does. `cover` crops the source
+/// around its centre to the box's aspect ratio in the same pass.
+pub(crate) fn resize(
+    image: DynamicImage,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> Result<DynamicImage, ImageError> {
+    let (w, h) = target_size(image.dimensions(), width, height, fit);
+    if (w, h) == image.dimensions() {
+        // Same size implies same aspect ratio, so `cover` would not crop.
+        return Ok(image);
+    }
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    if fit == Fit::Cover {
+        options = options.fit_into_destination(Some((0.5, 0.5)));
+    }
+    let mut resized = DynamicImage::new(w, h, image.color());
+    Resizer::new()
+        .resize(&image, &mut resized, &options)
+        // Decoding leaves only 8-bit layouts, which all have kernels; any
+        // other pixel type is a layout the pipeline does not support.
+        .map_err(|_| ImageError::Unsupported)?;
+    Ok(resized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::gradient;
+    use image::Rgba;
+
+    #[test]
+    fn width_only_keeps_the_aspect_ratio() {
+        assert_eq!(
+            target_size((64, 48), Some(32), None, Fit::Contain),
+            (32, 24)
+        );
+    }
+
+    #[test]
+    fn height_only_keeps_the_aspect_ratio() {
+        assert_eq!(target_size((64, 48), None, Some(12), Fit::Fill), (16, 12));
+    }
+
+    #[test]
+    fn contain_fits_inside_the_box() {
+        assert_eq!(
+            target_size((64, 48), Some(32), Some(32), Fit::Contain),
+            (32, 24)
+        );
+        assert_eq!(
+            target_size((48, 64), Some(32), Some(32), Fit::Contain),
+            (24, 32)
+        );
+        assert_eq!(
+            target_size((64, 48), Some(1000), Some(30), Fit::Contain),
+            (40, 30)
+        );
+    }
+
+    #[test]
+    fn cover_and_fill_produce_exactly_the_box() {
+        assert_eq!(
+            target_size((64, 48), Some(32), Some(32), Fit::Cover),
+            (32, 32)
+        );
+        assert_eq!(
+            target_size((64, 48), Some(10), Some(40), Fit::Fill),
+            (10, 40)
+        );
+    }
+
+    #[test]
+    fn a_thin_image_keeps_at_least_one_pixel() {
+        assert_eq!(
+            target_size((1000, 1), Some(10), None, Fit::Contain),
+            (10, 1)
+        );
+    }
+
+    #[test]
+    fn resize_produces_the_target_size_for_every_fit() {
+        let image = DynamicImage::ImageRgb8(gradient(64, 48));
+        for (fit, size) in [
+            (Fit::Contain, (32, 24)),
+            (Fit::Cover, (32, 32)),
+            (Fit::Fill, (32, 32)),
+        ] {
+            let resized = resize(image.clone(), Some(32), Some(32), fit).unwrap();
+            assert_eq!(resized.dimensions(), size, "{fit:?}");
+        }
+    }
+
+    #[test]
+    fn cover_crops_around_the_centre_while_fill_stretches() {
+        // Red in the left quarter, green in the right quarter, blue middle.
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 16, |x, _| match x {
+            0..16 => image::Rgb([255, 0, 0]),
+            48..64 => image::Rgb([0, 255, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        }));
+        let cover = resize(image.clone(), Some(16), Some(16), Fit::Cover).unwrap();
+        let fill = resize(image, Some(16), Some(16), Fit::Fill).unwrap();
+        assert_eq!(cover.get_pixel(0, 8), Rgba([0, 0, 255, 255]));
+        assert_eq!(fill.get_pixel(0, 8), Rgba([255, 0, 0, 255]));
+    }
+
+    #[test]
+    fn resize_keeps_the_alpha_layout() {
+        let image = DynamicImage::new_rgba8(20, 20);
+        let resized = resize(image, Some(5), None, Fit::Contain).unwrap();
+        assert_eq!(resized.color(), image::ColorType::Rgba8);
+    }
+}

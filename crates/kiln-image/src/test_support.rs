@@ -1,0 +1,90 @@
+//! Small images made in the tests, and hand-built headers and segments.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, RgbImage};
+
+use crate::format::Format;
+
+/// A `width`×`height` image with a smooth two-axis gradient.
+pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 255 / (width - 1).max(1)) as u8,
+            (y * 255 / (height - 1).max(1)) as u8,
+            128,
+        ])
+    })
+}
+
+/// `image` encoded as `format` by the `image` crate (not by Kiln's encoder).
+pub(crate) fn encoded(image: &RgbImage, format: Format) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgb8(image.clone())
+        .write_to(&mut Cursor::new(&mut bytes), format.to_image())
+        .expect("encoding a test image");
+    bytes
+}
+
+/// A PNG whose IHDR claims `width`×`height` but whose only IDAT is empty:
+/// no pixel data at all, so only a header-only reader can make sense of it.
+/// (The IDAT is there because PNG readers read chunks up to the first one.)
+pub(crate) fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    for empty_chunk in [b"IDAT", b"IEND"] {
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(empty_chunk);
+        png.extend_from_slice(&crc32(empty_chunk).to_be_bytes());
+    }
+    png
+}
+
+/// `jpeg` with an EXIF APP1 segment carrying `orientation` spliced in right
+/// after the SOI marker.
+pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF, IFD0 at 8
+    exif.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    exif.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    exif.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    exif.extend_from_slice(&1u32.to_be_bytes()); // count
+    exif.extend_from_slice(&orientation.to_be_bytes());
+    exif.extend_from_slice(&[0, 0]); // value padding
+    exif.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let length = u16::try_from(exif.len() + 2).unwrap();
+
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// The CRC-32 that PNG chunks carry (bitwise; only tiny inputs here).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn crc32_matches_the_png_iend_chunk() {
+    assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+}
