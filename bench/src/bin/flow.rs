@@ -7,8 +7,8 @@
 //! `cargo run --release -p kiln-bench --bin flow`
 
 use kiln_bench::{median_of, median_time, photo, png};
-use std::time::Instant;
 use kiln_e2e::Env;
+use std::time::Instant;
 
 const RUNS: usize = 9;
 
@@ -43,10 +43,22 @@ fn main() {
     let costly_async = to_202(costly, &large);
 
     println!("POST /images on the test host, median of {RUNS}");
-    println!("  201, cheap job (64x64 grayscale)          {:>9.1} ms", ms(cheap_sync));
-    println!("  201, costly job (3 MP blur+sharpen+resize) {:>9.1} ms", ms(costly_sync));
-    println!("  202, cheap ops on the 3 MP upload          {:>9.1} ms", ms(cheap_async));
-    println!("  202, costly ops on the 3 MP upload         {:>9.1} ms", ms(costly_async));
+    println!(
+        "  201, cheap job (64x64 grayscale)          {:>9.1} ms",
+        ms(cheap_sync)
+    );
+    println!(
+        "  201, costly job (3 MP blur+sharpen+resize) {:>9.1} ms",
+        ms(costly_sync)
+    );
+    println!(
+        "  202, cheap ops on the 3 MP upload          {:>9.1} ms",
+        ms(cheap_async)
+    );
+    println!(
+        "  202, costly ops on the 3 MP upload         {:>9.1} ms",
+        ms(costly_async)
+    );
     println!(
         "  time to 202, costly/cheap                  {:>9.2}  (processing costs {:.0}x more)",
         ms(costly_async) / ms(cheap_async),

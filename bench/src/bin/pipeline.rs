@@ -45,7 +45,10 @@ fn main() {
         image::imageops::resize(&source, 800, 600, image::imageops::FilterType::Lanczos3);
     });
     println!("resize 4000x3000 -> 800x600, Lanczos3 (median of 5)");
-    println!("  image::imageops::resize      {:>8.1} ms", ms(image_resize));
+    println!(
+        "  image::imageops::resize      {:>8.1} ms",
+        ms(image_resize)
+    );
     println!("  kiln (fast_image_resize)     {:>8.1} ms", ms(kiln_resize));
     println!(
         "  speed-up                     {:>8.1}x",
@@ -61,8 +64,14 @@ fn main() {
         .encode_image(&medium)
         .expect("image's jpeg");
     println!("compress 1600x1200 to JPEG quality 80");
-    println!("  image crate encoder          {:>8} bytes", image_jpeg.len());
-    println!("  kiln (4:2:0, optimized)      {:>8} bytes", kiln_jpeg.bytes.len());
+    println!(
+        "  image crate encoder          {:>8} bytes",
+        image_jpeg.len()
+    );
+    println!(
+        "  kiln (4:2:0, optimized)      {:>8} bytes",
+        kiln_jpeg.bytes.len()
+    );
     println!(
         "  size ratio kiln/image        {:>8.2}",
         kiln_jpeg.bytes.len() as f64 / image_jpeg.len() as f64

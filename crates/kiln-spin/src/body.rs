@@ -43,7 +43,9 @@ impl BodyReader for IncomingBodyReader {
 }
 
 /// The domain's view of a wasi:http request.
-pub fn to_http_request(request: IncomingRequest) -> Result<http::Request<IncomingBodyReader>, Error> {
+pub fn to_http_request(
+    request: IncomingRequest,
+) -> Result<http::Request<IncomingBodyReader>, Error> {
     let method = match request.method() {
         Method::Get => http::Method::GET,
         Method::Head => http::Method::HEAD,
@@ -72,7 +74,9 @@ pub fn to_http_request(request: IncomingRequest) -> Result<http::Request<Incomin
 
 /// Writes `bytes` and finishes the body.
 pub fn write_all(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
-    let stream = body.write().map_err(|()| "response body already taken".to_owned())?;
+    let stream = body
+        .write()
+        .map_err(|()| "response body already taken".to_owned())?;
     for chunk in bytes.chunks(WRITE_CHUNK) {
         stream
             .blocking_write_and_flush(chunk)

@@ -14,7 +14,9 @@ pub struct SpinKv {
 impl SpinKv {
     /// Opens the `default` store.
     pub fn open_default() -> Result<SpinKv, KvError> {
-        store::open("default").map(|bucket| SpinKv { bucket }).map_err(error)
+        store::open("default")
+            .map(|bucket| SpinKv { bucket })
+            .map_err(error)
     }
 }
 
@@ -39,16 +41,12 @@ impl KvStore for SpinKv {
         self.bucket.delete(key).map_err(error)
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError> {
-        // The CAS handle remembers the value it saw; the swap fails if the
-        // key was written since, whatever the caller expected.
+    fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError> {
+        // `current` snapshots the value; the swap fails if the key was
+        // written since. (A snapshot of an absent key would make the swap
+        // unconditional, which is why the trait never swaps absent keys.)
         let cas = Cas::new(&self.bucket, key).map_err(error)?;
-        if cas.current().map_err(error)?.as_deref() != expected {
+        if cas.current().map_err(error)?.as_deref() != Some(expected) {
             return Ok(false);
         }
         match atomics::swap(cas, new) {
@@ -56,5 +54,9 @@ impl KvStore for SpinKv {
             Err(CasError::CasFailed(_)) => Ok(false),
             Err(CasError::StoreError(err)) => Err(error(err)),
         }
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&self.bucket, key, delta).map_err(error)
     }
 }

@@ -28,12 +28,22 @@ pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: 
         Ok(config) => config,
         Err(err) => {
             kiln::Runtime::log(&runtime, &format!("misconfigured: {err}"));
-            return send(&Reply::from(Error::Internal(err.to_string())).response, response_out, false);
+            return send(
+                &Reply::from(Error::Internal(err.to_string())).response,
+                response_out,
+                false,
+            );
         }
     };
     let kv = match SpinKv::open_default() {
         Ok(kv) => kv,
-        Err(err) => return send(&Reply::from(Error::Store(err)).response, response_out, false),
+        Err(err) => {
+            return send(
+                &Reply::from(Error::Store(err)).response,
+                response_out,
+                false,
+            );
+        }
     };
     let ctx = Ctx {
         kv: &kv,
@@ -67,8 +77,15 @@ fn send(response: &Response, response_out: ResponseOutparam, is_head: bool) {
     let has_body = !(status.is_informational()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED);
-    if has_body && !response.headers().contains_key(http::header::CONTENT_LENGTH) {
-        headers.push(("content-length".into(), response.body().len().to_string().into_bytes()));
+    if has_body
+        && !response
+            .headers()
+            .contains_key(http::header::CONTENT_LENGTH)
+    {
+        headers.push((
+            "content-length".into(),
+            response.body().len().to_string().into_bytes(),
+        ));
     }
     let Ok(fields) = Fields::from_list(&headers) else {
         return fail(response_out);

@@ -35,16 +35,21 @@ impl Runtime for SpinRuntime {
         let request = OutgoingRequest::new(Fields::new());
         let path = format!("/jobs/{id}");
         request.set_method(&Method::Post).map_err(|()| "method")?;
-        request.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme")?;
+        request
+            .set_scheme(Some(&Scheme::Http))
+            .map_err(|()| "scheme")?;
         request
             .set_authority(Some(PROCESSOR_AUTHORITY))
             .map_err(|()| "authority")?;
-        request.set_path_with_query(Some(&path)).map_err(|()| "path")?;
+        request
+            .set_path_with_query(Some(&path))
+            .map_err(|()| "path")?;
         let body = request.body().map_err(|()| "body")?;
         let options = RequestOptions::new();
         let nanos = u64::try_from(DISPATCH_TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
         options.set_first_byte_timeout(Some(nanos)).ok();
-        let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
+        let pending =
+            outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
         OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
         pending.subscribe().block();
         let response = pending

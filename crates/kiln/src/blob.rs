@@ -106,8 +106,11 @@ mod tests {
         fn delete(&self, key: &str) -> Result<(), KvError> {
             self.inner.delete(key)
         }
-        fn compare_and_swap(&self, k: &str, e: Option<&[u8]>, n: &[u8]) -> Result<bool, KvError> {
+        fn compare_and_swap(&self, k: &str, e: &[u8], n: &[u8]) -> Result<bool, KvError> {
             self.inner.compare_and_swap(k, e, n)
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+            self.inner.increment(key, delta)
         }
     }
 

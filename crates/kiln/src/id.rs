@@ -24,17 +24,16 @@ impl JobId {
     /// has exactly one spelling (and one set of keys).
     pub fn parse(text: &str) -> Result<JobId, InvalidId> {
         let canonical = text.len() == 36
-            && text
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| match i {
-                    8 | 13 | 18 | 23 => b == b'-',
-                    _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-                });
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            });
         if !canonical {
             return Err(InvalidId);
         }
-        uuid::Uuid::try_parse(text).map(JobId).map_err(|_| InvalidId)
+        uuid::Uuid::try_parse(text)
+            .map(JobId)
+            .map_err(|_| InvalidId)
     }
 }
 
@@ -77,7 +76,14 @@ mod tests {
 
     #[test]
     fn rejects_path_tricks_and_oversized_input() {
-        for bad in ["", "..", "a/b", "../../etc/passwd", "%00", &"a".repeat(10_000)] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "../../etc/passwd",
+            "%00",
+            &"a".repeat(10_000),
+        ] {
             assert_eq!(JobId::parse(bad), Err(InvalidId), "{bad:?}");
         }
     }

@@ -40,8 +40,12 @@ impl IdempotencyKey {
             None => text,
         };
         let valid = (1..=MAX_KEY_LEN).contains(&inner.len())
-            && inner.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-        valid.then(|| IdempotencyKey(inner.to_owned())).ok_or_else(invalid)
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        valid
+            .then(|| IdempotencyKey(inner.to_owned()))
+            .ok_or_else(invalid)
     }
 
     /// The store key of this key's binding.
@@ -68,13 +72,42 @@ pub fn lookup(kv: &dyn KvStore, key: &IdempotencyKey) -> Result<Option<Binding>,
 }
 
 /// Binds `key` to `binding` unless it is already bound; returns the binding
-/// that holds afterwards (the caller's or an earlier one).
-pub fn bind(kv: &dyn KvStore, key: &IdempotencyKey, binding: Binding) -> Result<Binding, KvError> {
-    let encoded = serde_json::to_vec(&binding).map_err(|e| KvError(e.to_string()))?;
-    if kv.compare_and_swap(&key.entry_key(), None, &encoded)? {
+/// that holds afterwards (the caller's or an earlier one). The first caller
+/// to increment the key's claim counter wins; the others wait for its
+/// binding to appear, and get [`Error::Conflict`] if it does not (a request
+/// with this key is still in progress, or died).
+pub fn bind(
+    kv: &dyn KvStore,
+    key: &IdempotencyKey,
+    binding: Binding,
+    wait: impl Fn(),
+) -> Result<Binding, Error> {
+    let entry = key.entry_key();
+    if kv.increment(&claim_key(&entry), 1)? == 1 {
+        let encoded = serde_json::to_vec(&binding).map_err(|e| KvError(e.to_string()))?;
+        kv.set(&entry, &encoded)?;
         return Ok(binding);
     }
-    lookup(kv, key)?.ok_or_else(|| KvError("idempotency entry vanished".into()))
+    for _ in 0..50 {
+        if let Some(winner) = lookup(kv, key)? {
+            return Ok(winner);
+        }
+        wait();
+    }
+    Err(Error::Conflict(
+        "a request with this Idempotency-Key is still in progress".into(),
+    ))
+}
+
+/// Forgets the binding stored under `entry` (a key from
+/// [`IdempotencyKey::entry_key`]), so the key can be used afresh.
+pub fn unbind(kv: &dyn KvStore, entry: &str) -> Result<(), KvError> {
+    kv.delete(entry)?;
+    kv.delete(&claim_key(entry))
+}
+
+fn claim_key(entry: &str) -> String {
+    format!("{entry}:claims")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -96,7 +129,14 @@ mod tests {
     #[test]
     fn malformed_keys_are_refused() {
         let long = "k".repeat(MAX_KEY_LEN + 1);
-        for bad in [&b""[..], b"\"\"", b"\"open", b"has space", b"\xff", long.as_bytes()] {
+        for bad in [
+            &b""[..],
+            b"\"\"",
+            b"\"open",
+            b"has space",
+            b"\xff",
+            long.as_bytes(),
+        ] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -111,10 +151,71 @@ mod tests {
     fn the_first_binding_wins() {
         let kv = MemoryKv::new();
         let key = IdempotencyKey::parse(b"k").unwrap();
-        let first = Binding { job: JobId::random(), fingerprint: "a".into() };
-        let second = Binding { job: JobId::random(), fingerprint: "b".into() };
-        assert_eq!(bind(&kv, &key, first.clone()).unwrap(), first);
-        assert_eq!(bind(&kv, &key, second).unwrap(), first);
+        let first = Binding {
+            job: JobId::random(),
+            fingerprint: "a".into(),
+        };
+        let second = Binding {
+            job: JobId::random(),
+            fingerprint: "b".into(),
+        };
+        assert_eq!(bind(&kv, &key, first.clone(), || ()).unwrap(), first);
+        assert_eq!(bind(&kv, &key, second, || ()).unwrap(), first);
+    }
+
+    #[test]
+    fn of_concurrent_binds_exactly_one_wins_and_all_agree() {
+        let kv = std::sync::Arc::new(MemoryKv::new());
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let winners: std::collections::HashSet<JobId> = (0..8)
+            .map(|_| {
+                let (kv, key) = (kv.clone(), key.clone());
+                std::thread::spawn(move || {
+                    let mine = Binding {
+                        job: JobId::random(),
+                        fingerprint: "f".into(),
+                    };
+                    let wait = || std::thread::sleep(std::time::Duration::from_millis(1));
+                    bind(kv.as_ref(), &key, mine, wait).unwrap().job
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(winners.len(), 1);
+    }
+
+    #[test]
+    fn a_binder_that_never_writes_makes_others_conflict_not_hang() {
+        let kv = MemoryKv::new();
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        kv.increment(&claim_key(&key.entry_key()), 1).unwrap();
+        let mine = Binding {
+            job: JobId::random(),
+            fingerprint: "f".into(),
+        };
+        assert!(matches!(
+            bind(&kv, &key, mine, || ()),
+            Err(Error::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn after_unbinding_the_key_can_be_bound_afresh() {
+        let kv = MemoryKv::new();
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let first = Binding {
+            job: JobId::random(),
+            fingerprint: "a".into(),
+        };
+        bind(&kv, &key, first, || ()).unwrap();
+        unbind(&kv, &key.entry_key()).unwrap();
+        let second = Binding {
+            job: JobId::random(),
+            fingerprint: "b".into(),
+        };
+        assert_eq!(bind(&kv, &key, second.clone(), || ()).unwrap(), second);
     }
 
     #[test]

@@ -165,7 +165,13 @@ impl Job {
     }
 
     /// Records progress and renews the lease, if `token` still holds it.
-    pub fn progress(&self, token: &str, percent: u8, now: Timestamp, lease: Duration) -> Option<Job> {
+    pub fn progress(
+        &self,
+        token: &str,
+        percent: u8,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Option<Job> {
         self.is_held_by(token).then(|| {
             let mut next = self.touched(now);
             next.percent_complete = Some(percent.min(99));
@@ -306,8 +312,13 @@ pub(crate) mod tests {
     #[test]
     fn finished_jobs_cannot_be_claimed_or_canceled() {
         let job = claimed(&new_job(Timestamp(0)), "a", Timestamp(0));
-        let done = job.fail("a", Error::Internal("x".into()).to_problem(), Timestamp(1)).unwrap();
-        assert_eq!(done.claim("b", Timestamp(1_000_000), LEASE, 3), Claim::Refused);
+        let done = job
+            .fail("a", Error::Internal("x".into()).to_problem(), Timestamp(1))
+            .unwrap();
+        assert_eq!(
+            done.claim("b", Timestamp(1_000_000), LEASE, 3),
+            Claim::Refused
+        );
         assert_eq!(done.cancel(Timestamp(2)), None);
     }
 
@@ -347,6 +358,9 @@ pub(crate) mod tests {
 
     #[test]
     fn status_serializes_in_camel_case() {
-        assert_eq!(serde_json::to_string(&Status::NotStarted).unwrap(), "\"notStarted\"");
+        assert_eq!(
+            serde_json::to_string(&Status::NotStarted).unwrap(),
+            "\"notStarted\""
+        );
     }
 }

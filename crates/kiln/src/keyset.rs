@@ -2,7 +2,7 @@
 //! compare-and-swap, for the indexes that let Kiln find pending and expired
 //! jobs without scanning every key.
 
-use crate::kv::{KvError, KvStore, MAX_CAS_ATTEMPTS, contention};
+use crate::kv::{KvError, KvStore, MAX_CAS_ATTEMPTS, contention, create_once};
 
 /// Reads the set stored under `key` (empty if absent or unreadable).
 pub fn members(kv: &dyn KvStore, key: &str) -> Result<Vec<String>, KvError> {
@@ -40,16 +40,19 @@ fn update(
     mut change: impl FnMut(&mut Vec<String>) -> bool,
 ) -> Result<(), KvError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
-        let raw = kv.get(key)?;
-        let mut set: Vec<String> = raw
-            .as_deref()
-            .and_then(|r| serde_json::from_slice(r).ok())
-            .unwrap_or_default();
+        let Some(raw) = kv.get(key)? else {
+            if change(&mut Vec::new()) {
+                create_once(kv, key, b"[]")?;
+                continue;
+            }
+            return Ok(());
+        };
+        let mut set: Vec<String> = serde_json::from_slice(&raw).unwrap_or_default();
         if !change(&mut set) {
             return Ok(());
         }
         let encoded = serde_json::to_vec(&set).map_err(|e| KvError(e.to_string()))?;
-        if kv.compare_and_swap(key, raw.as_deref(), &encoded)? {
+        if kv.compare_and_swap(key, &raw, &encoded)? {
             return Ok(());
         }
     }

@@ -4,6 +4,11 @@
 //! Every backend Spin offers (SQLite, Redis, Azure Cosmos DB, AWS DynamoDB)
 //! implements these through `wasi:keyvalue` store and atomics, so the domain
 //! never needs more than this.
+//!
+//! Compare-and-swap is only offered on keys that exist: Spin's stores do not
+//! make "create if absent" atomic (a swap whose snapshot saw no value simply
+//! writes), so creation races are settled with [`KvStore::increment`], which
+//! every backend makes atomic (see [`create_once`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,14 +28,39 @@ pub trait KvStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
     /// Removes `key`; removing an absent key is not an error.
     fn delete(&self, key: &str) -> Result<(), KvError>;
-    /// Stores `new` under `key` only if the current value equals `expected`
-    /// (`None`: the key is absent). Returns whether the swap happened.
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError>;
+    /// Replaces the value of `key` with `new` only if the key exists and its
+    /// value still equals `expected`. Returns whether the swap happened.
+    fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError>;
+    /// Atomically adds `delta` to the counter under `key` (an absent key
+    /// counts as 0) and returns the new value.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
+}
+
+/// Makes sure `key` exists, writing `initial` if nobody has: of concurrent
+/// callers, exactly one (the first to increment `{key}:created`) writes it,
+/// the others wait for that write. Returns once the key exists.
+pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<(), KvError> {
+    if kv.get(key)?.is_some() {
+        return Ok(());
+    }
+    if kv.increment(&format!("{key}:created"), 1)? == 1 {
+        return kv.set(key, initial);
+    }
+    // The creator writes right after its increment; if it died in between,
+    // writing the same initial value ourselves is just as good.
+    for _ in 0..100 {
+        if kv.get(key)?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    kv.set(key, initial)
+}
+
+/// Deletes a key made by [`create_once`], with its creation counter.
+pub fn delete_created(kv: &dyn KvStore, key: &str) -> Result<(), KvError> {
+    kv.delete(key)?;
+    kv.delete(&format!("{key}:created"))
 }
 
 /// How many times a compare-and-swap loop retries before giving up: each
@@ -100,19 +130,32 @@ impl KvStore for MemoryKv {
         Ok(())
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError> {
+    fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError> {
         self.check()?;
         let mut entries = self.lock();
-        if entries.get(key).map(Vec::as_slice) != expected {
+        if entries.get(key).map(Vec::as_slice) != Some(expected) {
             return Ok(false);
         }
         entries.insert(key.to_owned(), new.to_vec());
         Ok(true)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.check()?;
+        let mut entries = self.lock();
+        // Stored as Spin stores counters: 8 bytes, little-endian.
+        let current = match entries.get(key) {
+            None => 0,
+            Some(bytes) => i64::from_le_bytes(
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| KvError(format!("{key} is not a counter")))?,
+            ),
+        };
+        let next = current.wrapping_add(delta);
+        entries.insert(key.to_owned(), next.to_le_bytes().to_vec());
+        Ok(next)
     }
 }
 
@@ -121,11 +164,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compare_and_swap_creates_only_when_absent() {
+    fn compare_and_swap_never_creates_a_key() {
         let kv = MemoryKv::new();
-        assert!(kv.compare_and_swap("k", None, b"a").unwrap());
-        assert!(!kv.compare_and_swap("k", None, b"b").unwrap());
-        assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"a"[..]));
+        assert!(!kv.compare_and_swap("k", b"", b"a").unwrap());
+        assert_eq!(kv.get("k").unwrap(), None);
     }
 
     #[test]
@@ -133,8 +175,34 @@ mod tests {
         let kv = MemoryKv::new();
         kv.set("k", b"v1").unwrap();
         kv.set("k", b"v2").unwrap();
-        assert!(!kv.compare_and_swap("k", Some(b"v1"), b"mine").unwrap());
-        assert!(kv.compare_and_swap("k", Some(b"v2"), b"mine").unwrap());
+        assert!(!kv.compare_and_swap("k", b"v1", b"mine").unwrap());
+        assert!(kv.compare_and_swap("k", b"v2", b"mine").unwrap());
+    }
+
+    #[test]
+    fn increment_counts_from_zero() {
+        let kv = MemoryKv::new();
+        assert_eq!(kv.increment("c", 1).unwrap(), 1);
+        assert_eq!(kv.increment("c", 2).unwrap(), 3);
+    }
+
+    #[test]
+    fn create_once_lets_exactly_one_of_many_racers_write() {
+        let kv = std::sync::Arc::new(MemoryKv::new());
+        let writers: usize = (0..8)
+            .map(|t| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    create_once(kv.as_ref(), "k", format!("{t}").as_bytes()).unwrap();
+                    kv.get("k").unwrap().unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        assert_eq!(writers, 1, "racers saw different initial values");
     }
 
     #[test]

@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn quoted_values_are_unquoted() {
         assert_eq!(parse(&[r#"wait="7""#]).wait, Some(7));
-        assert_eq!(parse(&[r#"return="minimal""#]).return_, Some(Return::Minimal));
+        assert_eq!(
+            parse(&[r#"return="minimal""#]).return_,
+            Some(Return::Minimal)
+        );
     }
 
     #[test]
@@ -208,7 +211,10 @@ mod tests {
 
     #[test]
     fn absurdly_long_wait_saturates() {
-        assert_eq!(parse(&["wait=99999999999999999999999"]).wait, Some(u64::MAX));
+        assert_eq!(
+            parse(&["wait=99999999999999999999999"]).wait,
+            Some(u64::MAX)
+        );
     }
 
     #[test]

@@ -121,13 +121,9 @@ impl Error {
                 Some(*id),
             ),
             Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
-            Error::MethodNotAllowed { .. } => (
-                405,
-                "method-not-allowed",
-                "Method not allowed",
-                None,
-                None,
-            ),
+            Error::MethodNotAllowed { .. } => {
+                (405, "method-not-allowed", "Method not allowed", None, None)
+            }
             Error::Store(_) => (
                 503,
                 "store-unavailable",
@@ -157,9 +153,9 @@ impl From<kiln_image::ImageError> for Error {
     fn from(err: kiln_image::ImageError) -> Self {
         use kiln_image::ImageError as E;
         match err {
-            E::Unsupported => Error::UnsupportedMediaType(
-                "the body is not a JPEG, PNG, WebP or GIF image".into(),
-            ),
+            E::Unsupported => {
+                Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
+            }
             E::Canceled => Error::Conflict("the operation was canceled".into()),
             other => Error::Unprocessable(other.to_string()),
         }
@@ -182,7 +178,11 @@ mod tests {
     fn internal_errors_do_not_leak_their_text() {
         let problem = Error::Internal("panicked at src/lib.rs:1".into()).to_problem();
         assert_eq!(problem.status, 500);
-        assert!(!serde_json::to_string(&problem).unwrap().contains("panicked"));
+        assert!(
+            !serde_json::to_string(&problem)
+                .unwrap()
+                .contains("panicked")
+        );
     }
 
     #[test]

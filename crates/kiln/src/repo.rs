@@ -83,7 +83,7 @@ impl<'a> Jobs<'a> {
             };
             if self
                 .kv
-                .compare_and_swap(&keys::job(id), Some(&raw), &encode(&next)?)?
+                .compare_and_swap(&keys::job(id), &raw, &encode(&next)?)?
             {
                 if next.status.is_terminal() && !job.status.is_terminal() {
                     // Best effort: a stale pending entry only costs a lookup.
@@ -108,7 +108,7 @@ impl<'a> Jobs<'a> {
             blob::delete(self.kv, &result.blob)?;
         }
         if let Some(entry) = &job.idempotency_entry {
-            self.kv.delete(entry)?;
+            crate::idempotency::unbind(self.kv, entry)?;
         }
         keyset::remove(self.kv, keys::PENDING, &[id.to_string()])?;
         Ok(true)
@@ -133,7 +133,12 @@ mod tests {
         let job = new_job(Timestamp(0));
         Jobs::new(&kv).insert(&job).unwrap();
         assert!(Jobs::new(&kv).get(job.id, Timestamp(1)).unwrap().is_some());
-        assert!(Jobs::new(&kv).get(job.id, job.expires_at).unwrap().is_none());
+        assert!(
+            Jobs::new(&kv)
+                .get(job.id, job.expires_at)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -162,7 +167,10 @@ mod tests {
             .map(|t| t.join().unwrap())
             .sum();
         assert_eq!(winners, 1);
-        let stored = Jobs::new(kv.as_ref()).get(job.id, Timestamp(2)).unwrap().unwrap();
+        let stored = Jobs::new(kv.as_ref())
+            .get(job.id, Timestamp(2))
+            .unwrap()
+            .unwrap();
         assert_eq!((stored.status, stored.attempts), (Status::Running, 1));
     }
 
@@ -176,8 +184,10 @@ mod tests {
         else {
             panic!()
         };
-        jobs.update(job.id, Timestamp(0), |_| Some(running.clone())).unwrap();
-        jobs.update(job.id, Timestamp(1), |j| j.cancel(Timestamp(1))).unwrap();
+        jobs.update(job.id, Timestamp(0), |_| Some(running.clone()))
+            .unwrap();
+        jobs.update(job.id, Timestamp(1), |j| j.cancel(Timestamp(1)))
+            .unwrap();
         let result = crate::job::ImageRef {
             blob: running.source.clone(),
             media_type: "image/png".into(),
@@ -186,7 +196,9 @@ mod tests {
             height: 1,
         };
         let late = jobs
-            .update(job.id, Timestamp(2), |j| j.succeed("a", result.clone(), Timestamp(2)))
+            .update(job.id, Timestamp(2), |j| {
+                j.succeed("a", result.clone(), Timestamp(2))
+            })
             .unwrap();
         assert!(matches!(late, Update::Unchanged(j) if j.status == Status::Canceled));
     }
@@ -198,6 +210,10 @@ mod tests {
         job.source = blob::write(&kv, keys::source_blob(job.id), &[1; 300_000]).unwrap();
         Jobs::new(&kv).insert(&job).unwrap();
         assert!(Jobs::new(&kv).delete(job.id).unwrap());
-        assert!(kv.keys().iter().all(|k| !k.contains(&job.id.to_string())), "{:?}", kv.keys());
+        assert!(
+            kv.keys().iter().all(|k| !k.contains(&job.id.to_string())),
+            "{:?}",
+            kv.keys()
+        );
     }
 }

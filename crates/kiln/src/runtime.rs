@@ -35,11 +35,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Polls `check` until it returns `Some`, or `timeout` has passed;
     /// starts at 20 ms between polls and backs off to 250 ms.
-    pub fn poll<T>(
-        &self,
-        timeout: Duration,
-        mut check: impl FnMut() -> Option<T>,
-    ) -> Option<T> {
+    pub fn poll<T>(&self, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = self.runtime.now().after(timeout);
         let mut interval = Duration::from_millis(20);
         loop {

@@ -51,11 +51,8 @@ impl Accepted {
 pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
     check_image(ctx, &upload)?;
     let canonical_ops = kiln_image::canonical(&upload.ops);
-    let fingerprint = idempotency::fingerprint(
-        &upload.bytes,
-        upload.declared.media_type(),
-        &canonical_ops,
-    );
+    let fingerprint =
+        idempotency::fingerprint(&upload.bytes, upload.declared.media_type(), &canonical_ops);
     if let Some(key) = &upload.idempotency_key
         && let Some(binding) = idempotency::lookup(ctx.kv, key)?
         && let Some(job) = replay(ctx, &binding, &fingerprint)?
@@ -70,7 +67,8 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
         job: job.id,
         fingerprint: fingerprint.clone(),
     };
-    match idempotency::bind(ctx.kv, key, binding) {
+    let wait = || ctx.runtime.sleep(std::time::Duration::from_millis(20));
+    match idempotency::bind(ctx.kv, key, binding, wait) {
         Ok(winner) if winner.job == job.id => Ok(Accepted::New(job)),
         Ok(winner) => {
             // A concurrent request with the same key won: ours never existed.
@@ -81,7 +79,7 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
         }
         Err(err) => {
             discard(ctx, &job);
-            Err(err.into())
+            Err(err)
         }
     }
 }
@@ -164,7 +162,12 @@ fn discard(ctx: &Ctx<'_>, job: &Job) {
         idempotency_entry: None,
         ..job.clone()
     };
-    if jobs.insert(&unbound).and_then(|()| jobs.delete(job.id).map(drop)).is_err() {
-        ctx.runtime.log(&format!("could not discard job {}", job.id));
+    if jobs
+        .insert(&unbound)
+        .and_then(|()| jobs.delete(job.id).map(drop))
+        .is_err()
+    {
+        ctx.runtime
+            .log(&format!("could not discard job {}", job.id));
     }
 }

@@ -89,7 +89,10 @@ mod tests {
 
     #[test]
     fn if_none_match_uses_weak_comparison() {
-        assert!(if_none_match(&headers(&[("if-none-match", r#"W/"a""#)]), r#""a""#));
+        assert!(if_none_match(
+            &headers(&[("if-none-match", r#"W/"a""#)]),
+            r#""a""#
+        ));
     }
 
     #[test]
@@ -114,7 +117,10 @@ mod tests {
     #[test]
     fn a_declared_length_over_the_limit_is_refused_before_reading() {
         let h = headers(&[("content-length", "101")]);
-        assert_eq!(check_declared_length(&h, 100), Err(Error::ContentTooLarge { max: 100 }));
+        assert_eq!(
+            check_declared_length(&h, 100),
+            Err(Error::ContentTooLarge { max: 100 })
+        );
         assert_eq!(check_declared_length(&h, 101), Ok(()));
     }
 }

@@ -111,7 +111,11 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
         set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
     }
     if job.status == Status::Succeeded {
-        set(&mut response, LINK, format!("<{}>; rel=\"related\"", image_path(job)));
+        set(
+            &mut response,
+            LINK,
+            format!("<{}>; rel=\"related\"", image_path(job)),
+        );
     }
     response
 }

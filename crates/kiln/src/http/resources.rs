@@ -34,16 +34,28 @@ pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
     })
 }
 
+/// Both resources answer the same methods; the method is checked before the
+/// id, so a `405` does not depend on which id was used.
+fn allowed_method<B>(request: &http::Request<B>) -> Result<&Method, Error> {
+    let method = request.method();
+    if [Method::GET, Method::HEAD, Method::DELETE].contains(method) {
+        Ok(method)
+    } else {
+        Err(Error::MethodNotAllowed { allow: ALLOW })
+    }
+}
+
 /// A malformed id names no resource: 404, and it never reaches the store.
 fn parse_id(text: &str, what: &'static str) -> Result<JobId, Error> {
     JobId::parse(text).map_err(|_| Error::NotFound(what))
 }
 
-fn operation<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Error>) -> Result<Reply, Error> {
-    let method = request.method();
-    if ![Method::GET, Method::HEAD, Method::DELETE].contains(method) {
-        return Err(Error::MethodNotAllowed { allow: ALLOW });
-    }
+fn operation<B>(
+    request: &http::Request<B>,
+    ctx: &Ctx<'_>,
+    id: Result<JobId, Error>,
+) -> Result<Reply, Error> {
+    let method = allowed_method(request)?;
     let id = id?;
     let jobs = Jobs::new(ctx.kv);
     if method == Method::DELETE {
@@ -52,7 +64,10 @@ fn operation<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Err
             Update::Changed(job) => Ok(render::operation(&job, StatusCode::OK).into()),
             Update::Unchanged(job) => Err(Error::Conflict(format!(
                 "the operation already finished ({})",
-                serde_json::to_value(job.status).unwrap_or_default().as_str().unwrap_or("")
+                serde_json::to_value(job.status)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
             ))),
             Update::Missing => Err(Error::NotFound("operation")),
         };
@@ -83,7 +98,10 @@ fn operation<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Err
         response.body_mut().clear();
         render::set(&mut response, CONTENT_LENGTH, length);
     }
-    Ok(Reply { response, follow_ups })
+    Ok(Reply {
+        response,
+        follow_ups,
+    })
 }
 
 /// Polls until the job's status changes (or it disappears), for `Prefer: wait`.
@@ -102,11 +120,12 @@ fn wait_for_change(ctx: &Ctx<'_>, job: &Job, timeout: Duration) -> Result<Job, E
     changed.unwrap_or(Ok(latest))
 }
 
-fn image<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Error>) -> Result<Reply, Error> {
-    let method = request.method();
-    if ![Method::GET, Method::HEAD, Method::DELETE].contains(method) {
-        return Err(Error::MethodNotAllowed { allow: ALLOW });
-    }
+fn image<B>(
+    request: &http::Request<B>,
+    ctx: &Ctx<'_>,
+    id: Result<JobId, Error>,
+) -> Result<Reply, Error> {
+    let method = allowed_method(request)?;
     let id = id?;
     let jobs = Jobs::new(ctx.kv);
     let job = jobs
@@ -116,7 +135,11 @@ fn image<B>(request: &http::Request<B>, ctx: &Ctx<'_>, id: Result<JobId, Error>)
         jobs.delete(id)?;
         return Ok(render::response(StatusCode::NO_CONTENT, Vec::new()).into());
     }
-    let Some(result) = job.result.as_ref().filter(|_| job.status == Status::Succeeded) else {
+    let Some(result) = job
+        .result
+        .as_ref()
+        .filter(|_| job.status == Status::Succeeded)
+    else {
         return Err(Error::ImageNotReady(id));
     };
     if headers::if_none_match(request.headers(), &result.etag) {

@@ -4,6 +4,7 @@
 use super::headers::{self, BodyReader};
 use super::render::{self, set};
 use super::{FollowUp, Reply};
+use crate::blob;
 use crate::id::JobId;
 use crate::idempotency::IdempotencyKey;
 use crate::job::{Job, Status};
@@ -12,7 +13,6 @@ use crate::problem::Error;
 use crate::repo::Jobs;
 use crate::runtime::Ctx;
 use crate::submission::{self, Accepted, Upload};
-use crate::blob;
 use http::header::{CONTENT_LOCATION, LOCATION};
 use http::{Method, StatusCode};
 use std::time::Duration;
@@ -49,7 +49,9 @@ fn submit<B: BodyReader>(
         .transpose()?;
     let bytes = request.body_mut().read_to_end(limit)?;
     if bytes.is_empty() {
-        return Err(Error::BadRequest("the body is empty: send the image's bytes".into()));
+        return Err(Error::BadRequest(
+            "the body is empty: send the image's bytes".into(),
+        ));
     }
     let accepted = submission::accept(
         ctx,
@@ -135,13 +137,18 @@ fn accepted_response(job: &Job, prefs: &Preferences) -> super::Response {
 const PREFERENCE_APPLIED: http::HeaderName = http::HeaderName::from_static("preference-applied");
 
 /// The answer for a job that finished within the wait.
-fn finished_response(ctx: &Ctx<'_>, job: &Job, prefs: &Preferences) -> Result<super::Response, Error> {
+fn finished_response(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    prefs: &Preferences,
+) -> Result<super::Response, Error> {
     match job.status {
         Status::Succeeded => created_response(ctx, job, prefs),
         Status::Failed => {
-            let mut problem = job.error.clone().unwrap_or_else(|| {
-                Error::Internal("failed without a reason".into()).to_problem()
-            });
+            let mut problem = job
+                .error
+                .clone()
+                .unwrap_or_else(|| Error::Internal("failed without a reason".into()).to_problem());
             problem.operation = Some(render::operation_path(job));
             Ok(render::problem_response(&problem))
         }
@@ -150,7 +157,11 @@ fn finished_response(ctx: &Ctx<'_>, job: &Job, prefs: &Preferences) -> Result<su
 }
 
 /// `201 Created` with the image (or, for `return=minimal`, without).
-fn created_response(ctx: &Ctx<'_>, job: &Job, prefs: &Preferences) -> Result<super::Response, Error> {
+fn created_response(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    prefs: &Preferences,
+) -> Result<super::Response, Error> {
     let mut response = if prefs.return_ == Some(Return::Minimal) {
         let mut response = render::response(StatusCode::CREATED, Vec::new());
         set(&mut response, PREFERENCE_APPLIED, "return=minimal");

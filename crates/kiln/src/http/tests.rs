@@ -57,7 +57,13 @@ impl FakeHost {
 
     /// Sends a request to the component owning `path`, then runs its
     /// follow-ups, as Spin does after the response is out.
-    fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
         let reply = self.send_without_follow_ups(method, path, headers, body);
         for f in reply.follow_ups {
             follow_up(&self.ctx(), f);
@@ -107,7 +113,9 @@ impl Runtime for FakeHost {
         if self.processor.get() == Processor::Unreachable {
             return Err("connection refused".into());
         }
-        let request = http::Request::post(format!("/jobs/{id}")).body(Vec::<u8>::new()).unwrap();
+        let request = http::Request::post(format!("/jobs/{id}"))
+            .body(Vec::<u8>::new())
+            .unwrap();
         let reply = handle_process(request, &self.ctx());
         if self.processor.get() == Processor::Working {
             for f in reply.follow_ups {
@@ -190,11 +198,17 @@ fn an_accepted_job_can_be_polled_to_success_and_its_image_fetched() {
     assert_eq!(body["status"], "succeeded");
     assert_eq!(body["percentComplete"], 100);
     let image_path = body["resourceLocation"].as_str().unwrap();
-    assert_eq!(header(&operation, "link"), format!("<{image_path}>; rel=\"related\""));
+    assert_eq!(
+        header(&operation, "link"),
+        format!("<{image_path}>; rel=\"related\"")
+    );
     let image = host.get(image_path);
     assert_eq!(image.status(), StatusCode::OK);
     assert_eq!(header(&image, "content-type"), "image/webp");
-    assert_eq!(header(&image, "cache-control"), "public, max-age=31536000, immutable");
+    assert_eq!(
+        header(&image, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(&image.body()[8..12], b"WEBP");
 }
 
@@ -245,14 +259,20 @@ fn an_unfinished_wait_is_capped_by_max_wait() {
     let response = host.submit(&[("prefer", "wait=3600")], "");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert!(host.now() >= start.after(Duration::from_secs(2)));
-    assert!(host.now() <= start.after(Duration::from_secs(3)), "waited too long");
+    assert!(
+        host.now() <= start.after(Duration::from_secs(3)),
+        "waited too long"
+    );
     assert!(response.headers().get("preference-applied").is_none());
 }
 
 #[test]
 fn the_same_idempotency_key_and_body_return_the_same_operation() {
     let host = FakeHost::new();
-    let headers = [("prefer", "respond-async"), ("idempotency-key", "\"order-42\"")];
+    let headers = [
+        ("prefer", "respond-async"),
+        ("idempotency-key", "\"order-42\""),
+    ];
     let first = host.submit(&headers, "?ops=grayscale");
     let second = host.submit(&headers, "?ops=grayscale");
     assert_eq!(header(&first, "location"), header(&second, "location"));
@@ -296,7 +316,10 @@ fn head_of_an_image_has_the_headers_of_get_and_no_body() {
     let head = host.send(Method::HEAD, &path, &[], Vec::new());
     assert_eq!(head.status(), StatusCode::OK);
     assert!(head.body().is_empty());
-    assert_eq!(header(&head, "content-length"), get.body().len().to_string());
+    assert_eq!(
+        header(&head, "content-length"),
+        get.body().len().to_string()
+    );
     assert_eq!(header(&head, "etag"), header(&get, "etag"));
 }
 
@@ -336,19 +359,29 @@ fn deleting_an_image_removes_every_key_of_its_job() {
     let deleted = host.send(Method::DELETE, &path, &[], Vec::new());
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(problem_status(&host.get(&path)), 404);
-    assert!(host.kv.keys().iter().all(|k| !k.contains(&id)), "{:?}", host.kv.keys());
+    assert!(
+        host.kv.keys().iter().all(|k| !k.contains(&id)),
+        "{:?}",
+        host.kv.keys()
+    );
 }
 
 #[test]
 fn expired_jobs_read_as_gone_and_are_swept_by_a_later_request() {
     let host = FakeHost::new();
     let created = host.submit(&[], "");
-    let id = header(&created, "location").trim_start_matches("/images/").to_owned();
+    let id = header(&created, "location")
+        .trim_start_matches("/images/")
+        .to_owned();
     host.advance(host.config.retention + Duration::from_secs(60));
     assert_eq!(problem_status(&host.get(&format!("/operations/{id}"))), 404);
     assert!(host.kv.keys().iter().any(|k| k.contains(&id)));
     host.submit(&[], "");
-    assert!(host.kv.keys().iter().all(|k| !k.contains(&id)), "{:?}", host.kv.keys());
+    assert!(
+        host.kv.keys().iter().all(|k| !k.contains(&id)),
+        "{:?}",
+        host.kv.keys()
+    );
 }
 
 #[test]
@@ -380,7 +413,10 @@ fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
     assert_eq!(json(&host.get(&path))["status"], "running");
     host.advance(host.config.lease);
     host.get(&path);
-    let job = crate::repo::Jobs::new(&host.kv).get(id, host.now()).unwrap().unwrap();
+    let job = crate::repo::Jobs::new(&host.kv)
+        .get(id, host.now())
+        .unwrap()
+        .unwrap();
     assert_eq!((job.status, job.attempts), (Status::Succeeded, 2));
 }
 
@@ -392,7 +428,8 @@ fn a_submission_also_redispatches_other_lost_jobs() {
     host.processor.set(Processor::Working);
     host.advance(host.config.lease);
     host.submit(&[("prefer", "respond-async")], "");
-    let reply = host.send_without_follow_ups(Method::GET, header(&lost, "location"), &[], Vec::new());
+    let reply =
+        host.send_without_follow_ups(Method::GET, header(&lost, "location"), &[], Vec::new());
     assert_eq!(json(&reply.response)["status"], "succeeded");
 }
 
@@ -439,15 +476,39 @@ fn store_failures_are_503_problems_with_retry_after() {
 #[test]
 fn bad_uploads_get_their_documented_status() {
     let host = FakeHost::new();
-    let cases: Vec<(Vec<(&str, &str)>, &str, Vec<u8>, u16)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         (vec![("content-type", "image/jpeg")], "", png(4, 4), 415),
         (vec![("content-type", "text/plain")], "", png(4, 4), 415),
         (vec![], "", png(4, 4), 415),
         (vec![("content-type", "image/png")], "", Vec::new(), 400),
-        (vec![("content-type", "image/png")], "", b"not an image".to_vec(), 415),
-        (vec![("content-type", "image/png")], "?ops=sharpn", png(4, 4), 400),
-        (vec![("content-type", "image/png")], "?ops=grayscale&ops=grayscale", png(4, 4), 400),
-        (vec![("content-type", "image/png"), ("content-length", "999999999999")], "", png(4, 4), 413),
+        (
+            vec![("content-type", "image/png")],
+            "",
+            b"not an image".to_vec(),
+            415,
+        ),
+        (
+            vec![("content-type", "image/png")],
+            "?ops=sharpn",
+            png(4, 4),
+            400,
+        ),
+        (
+            vec![("content-type", "image/png")],
+            "?ops=grayscale&ops=grayscale",
+            png(4, 4),
+            400,
+        ),
+        (
+            vec![
+                ("content-type", "image/png"),
+                ("content-length", "999999999999"),
+            ],
+            "",
+            png(4, 4),
+            413,
+        ),
     ];
     for (headers, query, body, status) in cases {
         let response = host.send(Method::POST, &format!("/images{query}"), &headers, body);
@@ -487,7 +548,12 @@ fn wrong_methods_are_405_with_allow() {
 fn malformed_ids_are_404_and_never_reach_the_store() {
     let host = FakeHost::new();
     host.kv.set_failing(true);
-    for path in ["/operations/..", "/operations/a/b", "/images/%00", "/operations/"] {
+    for path in [
+        "/operations/..",
+        "/operations/a/b",
+        "/images/%00",
+        "/operations/",
+    ] {
         assert_eq!(problem_status(&host.get(path)), 404, "{path}");
     }
 }

@@ -1,0 +1,291 @@
+//! [`Env`]: the app under test, started fresh for each test.
+
+use crate::client::{Client, Reply};
+use crate::spin::SpinProcess;
+use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root, where `spin.toml` is.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where `scripts/test` built the components: `$KILN_WASM_DIR`, else
+/// `$CARGO_TARGET_DIR/wasm32-wasip2/release`, else `target/…` in the
+/// workspace.
+pub fn wasm_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_WASM_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_relative() {
+                workspace_root().join(dir)
+            } else {
+                dir
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("wasm32-wasip2").join("release")
+}
+
+/// The app of `spin.toml`, compiled once per test binary.
+pub fn app() -> &'static App {
+    static APP: OnceLock<App> = OnceLock::new();
+    APP.get_or_init(|| {
+        App::load(
+            &workspace_root().join("spin.toml"),
+            LoadOptions {
+                wasm_dir: Some(wasm_dir()),
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot load spin.toml with the components in {}: {e:#}\n\
+                 build them first: run `scripts/test`",
+                wasm_dir().display()
+            )
+        })
+    })
+}
+
+/// Variable overrides for an [`Env`].
+#[derive(Clone, Default)]
+pub struct EnvBuilder {
+    variables: Vec<(String, String)>,
+}
+
+impl EnvBuilder {
+    /// Overrides an application variable of `spin.toml`.
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the app on the test host with a fresh store.
+    pub fn start(self) -> Env {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let kv = KeyValueStore::new();
+        let host = start_host(&runtime, &self.variables, &kv);
+        let client = Client::new(host.base_url());
+        Env {
+            client,
+            target: Target::Host {
+                runtime,
+                host: Some(host),
+                kv,
+                variables: self.variables,
+            },
+        }
+    }
+
+    fn start_spin(self, spin: &Path) -> Env {
+        let process = SpinProcess::start(spin, &workspace_root(), &self.variables);
+        Env {
+            client: Client::new(process.base_url()),
+            target: Target::Spin(process),
+        }
+    }
+}
+
+fn start_host(
+    runtime: &tokio::runtime::Runtime,
+    variables: &[(String, String)],
+    kv: &KeyValueStore,
+) -> Host {
+    let mut builder = Host::builder(app().clone()).store(kv.clone());
+    for (name, value) in variables {
+        builder = builder.variable(name, value);
+    }
+    runtime
+        .block_on(builder.start())
+        .unwrap_or_else(|e| panic!("starting the test host: {e:#}"))
+}
+
+/// Runs `test` against the test host and, when a `spin` binary is available
+/// (`SPIN_BIN` or `spin` on `PATH`), against `spin up` as well.
+pub fn for_each_target(builder: impl Fn() -> EnvBuilder, test: impl Fn(&Env)) {
+    test(&builder().start());
+    match crate::spin::binary() {
+        Some(spin) => test(&builder().start_spin(&spin)),
+        None => crate::spin::note_skipped(),
+    }
+}
+
+enum Target {
+    Host {
+        runtime: tokio::runtime::Runtime,
+        host: Option<Host>,
+        kv: KeyValueStore,
+        variables: Vec<(String, String)>,
+    },
+    Spin(SpinProcess),
+}
+
+/// The app under test, with a client for it.
+pub struct Env {
+    client: Client,
+    target: Target,
+}
+
+impl Env {
+    /// The app on the test host, with `spin.toml`'s defaults.
+    pub fn start() -> Env {
+        EnvBuilder::default().start()
+    }
+
+    /// Variable overrides, then [`EnvBuilder::start`].
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder::default()
+    }
+
+    /// Which runtime serves the app, for assertion messages.
+    pub fn name(&self) -> &'static str {
+        match self.target {
+            Target::Host { .. } => "test host",
+            Target::Spin(_) => "spin up",
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the app.
+    pub fn base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
+    /// Sends any request.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.client.send(method, path, headers, body)
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers, &[])
+    }
+
+    /// `POST /images{query}` with `Content-Type: content_type`.
+    pub fn submit(
+        &self,
+        query: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut all = vec![("content-type", content_type)];
+        all.extend_from_slice(headers);
+        self.send("POST", &format!("/images{query}"), &all, body)
+    }
+
+    /// `POST /images{query}` of a PNG with `Prefer: respond-async`; asserts
+    /// the `202`.
+    pub fn submit_async(&self, query: &str, png: &[u8]) -> Reply {
+        let reply = self.submit(query, "image/png", png, &[("prefer", "respond-async")]);
+        assert_eq!(
+            reply.status,
+            202,
+            "{}: {}",
+            self.name(),
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply
+    }
+
+    /// Long-polls the operation at `path` until it is finished; panics
+    /// after `timeout`.
+    pub fn wait_until_finished(&self, path: &str, timeout: Duration) -> Reply {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reply = self.get(path, &[("prefer", "wait=5")]);
+            assert_eq!(
+                reply.status,
+                200,
+                "GET {path}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let status = reply.json()["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if ["succeeded", "failed", "canceled"].contains(&status.as_str()) {
+                return reply;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still {status} after {timeout:?}"
+            );
+        }
+    }
+
+    /// The test host. Panics when the target is `spin up`: fault injection
+    /// and store inspection exist only on the test host.
+    pub fn host(&self) -> &Host {
+        match &self.target {
+            Target::Host {
+                host: Some(host), ..
+            } => host,
+            _ => panic!("this test needs the test host"),
+        }
+    }
+
+    /// The test host's fault switches.
+    pub fn faults(&self) -> FaultHandle {
+        self.host().faults().clone()
+    }
+
+    /// The store shared by every component (and kept across restarts).
+    pub fn kv(&self) -> &KeyValueStore {
+        match &self.target {
+            Target::Host { kv, .. } => kv,
+            Target::Spin(_) => panic!("this test needs the test host"),
+        }
+    }
+
+    /// Waits until no component instance is running any more (work after a
+    /// response included).
+    pub fn settle(&self) {
+        if let Target::Host {
+            runtime,
+            host: Some(host),
+            ..
+        } = &self.target
+        {
+            runtime.block_on(host.wait_idle());
+        }
+    }
+
+    /// Kills the host abruptly, in-flight guest work included (a crash),
+    /// and starts a new one on the same store.
+    pub fn restart(&mut self) {
+        let Target::Host {
+            runtime,
+            host,
+            kv,
+            variables,
+        } = &mut self.target
+        else {
+            panic!("this test needs the test host");
+        };
+        if let Some(old) = host.take() {
+            runtime.block_on(old.kill());
+        }
+        let new = start_host(runtime, variables, kv);
+        self.client = Client::new(new.base_url());
+        *host = Some(new);
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Target::Host { runtime, host, .. } = &mut self.target
+            && let Some(host) = host.take()
+        {
+            runtime.block_on(host.kill());
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Test images, generated in the test: gradients in each input format, and
+//! broken ones.
+
+use image::{DynamicImage, ImageFormat, RgbaImage};
+use std::io::Cursor;
+
+/// A `width`×`height` gradient with some alpha.
+pub fn gradient(width: u32, height: u32) -> DynamicImage {
+    DynamicImage::ImageRgba8(RgbaImage::from_fn(width, height, |x, y| {
+        image::Rgba([
+            (x * 255 / width.max(1)) as u8,
+            (y * 255 / height.max(1)) as u8,
+            ((x ^ y) & 0xff) as u8,
+            255,
+        ])
+    }))
+}
+
+fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    let image = if format == ImageFormat::Jpeg {
+        DynamicImage::ImageRgb8(image.to_rgb8())
+    } else {
+        image.clone()
+    };
+    image
+        .write_to(&mut bytes, format)
+        .expect("encoding a generated image");
+    bytes.into_inner()
+}
+
+/// A PNG gradient.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ImageFormat::Png)
+}
+
+/// A PNG of noise, which does not compress: `width * height * 4` bytes or so.
+pub fn noisy_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_u32;
+    let noise = RgbaImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [a, b, c, _] = state.to_le_bytes();
+        image::Rgba([a, b, c, 255])
+    });
+    encode(&DynamicImage::ImageRgba8(noise), ImageFormat::Png)
+}
+
+/// A JPEG gradient.
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ImageFormat::Jpeg)
+}
+
+/// A (lossless) WebP gradient.
+pub fn webp(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ImageFormat::WebP)
+}
+
+/// A GIF gradient.
+pub fn gif(width: u32, height: u32) -> Vec<u8> {
+    encode(&gradient(width, height), ImageFormat::Gif)
+}
+
+/// The format and dimensions of encoded image bytes, as a client would
+/// check them.
+pub fn inspect(bytes: &[u8]) -> (ImageFormat, u32, u32) {
+    let format = image::guess_format(bytes).expect("a known image format");
+    let image = image::load_from_memory(bytes).expect("a decodable image");
+    (format, image.width(), image.height())
+}
+
+/// A valid PNG signature and IHDR claiming `width`×`height`, and nothing
+/// else: decoding it would need gigabytes.
+pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA, no interlace
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(&(ihdr.len() as u32).to_be_bytes());
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&ihdr);
+    bytes.extend_from_slice(&chunk);
+    bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    bytes
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The first half of a valid image.
+pub fn truncated(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len() / 2].to_vec()
+}
+
+/// A valid image's header followed by garbage.
+pub fn corrupt(bytes: &[u8]) -> Vec<u8> {
+    let keep = bytes.len().min(64);
+    let mut out = bytes[..keep].to_vec();
+    out.extend((0..bytes.len() - keep).map(|i| (i * 7 + 13) as u8));
+    out
+}

@@ -1,0 +1,17 @@
+//! The shared test environment of the end-to-end suite.
+//!
+//! - [`Env`]: one running app (test host or `spin up`) with its own store,
+//!   and a blocking HTTP client for it; [`Env::host`] for tests that inject
+//!   faults or look into the store.
+//! - [`for_each_target`]: runs a contract test against the test host and, if
+//!   a `spin` binary is available, against `spin up` too.
+//! - [`Reply`]: a response with the assertions every test needs.
+//! - [`images`]: test images, generated, never downloaded.
+
+pub mod client;
+pub mod env;
+pub mod images;
+mod spin;
+
+pub use client::Reply;
+pub use env::{Env, EnvBuilder, for_each_target};

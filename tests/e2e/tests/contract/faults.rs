@@ -1,0 +1,126 @@
+//! Faults: crashing processors, a host restarted mid-job, a failing store.
+//! Every job still ends in a terminal state and nothing accepted is lost.
+
+use kiln_e2e::Env;
+use kiln_e2e::images;
+use std::time::Duration;
+
+fn job_record(env: &Env, id: &str) -> serde_json::Value {
+    let raw = env
+        .kv()
+        .get(&format!("kiln:job:{id}"))
+        .expect("the job record");
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// A processor that traps mid-job is replaced once its lease runs out: the
+/// next status read re-dispatches, and the job succeeds on the second claim.
+#[test]
+fn a_processor_that_traps_mid_job_is_replaced_after_its_lease() {
+    let env = Env::builder().variable("lease_seconds", "1").start();
+    env.faults().trap_writes("processor", "kiln:blob:", 1);
+    let accepted = env.submit_async("?ops=grayscale", &images::png(32, 32));
+    env.settle();
+    assert_eq!(
+        env.faults().pending_write_traps(),
+        0,
+        "the processor never reached the trap"
+    );
+    assert!(env.host().stats("processor").failures >= 1);
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    assert_eq!(done.json()["status"], "succeeded");
+    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 2);
+}
+
+/// A job that crashes every processor ends `failed` after `max_attempts`,
+/// with a problem, instead of running forever.
+#[test]
+fn a_job_that_always_crashes_ends_failed() {
+    let env = Env::builder()
+        .variable("lease_seconds", "1")
+        .variable("max_attempts", "2")
+        .start();
+    env.faults().trap_writes("processor", "kiln:blob:", 100);
+    let accepted = env.submit_async("", &images::png(16, 16));
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    let operation = done.json();
+    assert_eq!(operation["status"], "failed", "{operation}");
+    assert_eq!(operation["error"]["status"], 500);
+    assert_eq!(
+        operation["error"]["type"],
+        "urn:kiln:problem:processing-crashed"
+    );
+}
+
+/// A host killed while a job runs loses nothing: after a restart on the same
+/// store, the job is picked up again and succeeds.
+#[test]
+fn a_host_restarted_mid_job_loses_nothing() {
+    let mut env = Env::builder().variable("lease_seconds", "1").start();
+    // Slow enough to be caught running.
+    let accepted = env.submit_async(
+        "?ops=blur(sigma=30),blur(sigma=30),blur(sigma=30)",
+        &images::noisy_png(1500, 1500),
+    );
+    let location = accepted.location();
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = env.get(&location, &[]).json()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status != "notStarted" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(status, "running", "the job was not caught running");
+    env.restart();
+    let done = env.wait_until_finished(&location, Duration::from_secs(120));
+    assert_eq!(done.json()["status"], "succeeded");
+}
+
+/// While the store fails, requests get 503 problems with `Retry-After`, not
+/// 500s or panics; afterwards the app serves again.
+#[test]
+fn a_failing_store_gives_503_problems_and_the_app_recovers() {
+    let env = Env::start();
+    let before = env.submit("", "image/png", &images::png(8, 8), &[]);
+    env.faults().fail_kv(true);
+    let submit = env.submit("", "image/png", &images::png(8, 8), &[]);
+    let operation = env.get(
+        &format!(
+            "/operations/{}",
+            before.location().trim_start_matches("/images/")
+        ),
+        &[],
+    );
+    let image = env.get(&before.location(), &[]);
+    for reply in [&submit, &operation, &image] {
+        let problem = reply.problem(503);
+        assert_eq!(problem["type"], "urn:kiln:problem:store-unavailable");
+        assert_eq!(reply.header("retry-after"), "1");
+    }
+    env.faults().fail_kv(false);
+    assert_eq!(env.get(&before.location(), &[]).status, 200);
+}
+
+/// A job accepted just before the store starts failing is not lost: once the
+/// store is back, it is processed.
+#[test]
+fn an_accepted_job_survives_a_store_outage() {
+    let env = Env::builder().variable("lease_seconds", "1").start();
+    let accepted = env.submit(
+        "",
+        "image/png",
+        &images::png(16, 16),
+        &[("prefer", "respond-async")],
+    );
+    assert_eq!(accepted.status, 202);
+    env.faults().fail_kv(true);
+    env.settle();
+    env.faults().fail_kv(false);
+    std::thread::sleep(Duration::from_millis(1100));
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    assert_eq!(done.json()["status"], "succeeded");
+}

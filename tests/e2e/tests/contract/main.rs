@@ -1,0 +1,14 @@
+//! Kiln's HTTP contract, end to end: the release `.wasm` components of this
+//! checkout, served by the Spin-compatible test host (and by `spin up` when a
+//! Spin binary is available), over real HTTP on loopback. One module per
+//! surface; each test states the promise it guards.
+//!
+//! One test binary, so each component is compiled once per run.
+
+mod bad_input;
+mod concurrency;
+mod faults;
+mod images;
+mod operations;
+mod routing;
+mod submit;

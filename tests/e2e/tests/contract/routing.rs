@@ -1,0 +1,30 @@
+//! Routing as spin.toml declares it: the processor is private.
+
+use kiln_e2e::{Env, for_each_target};
+
+/// The processor's route is private: from outside it is 404, even with a
+/// spoofed `Host: processor.spin.internal`.
+#[test]
+fn the_processor_is_not_reachable_from_outside() {
+    for_each_target(Env::builder, |env| {
+        let id = kiln::JobId::random();
+        let plain = env.send("POST", &format!("/jobs/{id}"), &[], &[]);
+        assert_eq!(plain.status, 404);
+        let spoofed = env.send(
+            "POST",
+            &format!("/jobs/{id}"),
+            &[("host", "processor.spin.internal")],
+            &[],
+        );
+        assert_eq!(spoofed.status, 404);
+    });
+}
+
+/// Paths outside the API are 404.
+#[test]
+fn unknown_paths_are_404() {
+    for_each_target(Env::builder, |env| {
+        assert_eq!(env.get("/", &[]).status, 404);
+        assert_eq!(env.get("/imagesx", &[]).status, 404);
+    });
+}

@@ -1,0 +1,352 @@
+//! `fermyon:spin/key-value@2.0.0` and `wasi:keyvalue@0.2.0-draft2` for guests.
+//!
+//! Both interfaces reach the one [`KeyValueStore`](crate::KeyValueStore) of the host. A
+//! component may open only the labels in its `key_value_stores` (else `access-denied`). The
+//! fault switches of [`FaultHandle`](crate::FaultHandle) apply here: an injected failure is a
+//! guest-visible `other("injected fault")`, an armed write trap is a trap (`Err` from the host
+//! function) raised before the write.
+
+use wasmtime::component::Resource;
+
+use crate::bindings::fermyon::spin::key_value as spin_kv;
+use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_kv};
+use crate::faults::INJECTED_FAULT;
+use crate::state::HostState;
+
+/// The host side of a `fermyon:spin/key-value.store` resource.
+pub struct SpinStore {
+    _label: String,
+}
+
+/// The host side of a `wasi:keyvalue/store.bucket` resource.
+pub struct Bucket {
+    _label: String,
+}
+
+/// The host side of a `wasi:keyvalue/atomics.cas` resource: the key, and the value its last
+/// `current()` read (`None` if absent or never read), which `swap` compares against.
+pub struct CasHandle {
+    key: String,
+    snapshot: Option<Vec<u8>>,
+}
+
+impl HostState {
+    /// The injected store failure, if the fault switch is on.
+    fn injected_failure(&self) -> Option<String> {
+        self.shared
+            .faults
+            .kv_failing()
+            .then(|| INJECTED_FAULT.to_owned())
+    }
+
+    /// Traps if an armed write trap matches this instance writing `key`.
+    fn check_write(&self, key: &str) -> wasmtime::Result<()> {
+        if self.shared.faults.take_write_trap(&self.component, key) {
+            wasmtime::bail!(
+                "injected crash: `{}` trapped writing key `{key}`",
+                self.component
+            );
+        }
+        Ok(())
+    }
+}
+
+impl spin_kv::Host for HostState {}
+
+impl spin_kv::HostStore for HostState {
+    fn open(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        if !self.shared.may_open_store(&self.component, &label) {
+            return Ok(Err(spin_kv::Error::AccessDenied));
+        }
+        match self.table.push(SpinStore { _label: label }) {
+            Ok(store) => Ok(Ok(store)),
+            Err(_) => Ok(Err(spin_kv::Error::StoreTableFull)),
+        }
+    }
+
+    fn get(
+        &mut self,
+        _store: Resource<SpinStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.get(&key)))
+    }
+
+    fn set(
+        &mut self,
+        _store: Resource<SpinStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        self.check_write(&key)?;
+        self.shared.kv.set(&key, value);
+        Ok(Ok(()))
+    }
+
+    fn delete(
+        &mut self,
+        _store: Resource<SpinStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        self.shared.kv.delete(&key);
+        Ok(Ok(()))
+    }
+
+    fn exists(
+        &mut self,
+        _store: Resource<SpinStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.exists(&key)))
+    }
+
+    fn get_keys(
+        &mut self,
+        _store: Resource<SpinStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(spin_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.keys()))
+    }
+
+    fn drop(&mut self, store: Resource<SpinStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+impl wasi_kv::Host for HostState {
+    fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        if !self.shared.may_open_store(&self.component, &identifier) {
+            return Ok(Err(wasi_kv::Error::AccessDenied));
+        }
+        match self.table.push(Bucket { _label: identifier }) {
+            Ok(bucket) => Ok(Ok(bucket)),
+            Err(_) => Ok(Err(wasi_kv::Error::Other("store table full".into()))),
+        }
+    }
+}
+
+impl wasi_kv::HostBucket for HostState {
+    fn get(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.get(&key)))
+    }
+
+    fn set(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        self.check_write(&key)?;
+        self.shared.kv.set(&key, value);
+        Ok(Ok(()))
+    }
+
+    fn delete(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        self.shared.kv.delete(&key);
+        Ok(Ok(()))
+    }
+
+    fn exists(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.exists(&key)))
+    }
+
+    fn list_keys(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<wasi_kv::KeyResponse, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        if cursor.is_some() {
+            // Spin returns every key in one page and refuses cursors.
+            return Ok(Err(wasi_kv::Error::Other(
+                "list_keys: cursor not supported".into(),
+            )));
+        }
+        Ok(Ok(wasi_kv::KeyResponse {
+            keys: self.shared.kv.keys(),
+            cursor: None,
+        }))
+    }
+
+    fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for HostState {
+    fn increment(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        Ok(self
+            .shared
+            .kv
+            .increment(&key, delta)
+            .map_err(wasi_kv::Error::Other))
+    }
+
+    fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        // `swap` consumes the handle.
+        let CasHandle { key, snapshot } = self.table.delete(cas)?;
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                msg,
+            ))));
+        }
+        self.check_write(&key)?;
+        if self
+            .shared
+            .kv
+            .compare_and_swap(&key, snapshot.as_deref(), value)
+        {
+            return Ok(Ok(()));
+        }
+        // Like Spin: a fresh handle whose snapshot is the current value, for a retry.
+        let snapshot = self.shared.kv.get(&key);
+        let retry = self.table.push(CasHandle { key, snapshot })?;
+        Ok(Err(atomics::CasError::CasFailed(retry)))
+    }
+}
+
+impl atomics::HostCas for HostState {
+    fn new(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<CasHandle>, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        // As in Spin, the snapshot is taken by `current()`, not here.
+        match self.table.push(CasHandle {
+            key,
+            snapshot: None,
+        }) {
+            Ok(cas) => Ok(Ok(cas)),
+            Err(_) => Ok(Err(wasi_kv::Error::Other(
+                "too many compare_and_swaps opened".into(),
+            ))),
+        }
+    }
+
+    fn current(
+        &mut self,
+        cas: Resource<CasHandle>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        let handle = self.table.get_mut(&cas)?;
+        let value = self.shared.kv.get(&handle.key);
+        handle.snapshot.clone_from(&value);
+        Ok(Ok(value))
+    }
+
+    fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for HostState {
+    fn get_many(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        Ok(Ok(self.shared.kv.get_many(&keys)))
+    }
+
+    fn set_many(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        for (key, _) in &key_values {
+            self.check_write(key)?;
+        }
+        self.shared.kv.set_many(key_values);
+        Ok(Ok(()))
+    }
+
+    fn delete_many(
+        &mut self,
+        _bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        if let Some(msg) = self.injected_failure() {
+            return Ok(Err(wasi_kv::Error::Other(msg)));
+        }
+        self.shared.kv.delete_many(&keys);
+        Ok(Ok(()))
+    }
+}

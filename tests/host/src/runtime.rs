@@ -1,0 +1,240 @@
+//! Running one request through a fresh component instance, as a tracked background task.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use tokio::sync::oneshot;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
+
+use crate::app::{App, engine};
+use crate::faults::FaultHandle;
+use crate::kv::KeyValueStore;
+use crate::state::HostState;
+use crate::tasks::TaskGroup;
+
+/// Counters for one component, as seen by one host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ComponentStats {
+    /// Instances started (one per request, including chained requests).
+    pub invocations: u64,
+    /// Instances that ended with a trap or error, before or after responding.
+    pub failures: u64,
+    /// Instances still running (for example working after they responded).
+    pub running: u64,
+}
+
+/// State shared by every instance a host runs.
+pub(crate) struct HostShared {
+    pub app: App,
+    pub kv: KeyValueStore,
+    pub faults: FaultHandle,
+    /// Guest instance tasks, including those still working after responding.
+    pub guests: TaskGroup,
+    variables: BTreeMap<String, BTreeMap<String, String>>,
+    stats: Mutex<BTreeMap<String, ComponentStats>>,
+    chained_first_byte_timeout: bool,
+}
+
+impl HostShared {
+    pub fn new(
+        app: App,
+        kv: KeyValueStore,
+        variables: BTreeMap<String, BTreeMap<String, String>>,
+        chained_first_byte_timeout: bool,
+    ) -> Self {
+        Self {
+            app,
+            kv,
+            faults: FaultHandle::default(),
+            guests: TaskGroup::new(),
+            variables,
+            stats: Mutex::default(),
+            chained_first_byte_timeout,
+        }
+    }
+
+    /// The resolved value of `component`'s variable `name`.
+    pub fn variable(&self, component: &str, name: &str) -> Option<&str> {
+        self.variables
+            .get(component)
+            .and_then(|vars| vars.get(name))
+            .map(String::as_str)
+    }
+
+    /// All of `component`'s resolved variables.
+    pub fn variables(&self, component: &str) -> impl Iterator<Item = (&String, &String)> {
+        self.variables.get(component).into_iter().flatten()
+    }
+
+    /// `component`'s `environment` table.
+    pub fn environment(&self, component: &str) -> Option<&BTreeMap<String, String>> {
+        self.app
+            .component(component)
+            .map(|c| &c.manifest.environment)
+    }
+
+    /// Whether `component` may open the key-value store `label`.
+    pub fn may_open_store(&self, component: &str, label: &str) -> bool {
+        self.app
+            .component(component)
+            .is_some_and(|c| c.manifest.key_value_stores.iter().any(|l| l == label))
+    }
+
+    pub fn honours_chained_first_byte_timeout(&self) -> bool {
+        self.chained_first_byte_timeout
+    }
+
+    pub fn stats(&self, component: &str) -> ComponentStats {
+        self.lock_stats()
+            .get(component)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn lock_stats(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ComponentStats>> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_stats(&self, component: &str, update: impl FnOnce(&mut ComponentStats)) {
+        update(self.lock_stats().entry(component.to_owned()).or_default());
+    }
+
+    /// Runs `request` through a fresh instance of `component` and returns its response as soon
+    /// as the guest sets it; the instance keeps running in the background until its handler
+    /// returns. A guest that fails before responding yields an empty 500, as in Spin.
+    pub async fn invoke<B>(
+        self: &Arc<Self>,
+        component: &str,
+        request: http::Request<B>,
+    ) -> http::Response<WasiBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<HttpError>,
+    {
+        match self.try_invoke(component, request).await {
+            Ok(response) => response,
+            Err(err) => {
+                eprintln!("[kiln-test-host] `{component}`: {err:#}");
+                internal_error()
+            }
+        }
+    }
+
+    async fn try_invoke<B>(
+        self: &Arc<Self>,
+        component: &str,
+        request: http::Request<B>,
+    ) -> Result<http::Response<WasiBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<HttpError>,
+    {
+        let loaded = self
+            .app
+            .component(component)
+            .with_context(|| format!("no component `{component}`"))?
+            .clone();
+        let id: Arc<str> = component.into();
+        let mut store = Store::new(engine()?, HostState::new(self.clone(), id.clone()));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let (response_tx, response_rx) = oneshot::channel();
+        let (request, outparam) = {
+            let mut http = store.data_mut().http();
+            let request = http
+                .new_incoming_request(Scheme::Http, request)
+                .map_err(anyhow::Error::from)?;
+            let outparam = http
+                .new_response_outparam(response_tx)
+                .map_err(anyhow::Error::from)?;
+            (request, outparam)
+        };
+        let (done_tx, done_rx) = oneshot::channel::<std::result::Result<(), String>>();
+        let shared = self.clone();
+        self.update_stats(component, |s| {
+            s.invocations += 1;
+            s.running += 1;
+        });
+        let task = async move {
+            let outcome: wasmtime::Result<()> = async {
+                let proxy = loaded.pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            }
+            .await;
+            let outcome = outcome.map_err(|e| format!("{e:?}"));
+            if let Err(err) = &outcome {
+                eprintln!("[kiln-test-host] `{id}` instance failed: {err}");
+            }
+            shared.update_stats(&id, |s| {
+                s.running -= 1;
+                s.failures += u64::from(outcome.is_err());
+            });
+            let _ = done_tx.send(outcome);
+        };
+        // If the task is dropped (host killed), `running` must still come down.
+        let guard = RunningGuard {
+            shared: self.clone(),
+            component: component.to_owned(),
+            armed: true,
+        };
+        let guarded = async move {
+            let mut guard = guard;
+            task.await;
+            guard.armed = false;
+        };
+        if !self.guests.spawn(guarded) {
+            bail!("the host is stopping; request refused");
+        }
+        match response_rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow!("the guest responded with error {code:?}")),
+            Err(_) => match done_rx.await {
+                Ok(Ok(())) => Err(anyhow!("the guest returned without setting a response")),
+                Ok(Err(_)) => Err(anyhow!("the guest failed before responding")),
+                Err(_) => Err(anyhow!("the instance was killed before responding")),
+            },
+        }
+    }
+}
+
+/// Decrements `running` for an instance task dropped before it finished.
+struct RunningGuard {
+    shared: Arc<HostShared>,
+    component: String,
+    armed: bool,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared
+                .update_stats(&self.component, |s| s.running = s.running.saturating_sub(1));
+        }
+    }
+}
+
+/// An empty 500, what Spin answers when a component fails before responding.
+pub(crate) fn internal_error() -> http::Response<WasiBody> {
+    status_response(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// An empty response with `status`.
+pub(crate) fn status_response(status: http::StatusCode) -> http::Response<WasiBody> {
+    let mut response = http::Response::new(empty_body());
+    *response.status_mut() = status;
+    response
+}
+
+pub(crate) fn empty_body() -> WasiBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
