@@ -90,7 +90,7 @@ impl EnvBuilder {
         let process = SpinProcess::start(spin, &workspace_root(), &self.variables);
         Env {
             client: Client::new(process.base_url()),
-            target: Target::Spin(process),
+            target: Target::Spin { _process: process },
         }
     }
 }
@@ -126,7 +126,8 @@ enum Target {
         kv: KeyValueStore,
         variables: Vec<(String, String)>,
     },
-    Spin(SpinProcess),
+    /// Held for its `Drop`, which stops `spin up`.
+    Spin { _process: SpinProcess },
 }
 
 /// The app under test, with a client for it.
@@ -150,7 +151,7 @@ impl Env {
     pub fn name(&self) -> &'static str {
         match self.target {
             Target::Host { .. } => "test host",
-            Target::Spin(_) => "spin up",
+            Target::Spin { .. } => "spin up",
         }
     }
 
@@ -242,7 +243,7 @@ impl Env {
     pub fn kv(&self) -> &KeyValueStore {
         match &self.target {
             Target::Host { kv, .. } => kv,
-            Target::Spin(_) => panic!("this test needs the test host"),
+            Target::Spin { .. } => panic!("this test needs the test host"),
         }
     }
 
