@@ -57,7 +57,15 @@ impl Runtime for SpinRuntime {
             .ok_or("no response")?
             .map_err(|()| "response already taken")?
             .map_err(|e| format!("{e:?}"))?;
-        match response.status() {
+        let status = response.status();
+        // Read the (small) answer to its end, so the processor can finish
+        // writing it instead of finding the connection gone.
+        if let Ok(body) = response.consume()
+            && let Ok(stream) = body.stream()
+        {
+            while stream.blocking_read(64 * 1024).is_ok() {}
+        }
+        match status {
             200..=299 => Ok(()),
             status => Err(format!("processor answered {status}")),
         }
