@@ -72,7 +72,7 @@ pub(crate) fn encode(
 }
 
 fn encoding_failed(format: Format, reason: &str) -> ImageError {
-    ImageError::InvalidOp(format!("cannot encode the result as {format}: {reason}"))
+    ImageError::Encoding(format!("cannot encode the result as {format}: {reason}"))
 }
 
 fn jpeg(

@@ -34,6 +34,9 @@ pub enum ImageError {
     /// crop outside it.
     #[error("invalid operation: {0}")]
     InvalidOp(String),
+    /// Encoding the result failed: not the client's fault.
+    #[error("encoding failed: {0}")]
+    Encoding(String),
     /// The progress callback asked to stop.
     #[error("processing was canceled")]
     Canceled,

@@ -6,6 +6,8 @@
 //! Everything here is blocking: a component instance serves one request on
 //! one thread, so there is nothing else to run meanwhile.
 
+#![deny(missing_docs)]
+
 mod body;
 mod kv;
 mod runtime;

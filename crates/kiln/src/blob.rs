@@ -3,8 +3,9 @@
 //! Cosmos DB at 2 MB).
 //!
 //! A blob is written chunk by chunk and becomes visible only when a job
-//! record referencing its [`BlobRef`] is written: a failure part-way leaves
-//! unreferenced chunks, which this module deletes, never a half image.
+//! record referencing its [`BlobRef`] is written: a failure part-way never
+//! shows a half image. A store error part-way makes [`write`] delete what it
+//! wrote; chunks left by a crash are found later by [`delete_all`].
 
 use crate::kv::{KvError, KvStore};
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,19 @@ pub fn read(kv: &dyn KvStore, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
         return Err(BlobError::Incomplete(blob.prefix.clone()));
     }
     Ok(bytes)
+}
+
+/// Deletes the chunks `{prefix}:0`, `{prefix}:1`, … up to the first one
+/// missing: for blobs whose [`BlobRef`] was never stored.
+pub fn delete_all(kv: &dyn KvStore, prefix: &str) -> Result<(), KvError> {
+    for n in 0.. {
+        let key = format!("{prefix}:{n}");
+        if kv.get(&key)?.is_none() {
+            break;
+        }
+        kv.delete(&key)?;
+    }
+    Ok(())
 }
 
 /// Deletes every chunk of a blob.

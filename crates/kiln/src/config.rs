@@ -49,6 +49,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The limits the image pipeline enforces.
+    pub fn image_limits(&self) -> kiln_image::Limits {
+        kiln_image::Limits {
+            max_input_pixels: self.max_input_pixels,
+            max_output_pixels: self.max_output_pixels,
+        }
+    }
+
     /// Reads every variable through `lookup` (which returns `None` for an
     /// undefined one) and checks its range.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -101,9 +109,10 @@ mod tests {
 
     #[test]
     fn spin_toml_defaults_equal_the_built_in_defaults() {
-        let vars = spin_defaults();
-        let config = Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap();
-        assert_eq!(config, Config::default());
+        let manifest: toml::Table = include_str!("../../../spin.toml").parse().unwrap();
+        let variables = manifest["variables"].as_table().unwrap();
+        let default = |name: &str| Some(variables.get(name)?.get("default")?.as_str()?.to_owned());
+        assert_eq!(Config::from_lookup(default).unwrap(), Config::default());
     }
 
     #[test]

@@ -64,32 +64,46 @@ pub fn fingerprint(body: &[u8], media_type: &str, canonical_ops: &str) -> String
     hex(&hasher.finalize())
 }
 
-/// The binding of `key`, if it has one.
-pub fn lookup(kv: &dyn KvStore, key: &IdempotencyKey) -> Result<Option<Binding>, KvError> {
-    Ok(kv
-        .get(&key.entry_key())?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+/// The binding of `key`, if it has one, with its stored bytes (for
+/// replacing it once its job is gone).
+pub fn lookup(
+    kv: &dyn KvStore,
+    key: &IdempotencyKey,
+) -> Result<Option<(Vec<u8>, Binding)>, KvError> {
+    Ok(kv.get(&key.entry_key())?.and_then(|raw| {
+        let binding = serde_json::from_slice(&raw).ok()?;
+        Some((raw, binding))
+    }))
 }
 
 /// Binds `key` to `binding` unless it is already bound; returns the binding
-/// that holds afterwards (the caller's or an earlier one). The first caller
-/// to increment the key's claim counter wins; the others wait for its
-/// binding to appear, and get [`Error::Conflict`] if it does not (a request
-/// with this key is still in progress, or died).
+/// that holds afterwards (the caller's or an earlier one).
+///
+/// `stale` is the stored binding the caller found whose job no longer
+/// exists: it is replaced with compare-and-swap (the entry exists, so that
+/// is safe). Otherwise the first caller to increment the key's claim counter
+/// wins; the others wait for its binding to appear, and get
+/// [`Error::Conflict`] if it does not (a request with this key is still in
+/// progress, or died).
 pub fn bind(
     kv: &dyn KvStore,
     key: &IdempotencyKey,
     binding: Binding,
+    stale: Option<&[u8]>,
     wait: impl Fn(),
 ) -> Result<Binding, Error> {
     let entry = key.entry_key();
-    if kv.increment(&claim_key(&entry), 1)? == 1 {
-        let encoded = serde_json::to_vec(&binding).map_err(|e| KvError(e.to_string()))?;
+    let encoded = serde_json::to_vec(&binding).map_err(|e| KvError(e.to_string()))?;
+    if let Some(stale) = stale {
+        if kv.compare_and_swap(&entry, stale, &encoded)? {
+            return Ok(binding);
+        }
+    } else if kv.increment(&claim_key(&entry), 1)? == 1 {
         kv.set(&entry, &encoded)?;
         return Ok(binding);
     }
     for _ in 0..50 {
-        if let Some(winner) = lookup(kv, key)? {
+        if let Some((_, winner)) = lookup(kv, key)? {
             return Ok(winner);
         }
         wait();
@@ -159,8 +173,8 @@ mod tests {
             job: JobId::random(),
             fingerprint: "b".into(),
         };
-        assert_eq!(bind(&kv, &key, first.clone(), || ()).unwrap(), first);
-        assert_eq!(bind(&kv, &key, second, || ()).unwrap(), first);
+        assert_eq!(bind(&kv, &key, first.clone(), None, || ()).unwrap(), first);
+        assert_eq!(bind(&kv, &key, second, None, || ()).unwrap(), first);
     }
 
     #[test]
@@ -176,7 +190,7 @@ mod tests {
                         fingerprint: "f".into(),
                     };
                     let wait = || std::thread::sleep(std::time::Duration::from_millis(1));
-                    bind(kv.as_ref(), &key, mine, wait).unwrap().job
+                    bind(kv.as_ref(), &key, mine, None, wait).unwrap().job
                 })
             })
             .collect::<Vec<_>>()
@@ -196,9 +210,34 @@ mod tests {
             fingerprint: "f".into(),
         };
         assert!(matches!(
-            bind(&kv, &key, mine, || ()),
+            bind(&kv, &key, mine, None, || ()),
             Err(Error::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn a_stale_binding_is_replaced_once() {
+        let kv = MemoryKv::new();
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let old = Binding {
+            job: JobId::random(),
+            fingerprint: "a".into(),
+        };
+        bind(&kv, &key, old, None, || ()).unwrap();
+        let (stale, _) = lookup(&kv, &key).unwrap().unwrap();
+        let first = Binding {
+            job: JobId::random(),
+            fingerprint: "b".into(),
+        };
+        let second = Binding {
+            job: JobId::random(),
+            fingerprint: "c".into(),
+        };
+        assert_eq!(
+            bind(&kv, &key, first.clone(), Some(&stale), || ()).unwrap(),
+            first
+        );
+        assert_eq!(bind(&kv, &key, second, Some(&stale), || ()).unwrap(), first);
     }
 
     #[test]
@@ -209,13 +248,16 @@ mod tests {
             job: JobId::random(),
             fingerprint: "a".into(),
         };
-        bind(&kv, &key, first, || ()).unwrap();
+        bind(&kv, &key, first, None, || ()).unwrap();
         unbind(&kv, &key.entry_key()).unwrap();
         let second = Binding {
             job: JobId::random(),
             fingerprint: "b".into(),
         };
-        assert_eq!(bind(&kv, &key, second.clone(), || ()).unwrap(), second);
+        assert_eq!(
+            bind(&kv, &key, second.clone(), None, || ()).unwrap(),
+            second
+        );
     }
 
     #[test]

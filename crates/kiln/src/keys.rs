@@ -14,10 +14,11 @@ pub fn source_blob(id: JobId) -> String {
     format!("kiln:blob:{id}:src")
 }
 
-/// Chunk prefix of a result, per lease so that a late processor never
-/// overwrites the chunks of the one that won.
-pub fn result_blob(id: JobId, lease_token: &str) -> String {
-    format!("kiln:blob:{id}:out:{lease_token}")
+/// Chunk prefix of the result of claim number `attempt`: each claim writes
+/// its own chunks, so a late processor never overwrites the winner's, and
+/// the clean-up knows every prefix a job can have used.
+pub fn result_blob(id: JobId, attempt: u32) -> String {
+    format!("kiln:blob:{id}:out:{attempt}")
 }
 
 /// The entry of an `Idempotency-Key`, by the key's SHA-256 (hex): client

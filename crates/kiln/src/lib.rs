@@ -20,11 +20,15 @@
 //!   HTTP statuses.
 //! - [`kv`]: the five-method storage seam and an in-memory store;
 //!   [`runtime`]: the clock, sleeping and dispatching seam; [`config`]: the
-//!   limits; [`clock`], [`id`], [`keys`]: small value types and key names.
+//!   limits; [`clock`], [`id`], [`keys`], [`etag`]: small value types, key
+//!   names and entity tags.
+
+#![deny(missing_docs)]
 
 pub mod blob;
 pub mod clock;
 pub mod config;
+pub mod etag;
 pub mod http;
 pub mod id;
 pub mod idempotency;

@@ -14,9 +14,25 @@ use std::time::Duration;
 /// How many pending jobs one request inspects.
 pub const JOBS_PER_CHECK: usize = 16;
 
-/// Lists a new job as pending.
-pub fn add(kv: &dyn KvStore, id: JobId) -> Result<(), KvError> {
-    keyset::insert(kv, keys::PENDING, &id.to_string())
+/// A job's entry: its id and creation time, so that an entry whose record
+/// is still being uploaded is not mistaken for one whose job is gone.
+fn member(id: JobId, created_at: Timestamp) -> String {
+    format!("{id}@{}", created_at.0)
+}
+
+fn parse_member(member: &str) -> Option<(JobId, Timestamp)> {
+    let (id, created) = member.split_once('@')?;
+    Some((JobId::parse(id).ok()?, Timestamp(created.parse().ok()?)))
+}
+
+/// Lists a new job as pending (before its record is stored).
+pub fn add(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvError> {
+    keyset::insert(kv, keys::PENDING, &member(id, created_at))
+}
+
+/// Forgets a job that finished or was deleted.
+pub fn remove(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvError> {
+    keyset::remove(kv, keys::PENDING, &[member(id, created_at)])
 }
 
 /// Pending jobs that need a processor now, among up to [`JOBS_PER_CHECK`]
@@ -33,13 +49,18 @@ pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<Jo
         members.rotate_left((now.0 / 1000) as usize % len);
     }
     for member in members.into_iter().take(JOBS_PER_CHECK) {
-        match JobId::parse(&member).ok().map(|id| (id, jobs.get(id, now))) {
-            Some((id, Ok(Some(job)))) if !job.status.is_terminal() => {
+        let Some((id, created_at)) = parse_member(&member) else {
+            gone.push(member);
+            continue;
+        };
+        match jobs.get(id, now)? {
+            Some(job) if !job.status.is_terminal() => {
                 if job.needs_dispatch(now, lease) {
                     stale.push(id);
                 }
             }
-            Some((_, Err(err))) => return Err(err),
+            // No record yet: its upload may still be under way.
+            None if now < created_at.after(lease) => {}
             _ => gone.push(member),
         }
     }
@@ -62,7 +83,7 @@ mod tests {
         let kv = MemoryKv::new();
         let job = new_job(Timestamp(0));
         Jobs::new(&kv).insert(&job).unwrap();
-        add(&kv, job.id).unwrap();
+        add(&kv, job.id, job.created_at).unwrap();
         assert!(stale(&kv, Timestamp(1_000), LEASE).unwrap().is_empty());
         assert_eq!(stale(&kv, Timestamp(60_000), LEASE).unwrap(), [job.id]);
     }
@@ -74,7 +95,7 @@ mod tests {
         for _ in 0..(JOBS_PER_CHECK * 3) {
             let job = new_job(Timestamp(0));
             Jobs::new(&kv).insert(&job).unwrap();
-            add(&kv, job.id).unwrap();
+            add(&kv, job.id, job.created_at).unwrap();
             ids.push(job.id);
         }
         let mut seen = std::collections::HashSet::new();
@@ -85,10 +106,27 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_whose_record_is_not_stored_yet_is_kept_for_one_lease() {
+        let kv = MemoryKv::new();
+        add(&kv, JobId::random(), Timestamp(0)).unwrap();
+        assert!(stale(&kv, Timestamp(59_999), LEASE).unwrap().is_empty());
+        assert_eq!(keyset::members(&kv, keys::PENDING).unwrap().len(), 1);
+    }
+
+    #[test]
     fn entries_of_vanished_jobs_are_forgotten() {
         let kv = MemoryKv::new();
-        add(&kv, JobId::random()).unwrap();
-        assert!(stale(&kv, Timestamp(0), LEASE).unwrap().is_empty());
+        add(&kv, JobId::random(), Timestamp(0)).unwrap();
+        assert!(stale(&kv, Timestamp(60_000), LEASE).unwrap().is_empty());
+        assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_finished_job_leaves_the_index() {
+        let kv = MemoryKv::new();
+        let job = new_job(Timestamp(0));
+        add(&kv, job.id, job.created_at).unwrap();
+        remove(&kv, job.id, job.created_at).unwrap();
         assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
     }
 }

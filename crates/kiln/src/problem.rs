@@ -157,6 +157,7 @@ impl From<kiln_image::ImageError> for Error {
                 Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
             }
             E::Canceled => Error::Conflict("the operation was canceled".into()),
+            E::Encoding(message) => Error::Internal(message),
             other => Error::Unprocessable(other.to_string()),
         }
     }

@@ -9,20 +9,30 @@ use crate::keys;
 use crate::problem::Error;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
-use base64::Engine as _;
 use kiln_image::{ImageError, Step};
-use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
+
+/// What a processor holds once it claimed a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The job.
+    pub id: JobId,
+    /// The processor's lease token.
+    pub token: String,
+    /// Which claim of the job this is (1 for the first); names the chunks
+    /// of the result.
+    pub attempt: u32,
+}
 
 /// What a processor's attempt to take a job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {
-    /// The caller now holds the job under `token` and must [`run`] it.
+    /// The caller now holds the job and must [`run`] it.
     Started {
         /// The job as claimed.
         job: Job,
-        /// The caller's lease token.
-        token: String,
+        /// What the caller holds.
+        ticket: Ticket,
     },
     /// The job crashed too many processors and was failed instead.
     GaveUp(Job),
@@ -52,13 +62,21 @@ pub fn claim(ctx: &Ctx<'_>, id: JobId) -> Result<Claimed, Error> {
         Update::Missing => Err(Error::NotFound("operation")),
         Update::Unchanged(job) => Ok(Claimed::Refused(job)),
         Update::Changed(job) if gave_up => Ok(Claimed::GaveUp(job)),
-        Update::Changed(job) => Ok(Claimed::Started { job, token }),
+        Update::Changed(job) => {
+            let ticket = Ticket {
+                id,
+                token,
+                attempt: job.attempts,
+            };
+            Ok(Claimed::Started { job, ticket })
+        }
     }
 }
 
 /// Runs a claimed job to its end. A store failure is returned as is: the
 /// lease then expires and the job is re-dispatched.
-pub fn run(ctx: &Ctx<'_>, id: JobId, token: &str) -> Result<(), Error> {
+pub fn run(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<(), Error> {
+    let (id, token) = (ticket.id, ticket.token.as_str());
     let jobs = Jobs::new(ctx.kv);
     let Some(job) = jobs.get(id, ctx.runtime.now())? else {
         return Ok(());
@@ -74,12 +92,12 @@ pub fn run(ctx: &Ctx<'_>, id: JobId, token: &str) -> Result<(), Error> {
         Ok(ops) => ops,
         Err(err) => return record_failure(ctx, id, token, Error::Internal(err.to_string())),
     };
-    let limits = crate::submission::limits(ctx.config);
+    let limits = ctx.config.image_limits();
     let mut report = |step: Step| report_progress(ctx, id, token, step);
     match kiln_image::process(&source, &ops, &limits, &mut report) {
         Ok(output) => {
-            let etag = strong_etag(&output.bytes);
-            let blob = blob::write(ctx.kv, keys::result_blob(id, token), &output.bytes)?;
+            let etag = crate::etag::strong(&output.bytes);
+            let blob = blob::write(ctx.kv, keys::result_blob(id, ticket.attempt), &output.bytes)?;
             let result = ImageRef {
                 blob,
                 media_type: output.format.media_type().to_owned(),
@@ -129,13 +147,4 @@ fn report_progress(ctx: &Ctx<'_>, id: JobId, token: &str, step: Step) -> Control
         Err(_) => ControlFlow::Continue(()),
         Ok(_) => ControlFlow::Break(()),
     }
-}
-
-/// A strong entity tag: the SHA-256 of the bytes, base64url, quoted.
-pub fn strong_etag(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    format!(
-        "\"{}\"",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-    )
 }

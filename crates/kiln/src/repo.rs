@@ -8,7 +8,6 @@ use crate::clock::Timestamp;
 use crate::id::JobId;
 use crate::job::Job;
 use crate::keys;
-use crate::keyset;
 use crate::kv::{KvStore, MAX_CAS_ATTEMPTS, contention};
 use crate::problem::Error;
 
@@ -87,7 +86,7 @@ impl<'a> Jobs<'a> {
             {
                 if next.status.is_terminal() && !job.status.is_terminal() {
                     // Best effort: a stale pending entry only costs a lookup.
-                    keyset::remove(self.kv, keys::PENDING, &[id.to_string()]).ok();
+                    crate::pending::remove(self.kv, id, job.created_at).ok();
                 }
                 return Ok(Update::Changed(next));
             }
@@ -95,23 +94,64 @@ impl<'a> Jobs<'a> {
         Err(contention(&keys::job(id)).into())
     }
 
-    /// Deletes a job and everything it owns; the record goes first so that
-    /// nothing half-deleted is ever visible. Returns whether it existed
+    /// Deletes a job and everything it owns; returns whether it existed
     /// (expired jobs count as existing here: this is also the clean-up).
-    pub fn delete(&self, id: JobId) -> Result<bool, Error> {
-        let Some((_, job)) = self.get_raw(id)? else {
+    ///
+    /// An unfinished job is canceled first, so a processor finishing
+    /// meanwhile has its outcome refused and deletes its own result. The
+    /// record goes last, so a failure part-way leaves it for a retry (or the
+    /// sweep) to finish; what is left meanwhile reads as gone.
+    pub fn delete(&self, id: JobId, now: Timestamp) -> Result<bool, Error> {
+        let Some(job) = self.cancel_for_deletion(id, now)? else {
             return Ok(false);
         };
-        self.kv.delete(&keys::job(id))?;
         blob::delete(self.kv, &job.source)?;
-        if let Some(result) = &job.result {
-            blob::delete(self.kv, &result.blob)?;
+        for attempt in 1..=job.attempts {
+            blob::delete_all(self.kv, &keys::result_blob(id, attempt))?;
         }
         if let Some(entry) = &job.idempotency_entry {
             crate::idempotency::unbind(self.kv, entry)?;
         }
-        keyset::remove(self.kv, keys::PENDING, &[id.to_string()])?;
+        crate::pending::remove(self.kv, id, job.created_at)?;
+        self.kv.delete(&keys::job(id))?;
         Ok(true)
+    }
+
+    /// The job, canceled if it was unfinished (whether expired or not).
+    fn cancel_for_deletion(&self, id: JobId, now: Timestamp) -> Result<Option<Job>, Error> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some((raw, job)) = self.get_raw(id)? else {
+                return Ok(None);
+            };
+            let Some(canceled) = job.cancel(now) else {
+                return Ok(Some(job));
+            };
+            if self
+                .kv
+                .compare_and_swap(&keys::job(id), &raw, &encode(&canceled)?)?
+            {
+                return Ok(Some(canceled));
+            }
+        }
+        Err(contention(&keys::job(id)).into())
+    }
+
+    /// Deletes what a job whose record is gone may have left behind (a
+    /// crash between storing its chunks and its record, or part-way through
+    /// a delete), probing the keys it would have used.
+    pub fn delete_leftovers(&self, id: JobId, max_attempts: u32) -> Result<(), Error> {
+        blob::delete_all(self.kv, &keys::source_blob(id))?;
+        for attempt in 1..=max_attempts {
+            blob::delete_all(self.kv, &keys::result_blob(id, attempt))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a job that was never announced to anyone (it lost an
+    /// idempotency race): its record and source, nothing else.
+    pub fn discard(&self, job: &Job) -> Result<(), Error> {
+        self.kv.delete(&keys::job(job.id))?;
+        Ok(blob::delete(self.kv, &job.source)?)
     }
 }
 
@@ -204,12 +244,56 @@ mod tests {
     }
 
     #[test]
+    fn a_processor_finishing_during_a_delete_cannot_bring_the_job_back() {
+        let kv = MemoryKv::new();
+        let jobs = Jobs::new(&kv);
+        let job = new_job(Timestamp(0));
+        jobs.insert(&job).unwrap();
+        let Claim::Claimed(running) = job.claim("a", Timestamp(0), Duration::from_secs(60), 3)
+        else {
+            panic!()
+        };
+        jobs.update(job.id, Timestamp(0), |_| Some(running.clone()))
+            .unwrap();
+        // The delete cancels first; the processor's success then finds the
+        // job no longer its own.
+        let canceled = jobs
+            .cancel_for_deletion(job.id, Timestamp(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(canceled.status, Status::Canceled);
+        let result = crate::job::ImageRef {
+            blob: running.source.clone(),
+            media_type: "image/png".into(),
+            etag: "\"x\"".into(),
+            width: 1,
+            height: 1,
+        };
+        let late = jobs
+            .update(job.id, Timestamp(2), |j| {
+                j.succeed("a", result.clone(), Timestamp(2))
+            })
+            .unwrap();
+        assert!(matches!(late, Update::Unchanged(_)));
+    }
+
+    #[test]
+    fn leftovers_of_a_job_without_a_record_are_found_and_deleted() {
+        let kv = MemoryKv::new();
+        let id = JobId::random();
+        blob::write(&kv, keys::source_blob(id), &[1; 300_000]).unwrap();
+        blob::write(&kv, keys::result_blob(id, 2), &[2; 10]).unwrap();
+        Jobs::new(&kv).delete_leftovers(id, 3).unwrap();
+        assert!(kv.keys().is_empty(), "{:?}", kv.keys());
+    }
+
+    #[test]
     fn delete_removes_the_record_and_its_chunks() {
         let kv = MemoryKv::new();
         let mut job = new_job(Timestamp(0));
         job.source = blob::write(&kv, keys::source_blob(job.id), &[1; 300_000]).unwrap();
         Jobs::new(&kv).insert(&job).unwrap();
-        assert!(Jobs::new(&kv).delete(job.id).unwrap());
+        assert!(Jobs::new(&kv).delete(job.id, Timestamp(1)).unwrap());
         assert!(
             kv.keys().iter().all(|k| !k.contains(&job.id.to_string())),
             "{:?}",

@@ -43,9 +43,10 @@ pub fn schedule(
     keyset::insert(kv, keys::RETENTION_BUCKETS, &due.0.to_string())
 }
 
-/// Deletes the jobs of up to [`BUCKETS_PER_SWEEP`] due buckets; returns how
-/// many jobs it deleted.
-pub fn sweep(kv: &dyn KvStore, now: Timestamp, retention: Duration) -> Result<usize, Error> {
+/// Deletes the jobs of up to [`BUCKETS_PER_SWEEP`] due buckets, with
+/// whatever a crash may have left of them; returns how many jobs it
+/// deleted. `max_attempts` bounds the result chunks a job can have left.
+pub fn sweep(kv: &dyn KvStore, now: Timestamp, max_attempts: u32) -> Result<usize, Error> {
     let mut due_buckets: Vec<u64> = keyset::members(kv, keys::RETENTION_BUCKETS)?
         .iter()
         .filter_map(|b| b.parse().ok())
@@ -57,18 +58,25 @@ pub fn sweep(kv: &dyn KvStore, now: Timestamp, retention: Duration) -> Result<us
     let mut deleted = 0;
     for bucket in due_buckets {
         let bucket_key = keys::retention_bucket(Timestamp(bucket));
+        let mut keep_bucket = false;
         for member in keyset::members(kv, &bucket_key)? {
             let Ok(id) = JobId::parse(&member) else {
                 continue;
             };
-            match jobs.get(id, now)? {
-                // Not expired after all (retention was raised): list it again.
-                Some(job) => schedule(kv, id, job.expires_at, retention)?,
-                None => deleted += usize::from(jobs.delete(id)?),
+            if jobs.get(id, now)?.is_some() {
+                // Not expired by this instance's clock (clocks differ a
+                // little between instances): keep the bucket for later.
+                keep_bucket = true;
+            } else if jobs.delete(id, now)? {
+                deleted += 1;
+            } else {
+                jobs.delete_leftovers(id, max_attempts)?;
             }
         }
-        crate::kv::delete_created(kv, &bucket_key)?;
-        keyset::remove(kv, keys::RETENTION_BUCKETS, &[bucket.to_string()])?;
+        if !keep_bucket {
+            crate::kv::delete_created(kv, &bucket_key)?;
+            keyset::remove(kv, keys::RETENTION_BUCKETS, &[bucket.to_string()])?;
+        }
     }
     Ok(deleted)
 }
@@ -106,7 +114,7 @@ mod tests {
     fn sweeping_before_expiry_deletes_nothing() {
         let kv = MemoryKv::new();
         let id = stored_job(&kv, Timestamp(0));
-        assert_eq!(sweep(&kv, Timestamp(3_599_000), RETENTION).unwrap(), 0);
+        assert_eq!(sweep(&kv, Timestamp(3_599_000), 3).unwrap(), 0);
         assert!(Jobs::new(&kv).get(id, Timestamp(0)).unwrap().is_some());
     }
 
@@ -116,7 +124,7 @@ mod tests {
         stored_job(&kv, Timestamp(0));
         stored_job(&kv, Timestamp(10));
         let later = Timestamp(0).after(RETENTION + bucket_width(RETENTION));
-        assert_eq!(sweep(&kv, later, RETENTION).unwrap(), 2);
+        assert_eq!(sweep(&kv, later, 3).unwrap(), 2);
         // Only the index of buckets itself (empty now) may stay.
         let index = [
             keys::RETENTION_BUCKETS.to_owned(),
@@ -138,10 +146,7 @@ mod tests {
             stored_job(&kv, Timestamp(0).after(width * n as u32));
         }
         let much_later = Timestamp(0).after(RETENTION * 2);
-        assert_eq!(
-            sweep(&kv, much_later, RETENTION).unwrap(),
-            BUCKETS_PER_SWEEP
-        );
-        assert_eq!(sweep(&kv, much_later, RETENTION).unwrap(), 2);
+        assert_eq!(sweep(&kv, much_later, 3).unwrap(), BUCKETS_PER_SWEEP);
+        assert_eq!(sweep(&kv, much_later, 3).unwrap(), 2);
     }
 }

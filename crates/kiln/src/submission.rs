@@ -53,9 +53,12 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
     let canonical_ops = kiln_image::canonical(&upload.ops);
     let fingerprint =
         idempotency::fingerprint(&upload.bytes, upload.declared.media_type(), &canonical_ops);
-    if let Some(key) = &upload.idempotency_key
-        && let Some(binding) = idempotency::lookup(ctx.kv, key)?
-        && let Some(job) = replay(ctx, &binding, &fingerprint)?
+    let earlier = match &upload.idempotency_key {
+        Some(key) => idempotency::lookup(ctx.kv, key)?,
+        None => None,
+    };
+    if let Some((_, binding)) = &earlier
+        && let Some(job) = replay(ctx, binding, &fingerprint)?
     {
         return Ok(Accepted::Replayed(job));
     }
@@ -67,8 +70,10 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
         job: job.id,
         fingerprint: fingerprint.clone(),
     };
+    // A binding whose job expired or was deleted no longer holds the key.
+    let stale = earlier.as_ref().map(|(raw, _)| raw.as_slice());
     let wait = || ctx.runtime.sleep(std::time::Duration::from_millis(20));
-    match idempotency::bind(ctx.kv, key, binding, wait) {
+    match idempotency::bind(ctx.kv, key, binding, stale, wait) {
         Ok(winner) if winner.job == job.id => Ok(Accepted::New(job)),
         Ok(winner) => {
             // A concurrent request with the same key won: ours never existed.
@@ -98,25 +103,20 @@ fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
         )));
     }
     let info = kiln_image::probe(&upload.bytes)?;
-    kiln_image::preflight(&info, &upload.ops, &limits(ctx.config))?;
+    kiln_image::preflight(&info, &upload.ops, &ctx.config.image_limits())?;
     Ok(())
 }
 
-/// The pipeline's limits from the configuration.
-pub fn limits(config: &crate::Config) -> kiln_image::Limits {
-    kiln_image::Limits {
-        max_input_pixels: config.max_input_pixels,
-        max_output_pixels: config.max_output_pixels,
-    }
-}
-
-/// The job bound to an idempotency key, if the request is the same one;
-/// `None` if that job has expired or been deleted.
+/// The job bound to an idempotency key, if it still exists; a different
+/// request under the same key is refused.
 fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<Job>, Error> {
+    let Some(job) = Jobs::new(ctx.kv).get(binding.job, ctx.runtime.now())? else {
+        return Ok(None);
+    };
     if binding.fingerprint != fingerprint {
         return Err(Error::IdempotencyKeyReused(binding.job));
     }
-    Jobs::new(ctx.kv).get(binding.job, ctx.runtime.now())
+    Ok(Some(job))
 }
 
 /// Stores the upload and its job record; the record is written last, so a
@@ -128,7 +128,7 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
     // Indexes first: an entry for a job that never appears costs nothing,
     // a job missing from them would never be cleaned up.
     retention::schedule(ctx.kv, id, expires_at, ctx.config.retention)?;
-    pending::add(ctx.kv, id)?;
+    pending::add(ctx.kv, id, now)?;
     let source = blob::write(ctx.kv, keys::source_blob(id), &upload.bytes)?;
     let job = Job {
         id,
@@ -154,19 +154,10 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
     Ok(job)
 }
 
-/// Removes a job that lost an idempotency race, leaving the winner's
-/// binding alone.
+/// Removes a job that lost an idempotency race (or could not be bound),
+/// leaving the key's binding alone.
 fn discard(ctx: &Ctx<'_>, job: &Job) {
-    let jobs = Jobs::new(ctx.kv);
-    let unbound = Job {
-        idempotency_entry: None,
-        ..job.clone()
-    };
-    if jobs
-        .insert(&unbound)
-        .and_then(|()| jobs.delete(job.id).map(drop))
-        .is_err()
-    {
+    if Jobs::new(ctx.kv).discard(job).is_err() {
         ctx.runtime
             .log(&format!("could not discard job {}", job.id));
     }

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Operations slow enough (on a 1000×1000 image) for a job to be caught
+/// while it runs.
+pub const SLOW_OPS: &str = "?ops=blur(sigma=30),blur(sigma=30),blur(sigma=30),format(png)";
+
 /// The workspace root, where `spin.toml` is.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -220,6 +224,22 @@ impl Env {
                 Instant::now() < deadline,
                 "{path} still {status} after {timeout:?}"
             );
+        }
+    }
+
+    /// Polls until the operation at `path` is running; panics if it is not
+    /// seen running within ten seconds (use [`SLOW_OPS`] on a large image).
+    pub fn wait_until_running(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.get(path, &[]);
+            match reply.json()["status"].as_str().unwrap_or_default() {
+                "running" => return,
+                "notStarted" if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                other => panic!("{path} was not caught running: {other}"),
+            }
         }
     }
 

@@ -14,4 +14,4 @@ pub mod images;
 mod spin;
 
 pub use client::Reply;
-pub use env::{Env, EnvBuilder, for_each_target};
+pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target};

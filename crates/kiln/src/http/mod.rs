@@ -36,12 +36,7 @@ pub enum FollowUp {
     /// Re-dispatch lost jobs and delete expired ones, a bounded amount.
     Maintain,
     /// Run a job this processor has claimed.
-    Process {
-        /// The job.
-        id: JobId,
-        /// The lease token of the claim.
-        token: String,
-    },
+    Process(processing::Ticket),
 }
 
 /// A response and what to do once it is sent.
@@ -68,6 +63,12 @@ impl From<Error> for Reply {
     }
 }
 
+/// The reply for a failed request; errors that are not the client's are
+/// logged for the operator.
+pub(crate) fn failed(ctx: &Ctx<'_>, error: Error) -> Reply {
+    render::problem_logged(&error, &|message| ctx.runtime.log(message)).into()
+}
+
 /// Runs a follow-up; failures are logged, never reported (the client has
 /// its answer already).
 pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
@@ -82,7 +83,7 @@ fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
         FollowUp::Dispatch(id) => dispatch_if_needed(ctx, *id, true),
         FollowUp::Redispatch(id) => dispatch_if_needed(ctx, *id, false),
         FollowUp::Maintain => maintain(ctx),
-        FollowUp::Process { id, token } => processing::run(ctx, *id, token),
+        FollowUp::Process(ticket) => processing::run(ctx, ticket),
     }
 }
 
@@ -106,11 +107,16 @@ fn dispatch_if_needed(ctx: &Ctx<'_>, id: JobId, fresh: bool) -> Result<(), Error
         .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}")))
 }
 
+/// Re-dispatches stuck jobs and sweeps expired ones; one failed dispatch
+/// (the processor may be down) does not stop the rest.
 fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
     for id in pending::stale(ctx.kv, ctx.runtime.now(), ctx.config.lease)? {
-        dispatch_if_needed(ctx, id, false)?;
+        if let Err(err) = dispatch_if_needed(ctx, id, false) {
+            ctx.runtime
+                .log(&format!("re-dispatch of {id} failed: {err}"));
+        }
     }
-    retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.retention).map(drop)
+    retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts).map(drop)
 }
 
 #[cfg(test)]

@@ -21,13 +21,13 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
         return Error::NotFound("operation").into();
     };
     match processing::claim(ctx, id) {
-        Ok(Claimed::Started { job, token }) => Reply {
+        Ok(Claimed::Started { job, ticket }) => Reply {
             response: render::operation(&job, StatusCode::ACCEPTED),
-            follow_ups: vec![FollowUp::Process { id, token }],
+            follow_ups: vec![FollowUp::Process(ticket)],
         },
         Ok(Claimed::GaveUp(job) | Claimed::Refused(job)) => {
             render::operation(&job, StatusCode::OK).into()
         }
-        Err(err) => err.into(),
+        Err(err) => super::failed(ctx, err),
     }
 }

@@ -47,6 +47,15 @@ pub fn vary_prefer(response: &mut Response) {
     set(response, VARY, "Prefer");
 }
 
+/// An `application/problem+json` response for `error`. Errors that are not
+/// the client's are logged here, with the detail the client never sees.
+pub fn problem_logged(error: &Error, log: &dyn Fn(&str)) -> Response {
+    if matches!(error, Error::Internal(_) | Error::Store(_)) {
+        log(&error.to_string());
+    }
+    problem(error)
+}
+
 /// An `application/problem+json` response for `error`.
 pub fn problem(error: &Error) -> Response {
     let problem = error.to_problem();
@@ -100,7 +109,7 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
         error: job.error.as_ref(),
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let etag = crate::processing::strong_etag(&bytes);
+    let etag = crate::etag::strong(&bytes);
     let mut response = response(status, bytes);
     set(&mut response, CONTENT_TYPE, "application/json");
     if job.status.is_terminal() {
@@ -126,8 +135,11 @@ pub fn accepted(job: &Job) -> Response {
     let mut response = operation(job, StatusCode::ACCEPTED);
     set(&mut response, LOCATION, operation_path(job));
     set(&mut response, CONTENT_LOCATION, operation_path(job));
-    // Even a finished job's 202 asks the client to come back, not to cache.
+    // Even a (replayed) finished job's 202 asks the client to come back to
+    // the operation, and is not itself to be stored.
     set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+    set(&mut response, CACHE_CONTROL, "no-store");
+    response.headers_mut().remove(ETAG);
     response
 }
 

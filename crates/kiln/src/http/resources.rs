@@ -26,12 +26,7 @@ pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
     } else {
         Err(Error::NotFound("resource"))
     };
-    outcome.unwrap_or_else(|err| {
-        if let Error::Internal(message) = &err {
-            ctx.runtime.log(message);
-        }
-        err.into()
-    })
+    outcome.unwrap_or_else(|err| super::failed(ctx, err))
 }
 
 /// Both resources answer the same methods; the method is checked before the
@@ -88,6 +83,7 @@ fn operation<B>(
         job = wait_for_change(ctx, &job, timeout)?;
     }
     let mut response = render::operation(&job, StatusCode::OK);
+    render::vary_prefer(&mut response);
     if job.status.is_terminal()
         && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())
         && headers::if_none_match(request.headers(), etag)
@@ -132,7 +128,7 @@ fn image<B>(
         .get(id, ctx.runtime.now())?
         .ok_or(Error::NotFound("image"))?;
     if method == Method::DELETE {
-        jobs.delete(id)?;
+        jobs.delete(id, ctx.runtime.now())?;
         return Ok(render::response(StatusCode::NO_CONTENT, Vec::new()).into());
     }
     let Some(result) = job

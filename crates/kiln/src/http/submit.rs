@@ -23,12 +23,7 @@ pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
         return Error::MethodNotAllowed { allow: "POST" }.into();
     }
     let prefs = headers::preferences(request.headers());
-    let mut reply = submit(request, &prefs, ctx).unwrap_or_else(|err| {
-        if let Error::Internal(message) = &err {
-            ctx.runtime.log(message);
-        }
-        err.into()
-    });
+    let mut reply = submit(request, &prefs, ctx).unwrap_or_else(|err| super::failed(ctx, err));
     render::vary_prefer(&mut reply.response);
     reply
 }

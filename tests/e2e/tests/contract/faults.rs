@@ -17,7 +17,7 @@ fn job_record(env: &Env, id: &str) -> serde_json::Value {
 /// next status read re-dispatches, and the job succeeds on the second claim.
 #[test]
 fn a_processor_that_traps_mid_job_is_replaced_after_its_lease() {
-    let env = Env::builder().variable("lease_seconds", "1").start();
+    let env = Env::builder().variable("lease_seconds", "2").start();
     env.faults().trap_writes("processor", "kiln:blob:", 1);
     let accepted = env.submit_async("?ops=grayscale", &images::png(32, 32));
     env.settle();
@@ -56,25 +56,10 @@ fn a_job_that_always_crashes_ends_failed() {
 /// store, the job is picked up again and succeeds.
 #[test]
 fn a_host_restarted_mid_job_loses_nothing() {
-    let mut env = Env::builder().variable("lease_seconds", "1").start();
-    // Slow enough to be caught running.
-    let accepted = env.submit_async(
-        "?ops=blur(sigma=30),blur(sigma=30),blur(sigma=30)",
-        &images::noisy_png(1500, 1500),
-    );
+    let mut env = Env::builder().variable("lease_seconds", "5").start();
+    let accepted = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
     let location = accepted.location();
-    let mut status = String::new();
-    for _ in 0..200 {
-        status = env.get(&location, &[]).json()["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status != "notStarted" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(status, "running", "the job was not caught running");
+    env.wait_until_running(&location);
     env.restart();
     let done = env.wait_until_finished(&location, Duration::from_secs(120));
     assert_eq!(done.json()["status"], "succeeded");

@@ -208,6 +208,53 @@ fn the_same_idempotency_key_returns_the_same_operation_and_runs_once() {
     assert_eq!(job["attempts"], 1, "the job was claimed more than once");
 }
 
+/// Concurrent retries with the same `Idempotency-Key` (a client that timed
+/// out and retried in a hurry) create one job, and all get its operation.
+#[test]
+fn concurrent_retries_with_one_idempotency_key_create_one_job() {
+    let env = Env::start();
+    let body = images::png(24, 24);
+    let locations: std::collections::HashSet<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    let headers = [("prefer", "respond-async"), ("idempotency-key", "burst")];
+                    let reply = env.submit("", "image/png", &body, &headers);
+                    assert_eq!(
+                        reply.status,
+                        202,
+                        "{}",
+                        String::from_utf8_lossy(&reply.body)
+                    );
+                    reply.location()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(locations.len(), 1, "{locations:?}");
+    env.settle();
+    assert_eq!(env.kv().keys_with_prefix("kiln:job:").len(), 1);
+}
+
+/// After its job expired, an `Idempotency-Key` may be used afresh.
+#[test]
+fn an_idempotency_key_is_free_again_once_its_job_expired() {
+    let env = Env::builder().variable("retention_seconds", "1").start();
+    let headers = [("idempotency-key", "daily-report")];
+    let first = env.submit("", "image/png", &images::png(20, 20), &headers);
+    assert_eq!(first.status, 201);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = env.submit("", "image/png", &images::png(30, 20), &headers);
+    assert_eq!(
+        second.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    assert_ne!(first.location(), second.location());
+}
+
 /// The same `Idempotency-Key` with a different request is a 422 problem.
 #[test]
 fn the_same_idempotency_key_with_another_body_is_422() {
