@@ -108,6 +108,9 @@ pub fn bind(
         }
         wait();
     }
+    // The winner never wrote its binding (it may have died): release the
+    // claim, so that a retry can win it, and ask the client to retry.
+    kv.delete(&claim_key(&entry))?;
     Err(Error::Conflict(
         "a request with this Idempotency-Key is still in progress".into(),
     ))
@@ -201,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn a_binder_that_never_writes_makes_others_conflict_not_hang() {
+    fn a_binder_that_never_writes_makes_others_conflict_then_frees_the_key() {
         let kv = MemoryKv::new();
         let key = IdempotencyKey::parse(b"k").unwrap();
         kv.increment(&claim_key(&key.entry_key()), 1).unwrap();
@@ -210,9 +213,10 @@ mod tests {
             fingerprint: "f".into(),
         };
         assert!(matches!(
-            bind(&kv, &key, mine, None, || ()),
+            bind(&kv, &key, mine.clone(), None, || ()),
             Err(Error::Conflict(_))
         ));
+        assert_eq!(bind(&kv, &key, mine.clone(), None, || ()).unwrap(), mine);
     }
 
     #[test]

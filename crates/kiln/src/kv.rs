@@ -47,8 +47,11 @@ pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<(), Kv
         return kv.set(key, initial);
     }
     // The creator writes right after its increment; if it died in between,
-    // writing the same initial value ourselves is just as good.
-    for _ in 0..100 {
+    // writing the same initial value ourselves is just as good. (Were the
+    // creator only stalled for two seconds, its late write could erase what
+    // was added since: a window left open knowingly, as Spin's stores offer
+    // no atomic create but `increment`.)
+    for _ in 0..400 {
         if kv.get(key)?.is_some() {
             return Ok(());
         }

@@ -227,6 +227,17 @@ impl Env {
         }
     }
 
+    /// Asserts that a good request still works (after a bad one).
+    pub fn assert_still_serving(&self) {
+        let reply = self.submit("", "image/png", &crate::images::png(8, 8), &[]);
+        assert_eq!(
+            reply.status,
+            201,
+            "{}: the app stopped serving",
+            self.name()
+        );
+    }
+
     /// Polls until the operation at `path` is running; panics if it is not
     /// seen running within ten seconds (use [`SLOW_OPS`] on a large image).
     pub fn wait_until_running(&self, path: &str) {

@@ -5,12 +5,6 @@ use kiln_e2e::images;
 use kiln_e2e::{Env, Reply, for_each_target};
 use std::time::{Duration, Instant};
 
-/// After any bad request, a good one still works.
-fn assert_still_serving(env: &Env) {
-    let reply = env.submit("", "image/png", &images::png(8, 8), &[]);
-    assert_eq!(reply.status, 201, "{}: the app stopped serving", env.name());
-}
-
 fn problem_type(reply: &Reply, status: u16) -> String {
     reply.problem(status)["type"].as_str().unwrap().to_owned()
 }
@@ -34,7 +28,7 @@ fn truncated_and_corrupt_images_are_client_errors() {
                 String::from_utf8_lossy(&reply.body)
             );
             reply.problem(reply.status);
-            assert_still_serving(env);
+            env.assert_still_serving();
         }
     });
 }
@@ -72,7 +66,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
             "urn:kiln:problem:unprocessable-image"
         );
         assert!(start.elapsed() < Duration::from_secs(10));
-        assert_still_serving(env);
+        env.assert_still_serving();
     });
 }
 
@@ -106,7 +100,7 @@ fn a_body_over_the_limit_is_413() {
                 problem_type(&reply, 413),
                 "urn:kiln:problem:content-too-large"
             );
-            assert_still_serving(env);
+            env.assert_still_serving();
         },
     );
 }
@@ -155,7 +149,7 @@ fn a_chunked_body_over_the_limit_is_413() {
     request.extend_from_slice(b"0\r\n\r\n");
     let line = raw_status_line(&env, &request);
     assert!(line.starts_with("HTTP/1.1 413"), "{line}");
-    assert_still_serving(&env);
+    env.assert_still_serving();
 }
 
 /// A body whose bytes contradict its `Content-Type`, a missing or an
@@ -181,7 +175,7 @@ fn wrong_content_types_are_415() {
         untyped.problem(415);
         let not_an_image = env.submit("", "image/png", b"hello, world", &[]);
         not_an_image.problem(415);
-        assert_still_serving(env);
+        env.assert_still_serving();
     });
 }
 
@@ -214,7 +208,7 @@ fn unknown_and_malformed_ops_are_400() {
                 "{ops}: {problem}"
             );
         }
-        assert_still_serving(env);
+        env.assert_still_serving();
     });
 }
 
@@ -252,7 +246,7 @@ fn malformed_ids_are_404() {
                 reply.problem(404);
             }
         }
-        assert_still_serving(env);
+        env.assert_still_serving();
     });
 }
 

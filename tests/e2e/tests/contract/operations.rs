@@ -180,3 +180,26 @@ fn an_unknown_operation_is_404() {
         env.get(&format!("/operations/{id}"), &[]).problem(404);
     });
 }
+
+/// `HEAD` of an operation has the headers of `GET` and no body; `HEAD` of
+/// an unknown one is 404.
+#[test]
+fn head_of_an_operation_matches_get() {
+    for_each_target(Env::builder, |env| {
+        let accepted = env.submit_async("", &images::png(16, 16));
+        let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+        let head = env.send("HEAD", &accepted.location(), &[], &[]);
+        assert_eq!(head.status, 200);
+        for name in ["content-type", "content-length", "etag", "cache-control"] {
+            assert_eq!(head.header(name), done.header(name), "{name}");
+        }
+        let unknown = env.send(
+            "HEAD",
+            &format!("/operations/{}", kiln::JobId::random()),
+            &[],
+            &[],
+        );
+        assert_eq!(unknown.status, 404);
+        env.assert_still_serving();
+    });
+}
