@@ -20,8 +20,8 @@ impl JobId {
         JobId(uuid::Uuid::new_v4())
     }
 
-    /// Accepts only the canonical lowercase hyphenated form, so that one job
-    /// has exactly one spelling (and one set of keys).
+    /// Accepts only the canonical lowercase hyphenated form of a version 4
+    /// UUID, so that one job has exactly one spelling (and one set of keys).
     pub fn parse(text: &str) -> Result<JobId, InvalidId> {
         let canonical = text.len() == 36
             && text.bytes().enumerate().all(|(i, b)| match i {
@@ -31,9 +31,11 @@ impl JobId {
         if !canonical {
             return Err(InvalidId);
         }
-        uuid::Uuid::try_parse(text)
-            .map(JobId)
-            .map_err(|_| InvalidId)
+        let uuid = uuid::Uuid::try_parse(text).map_err(|_| InvalidId)?;
+        if uuid.get_version() != Some(uuid::Version::Random) {
+            return Err(InvalidId);
+        }
+        Ok(JobId(uuid))
     }
 }
 
@@ -72,6 +74,12 @@ mod tests {
         assert!(JobId::parse(&id.to_uppercase()).is_err());
         assert!(JobId::parse(&format!("{{{id}}}")).is_err());
         assert!(JobId::parse(&id.replace('-', "")).is_err());
+    }
+
+    #[test]
+    fn rejects_uuids_of_other_versions() {
+        assert!(JobId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").is_err());
+        assert!(JobId::parse("00000000-0000-0000-0000-000000000000").is_err());
     }
 
     #[test]
