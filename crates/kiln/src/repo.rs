@@ -214,32 +214,42 @@ mod tests {
         assert_eq!((stored.status, stored.attempts), (Status::Running, 1));
     }
 
-    #[test]
-    fn a_cancel_racing_a_success_leaves_exactly_one_outcome() {
-        let kv = MemoryKv::new();
-        let jobs = Jobs::new(&kv);
+    /// A stored job that processor "a" has claimed.
+    fn stored_running_job(jobs: &Jobs<'_>) -> Job {
         let job = new_job(Timestamp(0));
         jobs.insert(&job).unwrap();
         let Claim::Claimed(running) = job.claim("a", Timestamp(0), Duration::from_secs(60), 3)
         else {
-            panic!()
+            panic!("a new job can be claimed")
         };
         jobs.update(job.id, Timestamp(0), |_| Some(running.clone()))
             .unwrap();
-        jobs.update(job.id, Timestamp(1), |j| j.cancel(Timestamp(1)))
-            .unwrap();
+        running
+    }
+
+    /// Processor "a" reports success.
+    fn late_success(jobs: &Jobs<'_>, job: &Job) -> Update {
         let result = crate::job::ImageRef {
-            blob: running.source.clone(),
+            blob: job.source.clone(),
             media_type: "image/png".into(),
             etag: "\"x\"".into(),
             width: 1,
             height: 1,
         };
-        let late = jobs
-            .update(job.id, Timestamp(2), |j| {
-                j.succeed("a", result.clone(), Timestamp(2))
-            })
+        jobs.update(job.id, Timestamp(2), |j| {
+            j.succeed("a", result.clone(), Timestamp(2))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cancel_racing_a_success_leaves_exactly_one_outcome() {
+        let kv = MemoryKv::new();
+        let jobs = Jobs::new(&kv);
+        let running = stored_running_job(&jobs);
+        jobs.update(running.id, Timestamp(1), |j| j.cancel(Timestamp(1)))
             .unwrap();
+        let late = late_success(&jobs, &running);
         assert!(matches!(late, Update::Unchanged(j) if j.status == Status::Canceled));
     }
 
@@ -247,34 +257,18 @@ mod tests {
     fn a_processor_finishing_during_a_delete_cannot_bring_the_job_back() {
         let kv = MemoryKv::new();
         let jobs = Jobs::new(&kv);
-        let job = new_job(Timestamp(0));
-        jobs.insert(&job).unwrap();
-        let Claim::Claimed(running) = job.claim("a", Timestamp(0), Duration::from_secs(60), 3)
-        else {
-            panic!()
-        };
-        jobs.update(job.id, Timestamp(0), |_| Some(running.clone()))
-            .unwrap();
+        let running = stored_running_job(&jobs);
         // The delete cancels first; the processor's success then finds the
         // job no longer its own.
         let canceled = jobs
-            .cancel_for_deletion(job.id, Timestamp(1))
+            .cancel_for_deletion(running.id, Timestamp(1))
             .unwrap()
             .unwrap();
         assert_eq!(canceled.status, Status::Canceled);
-        let result = crate::job::ImageRef {
-            blob: running.source.clone(),
-            media_type: "image/png".into(),
-            etag: "\"x\"".into(),
-            width: 1,
-            height: 1,
-        };
-        let late = jobs
-            .update(job.id, Timestamp(2), |j| {
-                j.succeed("a", result.clone(), Timestamp(2))
-            })
-            .unwrap();
-        assert!(matches!(late, Update::Unchanged(_)));
+        assert!(matches!(
+            late_success(&jobs, &running),
+            Update::Unchanged(_)
+        ));
     }
 
     #[test]
