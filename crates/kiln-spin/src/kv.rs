@@ -44,16 +44,22 @@ impl KvStore for SpinKv {
     fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError> {
         // `current` snapshots the value; the swap fails if the key was
         // written since. (A snapshot of an absent key would make the swap
-        // unconditional, which is why the trait never swaps absent keys.)
+        // unconditional on Spin's SQLite store, which is why the trait never
+        // swaps absent keys.)
         let cas = Cas::new(&self.bucket, key).map_err(error)?;
         if cas.current().map_err(error)?.as_deref() != Some(expected) {
             return Ok(false);
         }
         match atomics::swap(cas, new) {
-            Ok(()) => Ok(true),
-            Err(CasError::CasFailed(_)) => Ok(false),
-            Err(CasError::StoreError(err)) => Err(error(err)),
+            Ok(()) | Err(CasError::CasFailed(_)) => {}
+            Err(CasError::StoreError(err)) => return Err(error(err)),
         }
+        // What `swap` says cannot be trusted on every store: Spin 4.0.2's
+        // Redis store answers `cas-failed` even when it wrote, and would
+        // take an aborted transaction for a success. What the key holds now
+        // is the answer. (A write by someone else right after ours reads as
+        // a failure; every caller then re-reads and re-decides.)
+        Ok(self.bucket.get(key).map_err(error)?.as_deref() == Some(new))
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {

@@ -15,6 +15,7 @@ pub struct FaultHandle {
 #[derive(Debug, Default)]
 struct FaultState {
     kv_failing: AtomicBool,
+    swaps_misreported: AtomicBool,
     write_traps: Mutex<Vec<WriteTrap>>,
 }
 
@@ -49,9 +50,23 @@ impl FaultHandle {
         self.lock_traps().iter().map(|t| t.remaining).sum()
     }
 
+    /// Emulates Spin 4.0.2's Redis store, whose `swap` answers `cas-failed`
+    /// every time, whether or not it wrote: its `UNWATCH key` is rejected by
+    /// Redis (UNWATCH takes no argument), and redis-rs reads an aborted
+    /// `EXEC` as success anyway. The write itself still happens only when
+    /// the snapshot is current, as with `WATCH`/`MULTI`/`EXEC`.
+    pub fn misreport_swaps(&self, on: bool) {
+        self.inner.swaps_misreported.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn swaps_misreported(&self) -> bool {
+        self.inner.swaps_misreported.load(Ordering::SeqCst)
+    }
+
     /// Removes every fault.
     pub fn clear(&self) {
         self.fail_kv(false);
+        self.misreport_swaps(false);
         self.lock_traps().clear();
     }
 
@@ -111,9 +126,11 @@ mod tests {
     fn clear_removes_all_faults() {
         let faults = FaultHandle::default();
         faults.fail_kv(true);
+        faults.misreport_swaps(true);
         faults.trap_writes("processor", "", 5);
         faults.clear();
         assert!(!faults.kv_failing());
+        assert!(!faults.swaps_misreported());
         assert!(!faults.take_write_trap("processor", "x"));
     }
 }

@@ -257,11 +257,11 @@ impl atomics::Host for HostState {
             ))));
         }
         self.check_write(&key)?;
-        if self
+        let swapped = self
             .shared
             .kv
-            .compare_and_swap(&key, snapshot.as_deref(), value)
-        {
+            .compare_and_swap(&key, snapshot.as_deref(), value);
+        if swapped && !self.shared.faults.swaps_misreported() {
             return Ok(Ok(()));
         }
         // Like Spin: a fresh handle whose snapshot is the current value, for a retry.

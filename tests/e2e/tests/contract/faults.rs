@@ -109,3 +109,32 @@ fn an_accepted_job_survives_a_store_outage() {
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
 }
+
+/// On Spin 4.0.2's Redis store, every compare-and-swap is reported as
+/// failed, written or not: jobs still run once each, finish, and can be
+/// canceled and replayed.
+#[test]
+fn jobs_complete_on_a_store_that_misreports_swaps() {
+    let env = Env::start();
+    env.faults().misreport_swaps(true);
+    let created = env.submit("?ops=grayscale", "image/png", &images::png(16, 16), &[]);
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let headers = [("prefer", "respond-async"), ("idempotency-key", "redis")];
+    let accepted = env.submit("", "image/png", &images::png(16, 16), &headers);
+    let replayed = env.submit("", "image/png", &images::png(16, 16), &headers);
+    assert_eq!(accepted.location(), replayed.location());
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    assert_eq!(done.json()["status"], "succeeded");
+    env.settle();
+    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+    env.faults().trap_writes("processor", "kiln:blob:", 1);
+    let stuck = env.submit_async("", &images::png(16, 16));
+    env.settle();
+    let canceled = env.send("DELETE", &stuck.location(), &[], &[]);
+    assert_eq!(canceled.json()["status"], "canceled");
+}
