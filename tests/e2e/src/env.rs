@@ -278,6 +278,16 @@ impl Env {
         }
     }
 
+    /// The keys in the store that belong to job `id` (its record, chunks and
+    /// index entries).
+    pub fn keys_of(&self, id: &str) -> Vec<String> {
+        self.kv()
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains(id))
+            .collect()
+    }
+
     /// Waits until no component instance is running any more (work after a
     /// response included).
     pub fn settle(&self) {

@@ -163,12 +163,7 @@ fn expired_jobs_are_gone_and_cleaned_up() {
         201
     );
     env.settle();
-    let left: Vec<String> = env
-        .kv()
-        .keys()
-        .into_iter()
-        .filter(|k| k.contains(&id))
-        .collect();
+    let left = env.keys_of(&id);
     assert!(left.is_empty(), "{left:?}");
 }
 
