@@ -66,7 +66,10 @@ impl From<Error> for Reply {
 /// The reply for a failed request; errors that are not the client's are
 /// logged for the operator.
 pub(crate) fn failed(ctx: &Ctx<'_>, error: Error) -> Reply {
-    render::problem_logged(&error, &|message| ctx.runtime.log(message)).into()
+    if matches!(error, Error::Internal(_) | Error::Store(_)) {
+        ctx.runtime.log(&error.to_string());
+    }
+    error.into()
 }
 
 /// Runs a follow-up; failures are logged, never reported (the client has
@@ -80,38 +83,40 @@ pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
 /// Runs a follow-up and says how it went.
 fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
     match follow_up {
-        FollowUp::Dispatch(id) => dispatch_if_needed(ctx, *id, true),
-        FollowUp::Redispatch(id) => dispatch_if_needed(ctx, *id, false),
+        FollowUp::Dispatch(id) => dispatch(ctx, *id),
+        FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id),
         FollowUp::Maintain => maintain(ctx),
         FollowUp::Process(ticket) => processing::run(ctx, ticket),
     }
 }
 
-/// Dispatches job `id`. Unless `fresh` (just created or re-dispatched by the
-/// caller), only if it needs a processor, and only if this request is the
-/// one that recorded the new dispatch time, so concurrent readers of a stuck
-/// job send one dispatch, not one each.
-fn dispatch_if_needed(ctx: &Ctx<'_>, id: JobId, fresh: bool) -> Result<(), Error> {
-    if !fresh {
-        let now = ctx.runtime.now();
-        let lease = ctx.config.lease;
-        let update = Jobs::new(ctx.kv).update(id, now, |job| {
-            job.needs_dispatch(now, lease).then(|| job.dispatched(now))
-        })?;
-        if !matches!(update, Update::Changed(_)) {
-            return Ok(());
-        }
-    }
+/// Asks a processor to run job `id`.
+fn dispatch(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     ctx.runtime
         .dispatch(id)
         .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}")))
+}
+
+/// Dispatches job `id` only if it needs a processor, and only if this
+/// request is the one that recorded the new dispatch time, so concurrent
+/// readers of a stuck job send one dispatch, not one each.
+fn redispatch_if_stuck(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
+    let now = ctx.runtime.now();
+    let lease = ctx.config.lease;
+    let update = Jobs::new(ctx.kv).update(id, now, |job| {
+        job.needs_dispatch(now, lease).then(|| job.dispatched(now))
+    })?;
+    match update {
+        Update::Changed(_) => dispatch(ctx, id),
+        _ => Ok(()),
+    }
 }
 
 /// Re-dispatches stuck jobs and sweeps expired ones; one failed dispatch
 /// (the processor may be down) does not stop the rest.
 fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
     for id in pending::stale(ctx.kv, ctx.runtime.now(), ctx.config.lease)? {
-        if let Err(err) = dispatch_if_needed(ctx, id, false) {
+        if let Err(err) = redispatch_if_stuck(ctx, id) {
             ctx.runtime
                 .log(&format!("re-dispatch of {id} failed: {err}"));
         }

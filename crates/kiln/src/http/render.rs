@@ -47,15 +47,6 @@ pub fn vary_prefer(response: &mut Response) {
     set(response, VARY, "Prefer");
 }
 
-/// An `application/problem+json` response for `error`. Errors that are not
-/// the client's are logged here, with the detail the client never sees.
-pub fn problem_logged(error: &Error, log: &dyn Fn(&str)) -> Response {
-    if matches!(error, Error::Internal(_) | Error::Store(_)) {
-        log(&error.to_string());
-    }
-    problem(error)
-}
-
 /// An `application/problem+json` response for `error`.
 pub fn problem(error: &Error) -> Response {
     let problem = error.to_problem();
