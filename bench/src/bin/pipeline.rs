@@ -9,7 +9,7 @@
 //! Run: `cargo run --release -p kiln-bench --bin pipeline`
 
 use kiln_bench::{median_of, median_time, photo, png};
-use kiln_image::{Limits, Step, parse_ops, process};
+use kiln_image::{Limits, Progress, Stage, parse_ops, process};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -22,19 +22,19 @@ fn main() {
     };
     let keep_going = &mut |_| ControlFlow::Continue(());
 
-    // Resize alone, timed inside the pipeline between "decoded" and "first
-    // op applied", against the `image` crate on the same pixels.
+    // Resize alone, timed inside the pipeline from the start to the end of
+    // its stage, against the `image` crate on the same pixels.
     let resize_ops = parse_ops("resize(w=800)").expect("valid ops");
     let kiln_resize = median_of(5, || {
-        let mut decoded_at = None;
+        let mut started_at = None;
         let mut resize_time = Duration::ZERO;
-        let mut timer = |step: Step| {
-            match step {
-                Step::Decoded => decoded_at = Some(Instant::now()),
-                Step::Applied { index: 0, .. } => {
-                    resize_time = decoded_at.map(|t| t.elapsed()).unwrap_or_default()
+        let mut timer = |progress: Progress| {
+            if let Stage::Apply { index: 0, .. } = progress.stage {
+                if progress.done == 0.0 {
+                    started_at = Some(Instant::now());
+                } else if progress.is_stage_end() {
+                    resize_time = started_at.map(|t| t.elapsed()).unwrap_or_default();
                 }
-                _ => {}
             }
             ControlFlow::Continue(())
         };

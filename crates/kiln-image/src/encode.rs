@@ -24,27 +24,35 @@
 //!   `image` default, is many times slower).
 
 use image::codecs::gif::GifEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::codecs::webp::WebPEncoder;
-use image::{DynamicImage, GenericImageView, GrayAlphaImage, ImageEncoder, RgbaImage};
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+
+use image::{DynamicImage, GenericImageView, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
 use jpeg_encoder::{
-    ChromaSubsamplingMethod, ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor,
-    rgb_to_ycbcr,
+    ChromaSubsamplingMethod, Encoder, ImageBuffer, JpegColorType, SamplingFactor, rgb_to_ycbcr,
 };
 
 use crate::error::ImageError;
 use crate::format::Format;
+use crate::progress::Reporter;
 
 const GIF_SPEED: i32 = 10;
+/// The PNG writer's IDAT chunk size (its default is 4 KiB: many small chunks).
+const PNG_IDAT_BYTES: usize = 256 * 1024;
+/// Bytes of rows handed to the PNG writer between progress reports.
+const PNG_BAND_BYTES: usize = 1 << 20;
 /// DC, then all 63 AC coefficients: the fewest scans a progressive JPEG
 /// can have, and the smallest file.
 const JPEG_PROGRESSIVE_SCANS: u8 = 2;
 
 /// Encodes `image` as `format`; `quality` (1..=100) applies to JPEG only.
+/// JPEG and PNG report their progress row by row through `reporter`.
 pub(crate) fn encode(
     image: &DynamicImage,
     format: Format,
     quality: u8,
+    reporter: &mut Reporter<'_, '_>,
 ) -> Result<Vec<u8>, ImageError> {
     let (width, height) = image.dimensions();
     if width.max(height) > format.max_side() {
@@ -55,14 +63,8 @@ pub(crate) fn encode(
     }
     let mut out = Vec::new();
     match format {
-        Format::Jpeg => {
-            jpeg(image, quality, &mut out).map_err(|e| encoding_failed(format, &e.to_string()))?
-        }
-        Format::Png => {
-            PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive)
-                .write_image(image.as_bytes(), width, height, image.color().into())
-                .map_err(|e| encoding_failed(format, &e.to_string()))?
-        }
+        Format::Jpeg => jpeg(image, quality, &mut out, reporter)?,
+        Format::Png => png_streamed(image, &mut out, reporter)?,
         Format::Webp => WebPEncoder::new_lossless(&mut out)
             .encode(image.as_bytes(), width, height, image.color().into())
             .map_err(|e| encoding_failed(format, &e.to_string()))?,
@@ -79,7 +81,8 @@ fn jpeg(
     image: &DynamicImage,
     quality: u8,
     out: &mut Vec<u8>,
-) -> Result<(), jpeg_encoder::EncodingError> {
+    reporter: &mut Reporter<'_, '_>,
+) -> Result<(), ImageError> {
     // `encode` checked both sides against `Format::Jpeg.max_side()`.
     let width = u16::try_from(image.width()).expect("checked against the JPEG maximum");
     let height = u16::try_from(image.height()).expect("checked against the JPEG maximum");
@@ -88,15 +91,72 @@ fn jpeg(
     encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
     encoder.set_optimized_huffman_tables(true);
     encoder.set_progressive_scans(JPEG_PROGRESSIVE_SCANS);
-    match image {
-        DynamicImage::ImageRgb8(rgb) => encoder.encode(rgb.as_raw(), width, height, ColorType::Rgb),
-        DynamicImage::ImageLuma8(gray) => {
-            encoder.encode(gray.as_raw(), width, height, ColorType::Luma)
+    let rgba;
+    let frame = match image {
+        DynamicImage::ImageRgb8(rgb) => Frame::Rgb(rgb),
+        DynamicImage::ImageLuma8(gray) => Frame::Gray(gray),
+        DynamicImage::ImageRgba8(rgba) => Frame::RgbaOverWhite(rgba),
+        DynamicImage::ImageLumaA8(gray) => Frame::GrayAlphaOverWhite(gray),
+        other => {
+            rgba = other.to_rgba8();
+            Frame::RgbaOverWhite(&rgba)
         }
-        DynamicImage::ImageRgba8(rgba) => encoder.encode_image(RgbaOverWhite(rgba)),
-        DynamicImage::ImageLumaA8(gray) => encoder.encode_image(GrayAlphaOverWhite(gray)),
-        other => encoder.encode_image(RgbaOverWhite(&other.to_rgba8())),
+    };
+    let rows = Rows {
+        frame,
+        width,
+        height,
+        reporter: RefCell::new(reporter),
+        stopped: Cell::new(None),
+    };
+    let encoded = encoder.encode_image(&rows);
+    if let Some(stop) = rows.stopped.take() {
+        return Err(stop);
     }
+    encoded.map_err(|e| encoding_failed(Format::Jpeg, &e.to_string()))
+}
+
+/// PNG through `png`'s streaming writer, so that rows are filtered and
+/// compressed band by band and progress can be reported in between; the
+/// settings are those `image`'s `PngEncoder` uses for `Default` and
+/// `Adaptive` (zlib level 6, adaptive filtering).
+fn png_streamed(
+    image: &DynamicImage,
+    out: &mut Vec<u8>,
+    reporter: &mut Reporter<'_, '_>,
+) -> Result<(), ImageError> {
+    let failed = |e: png::EncodingError| encoding_failed(Format::Png, &e.to_string());
+    let converted;
+    let (color, frame) = match image {
+        DynamicImage::ImageLuma8(_) => (png::ColorType::Grayscale, image),
+        DynamicImage::ImageLumaA8(_) => (png::ColorType::GrayscaleAlpha, image),
+        DynamicImage::ImageRgb8(_) => (png::ColorType::Rgb, image),
+        DynamicImage::ImageRgba8(_) => (png::ColorType::Rgba, image),
+        other => {
+            converted = DynamicImage::ImageRgba8(other.to_rgba8());
+            (png::ColorType::Rgba, &converted)
+        }
+    };
+    let (width, height) = frame.dimensions();
+    let mut encoder = png::Encoder::new(out, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Balanced);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(failed)?;
+    let mut stream = writer
+        .stream_writer_with_size(PNG_IDAT_BYTES)
+        .map_err(failed)?;
+    let row_len = frame.as_bytes().len() / height.max(1) as usize;
+    let band_rows = (PNG_BAND_BYTES / row_len.max(1)).max(1);
+    for (n, band) in frame.as_bytes().chunks(band_rows * row_len).enumerate() {
+        stream
+            .write_all(band)
+            .map_err(|e| encoding_failed(Format::Png, &e.to_string()))?;
+        let done = ((n + 1) * band_rows).min(height as usize);
+        reporter.rows(done as u32, height)?;
+    }
+    stream.finish().map_err(failed)
 }
 
 fn gif(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()> {
@@ -128,67 +188,193 @@ fn over_white(channel: u8, alpha: u8) -> u8 {
     ((c * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
-/// An RGBA frame fed to the JPEG encoder as if composited onto white.
-struct RgbaOverWhite<'a>(&'a RgbaImage);
+/// The 8-bit layouts the JPEG encoder is fed, transparent ones as if
+/// composited onto white (so no extra frame is allocated for that).
+enum Frame<'a> {
+    Rgb(&'a RgbImage),
+    Gray(&'a GrayImage),
+    RgbaOverWhite(&'a RgbaImage),
+    GrayAlphaOverWhite(&'a GrayAlphaImage),
+}
 
-impl ImageBuffer for RgbaOverWhite<'_> {
+/// The rows of a frame as the JPEG encoder pulls them, one at a time,
+/// reporting progress as they go. Once the caller asked to stop, the
+/// remaining rows are fed as zeros, which costs the encoder least; the
+/// stop is returned when it is done.
+struct Rows<'f, 'r, 'a, 'b> {
+    frame: Frame<'f>,
+    width: u16,
+    height: u16,
+    reporter: RefCell<&'r mut Reporter<'a, 'b>>,
+    stopped: Cell<Option<ImageError>>,
+}
+
+impl ImageBuffer for &Rows<'_, '_, '_, '_> {
     fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Ycbcr
+        match self.frame {
+            Frame::Rgb(_) | Frame::RgbaOverWhite(_) => JpegColorType::Ycbcr,
+            Frame::Gray(_) | Frame::GrayAlphaOverWhite(_) => JpegColorType::Luma,
+        }
     }
 
     fn width(&self) -> u16 {
-        self.0.width() as u16
+        self.width
     }
 
     fn height(&self) -> u16 {
-        self.0.height() as u16
+        self.height
     }
 
     fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let row_len = self.0.width() as usize * 4;
-        let start = usize::from(y) * row_len;
-        for pixel in self.0.as_raw()[start..start + row_len].chunks_exact(4) {
-            let alpha = pixel[3];
-            let (luma, cb, cr) = rgb_to_ycbcr(
-                over_white(pixel[0], alpha),
-                over_white(pixel[1], alpha),
-                over_white(pixel[2], alpha),
-            );
-            buffers[0].push(luma);
-            buffers[1].push(cb);
-            buffers[2].push(cr);
+        let width = usize::from(self.width);
+        let components = match self.get_jpeg_color_type() {
+            JpegColorType::Luma => 1,
+            _ => 3,
+        };
+        let stopped = self.stopped.take();
+        if stopped.is_some() {
+            self.stopped.set(stopped);
+            buffers[..components]
+                .iter_mut()
+                .for_each(|b| b.resize(b.len() + width, 0));
+            return;
         }
+        let row = usize::from(y);
+        match self.frame {
+            Frame::Rgb(rgb) => {
+                for pixel in rgb.as_raw()[row * width * 3..][..width * 3].chunks_exact(3) {
+                    push_ycbcr(buffers, pixel[0], pixel[1], pixel[2]);
+                }
+            }
+            Frame::Gray(gray) => {
+                buffers[0].extend_from_slice(&gray.as_raw()[row * width..][..width])
+            }
+            Frame::RgbaOverWhite(rgba) => {
+                for pixel in rgba.as_raw()[row * width * 4..][..width * 4].chunks_exact(4) {
+                    let alpha = pixel[3];
+                    push_ycbcr(
+                        buffers,
+                        over_white(pixel[0], alpha),
+                        over_white(pixel[1], alpha),
+                        over_white(pixel[2], alpha),
+                    );
+                }
+            }
+            Frame::GrayAlphaOverWhite(gray) => {
+                for pixel in gray.as_raw()[row * width * 2..][..width * 2].chunks_exact(2) {
+                    buffers[0].push(over_white(pixel[0], pixel[1]));
+                }
+            }
+        }
+        let reported = self
+            .reporter
+            .borrow_mut()
+            .rows(u32::from(y) + 1, u32::from(self.height));
+        self.stopped.set(reported.err());
     }
 }
 
-/// A gray+alpha frame fed to the JPEG encoder as if composited onto white.
-struct GrayAlphaOverWhite<'a>(&'a GrayAlphaImage);
-
-impl ImageBuffer for GrayAlphaOverWhite<'_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Luma
-    }
-
-    fn width(&self) -> u16 {
-        self.0.width() as u16
-    }
-
-    fn height(&self) -> u16 {
-        self.0.height() as u16
-    }
-
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let row_len = self.0.width() as usize * 2;
-        let start = usize::from(y) * row_len;
-        for pixel in self.0.as_raw()[start..start + row_len].chunks_exact(2) {
-            buffers[0].push(over_white(pixel[0], pixel[1]));
-        }
-    }
+fn push_ycbcr(buffers: &mut [Vec<u8>; 4], r: u8, g: u8, b: u8) {
+    let (luma, cb, cr) = rgb_to_ycbcr(r, g, b);
+    buffers[0].push(luma);
+    buffers[1].push(cb);
+    buffers[2].push(cr);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::{Progress, Stage};
+    use std::ops::ControlFlow;
+
+    /// Encodes with progress reports ignored.
+    fn encode(image: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>, ImageError> {
+        let mut ignore = crate::test_support::ignore_progress();
+        let mut reporter = Reporter::start(&mut ignore, Stage::Encode)?;
+        super::encode(image, format, quality, &mut reporter)
+    }
+
+    /// Encodes, counting the reports within the stage; `stop_at` breaks
+    /// at that many.
+    fn encode_counting(
+        image: &DynamicImage,
+        format: Format,
+        stop_at: Option<usize>,
+    ) -> (Result<Vec<u8>, ImageError>, usize) {
+        let mut within = 0;
+        let mut count = |p: Progress| {
+            if p.done > 0.0 {
+                within += 1;
+            }
+            match stop_at {
+                Some(n) if within >= n => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        };
+        let mut reporter = Reporter::start(&mut count, Stage::Encode).unwrap();
+        let result = super::encode(image, format, 80, &mut reporter);
+        (result, within)
+    }
+
+    fn large_photo() -> DynamicImage {
+        DynamicImage::ImageRgb8(gradient(1500, 1200))
+    }
+
+    #[test]
+    fn jpeg_and_png_report_progress_row_by_row() {
+        for format in [Format::Jpeg, Format::Png] {
+            let (result, within) = encode_counting(&large_photo(), format, None);
+            assert!(result.is_ok(), "{format}");
+            assert!(within > 4, "{format}: {within} reports");
+        }
+    }
+
+    #[test]
+    fn a_stop_asked_mid_encoding_cancels_it() {
+        for format in [Format::Jpeg, Format::Png] {
+            let (result, _) = encode_counting(&large_photo(), format, Some(3));
+            assert_eq!(result, Err(ImageError::Canceled), "{format}");
+        }
+    }
+
+    #[test]
+    fn feeding_jpeg_rows_one_by_one_changes_no_byte() {
+        let photo = large_photo();
+        let mut direct = Vec::new();
+        let mut encoder = Encoder::new(&mut direct, 80);
+        encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+        encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
+        encoder.set_optimized_huffman_tables(true);
+        encoder.set_progressive_scans(JPEG_PROGRESSIVE_SCANS);
+        encoder
+            .encode(photo.as_bytes(), 1500, 1200, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        assert!(encode(&photo, Format::Jpeg, 80).unwrap() == direct);
+    }
+
+    #[test]
+    fn streamed_png_is_as_small_as_the_image_crates_at_the_same_settings() {
+        use image::ImageEncoder;
+        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+        let photo = large_photo();
+        let mut reference = Vec::new();
+        PngEncoder::new_with_quality(
+            &mut reference,
+            CompressionType::Default,
+            FilterType::Adaptive,
+        )
+        .write_image(photo.as_bytes(), 1500, 1200, image::ExtendedColorType::Rgb8)
+        .unwrap();
+        let streamed = encode(&photo, Format::Png, 80).unwrap();
+        // The same deflate stream, cut into more IDAT chunks (12 bytes each).
+        let difference = streamed.len().abs_diff(reference.len());
+        assert!(
+            difference * 200 < reference.len(),
+            "{} vs {}",
+            streamed.len(),
+            reference.len()
+        );
+    }
     use crate::test_support::gradient;
     use image::Rgba;
 

@@ -11,9 +11,9 @@
 //! - [`plan`]: [`Limits`], output geometry predicted from the header
 //!   ([`output_dimensions`], [`output_format`], [`preflight`]), so oversized work is refused
 //!   before anything is decoded.
-//! - [`pipeline`]: [`process`], which runs the whole thing and reports
-//!   progress through [`Step`]s.
-//! - `decode`, `transform`, [`resize`] and `encode` (private but for
+//! - [`pipeline`]: [`process`], which runs the whole thing; [`progress`]:
+//!   how it reports [`Progress`] through every stage, within long ones too.
+//! - `decode`, `transform`, `blur`, [`resize`] and `encode` (private but for
 //!   [`resize::target_size`]): the stages `process` is made of. The notes
 //!   on each output encoder are below.
 //! - [`error`]: [`ImageError`], whose messages are safe to show a client.
@@ -71,6 +71,7 @@
 
 #![deny(missing_docs)]
 
+mod blur;
 mod decode;
 mod encode;
 pub mod error;
@@ -79,6 +80,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod plan;
 pub mod probe;
+pub mod progress;
 pub mod resize;
 mod transform;
 
@@ -90,6 +92,7 @@ pub use format::Format;
 pub use ops::{
     Axis, Fit, MAX_OPS, Op, OpsError, Pipeline, Rotation, canonical, default_ops, parse_ops,
 };
-pub use pipeline::{Output, Step, process};
+pub use pipeline::{Output, process};
 pub use plan::{Limits, output_dimensions, output_format, output_quality, preflight};
 pub use probe::{ImageInfo, probe};
+pub use progress::{OnProgress, Progress, Stage};

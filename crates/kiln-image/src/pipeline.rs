@@ -1,7 +1,5 @@
 //! [`process`]: header checks, decode, each operation, encode — reporting
-//! progress after every stage and stopping when asked to.
-
-use std::ops::ControlFlow;
+//! progress through every stage and stopping when asked to.
 
 use crate::decode;
 use crate::encode::encode;
@@ -9,6 +7,7 @@ use crate::error::ImageError;
 use crate::format::Format;
 use crate::ops::Op;
 use crate::plan::{Limits, output_quality, preflight};
+use crate::progress::{OnProgress, Reporter, Stage};
 use crate::transform::apply;
 
 /// The encoded result of [`process`].
@@ -24,50 +23,32 @@ pub struct Output {
     pub height: u32,
 }
 
-/// A stage [`process`] has just finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// The image is decoded and oriented.
-    Decoded,
-    /// Operation `index` (counted from 0) of `of` is applied.
-    Applied {
-        /// Which operation, from 0.
-        index: usize,
-        /// How many operations there are.
-        of: usize,
-    },
-    /// The output is encoded; `process` returns next.
-    Encoded,
-}
-
 /// Decodes `bytes`, applies `ops` in order and encodes the result.
 ///
 /// Before decoding, the header is checked against `limits` and the ops (see
 /// [`preflight`]), so an oversized or impossible request costs no decoding.
 /// The EXIF orientation is always applied first and all metadata dropped.
-/// `on_step` is called after decoding, after each operation and after
-/// encoding; returning [`ControlFlow::Break`] stops with
+/// `on_progress` hears of every stage's start and end, and of progress
+/// within the stages that work row by row (see [`crate::progress`]);
+/// returning [`ControlFlow::Break`](std::ops::ControlFlow::Break) stops with
 /// [`ImageError::Canceled`].
 pub fn process(
     bytes: &[u8],
     ops: &[Op],
     limits: &Limits,
-    on_step: &mut dyn FnMut(Step) -> ControlFlow<()>,
+    on_progress: &mut OnProgress<'_>,
 ) -> Result<Output, ImageError> {
     let header = decode::open(bytes, decode::image_limits(limits))?;
     let planned = preflight(&header.info, ops, limits)?;
 
+    let decoding = Reporter::start(on_progress, Stage::Decode)?;
     let mut image = decode::decode(header)?;
-    report(on_step, Step::Decoded)?;
+    decoding.finish()?;
     for (index, op) in ops.iter().enumerate() {
-        image = apply(image, op)?;
-        report(
-            on_step,
-            Step::Applied {
-                index,
-                of: ops.len(),
-            },
-        )?;
+        let of = ops.len();
+        let mut applying = Reporter::start(on_progress, Stage::Apply { index, of })?;
+        image = apply(image, op, &mut applying)?;
+        applying.finish()?;
     }
     debug_assert_eq!(
         (image.width(), image.height()),
@@ -75,8 +56,9 @@ pub fn process(
         "preflight predicts the geometry"
     );
 
-    let bytes = encode(&image, planned.format, output_quality(ops))?;
-    report(on_step, Step::Encoded)?;
+    let mut encoding = Reporter::start(on_progress, Stage::Encode)?;
+    let bytes = encode(&image, planned.format, output_quality(ops), &mut encoding)?;
+    encoding.finish()?;
     Ok(Output {
         bytes,
         format: planned.format,
@@ -85,19 +67,14 @@ pub fn process(
     })
 }
 
-fn report(on_step: &mut dyn FnMut(Step) -> ControlFlow<()>, step: Step) -> Result<(), ImageError> {
-    match on_step(step) {
-        ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(()) => Err(ImageError::Canceled),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::{default_ops, parse_ops};
     use crate::probe::probe;
     use crate::test_support::{encoded, gradient, png_header_only, with_exif_orientation};
+    use image::DynamicImage;
+    use std::ops::ControlFlow;
 
     fn run(bytes: &[u8], spec: &str) -> Result<Output, ImageError> {
         let ops = parse_ops(spec).unwrap();
@@ -230,46 +207,100 @@ mod tests {
         assert!(matches!(error, ImageError::Corrupt(_)), "{error:?}");
     }
 
-    #[test]
-    fn steps_are_reported_in_order() {
-        let ops = parse_ops("grayscale,flip(h)").unwrap();
-        let mut steps = Vec::new();
-        process(&photo(Format::Png), &ops, &Limits::default(), &mut |step| {
-            steps.push(step);
+    /// The stage ends a run reports, in order.
+    fn stage_ends(bytes: &[u8], spec: &str) -> Vec<Stage> {
+        let ops = parse_ops(spec).unwrap();
+        let mut ends = Vec::new();
+        process(bytes, &ops, &Limits::default(), &mut |progress| {
+            if progress.is_stage_end() {
+                ends.push(progress.stage);
+            }
             ControlFlow::Continue(())
         })
         .unwrap();
+        ends
+    }
+
+    #[test]
+    fn every_stage_is_reported_ended_in_order() {
         assert_eq!(
-            steps,
+            stage_ends(&photo(Format::Png), "grayscale,flip(h)"),
             vec![
-                Step::Decoded,
-                Step::Applied { index: 0, of: 2 },
-                Step::Applied { index: 1, of: 2 },
-                Step::Encoded,
+                Stage::Decode,
+                Stage::Apply { index: 0, of: 2 },
+                Stage::Apply { index: 1, of: 2 },
+                Stage::Encode,
             ]
         );
     }
 
     #[test]
-    fn breaking_from_on_step_cancels_at_that_step() {
+    fn every_stage_reports_its_start_before_its_end() {
+        let ops = parse_ops("grayscale").unwrap();
+        let mut reports = Vec::new();
+        process(&photo(Format::Png), &ops, &Limits::default(), &mut |p| {
+            reports.push((p.stage, p.done >= 1.0));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        for stage in [
+            Stage::Decode,
+            Stage::Apply { index: 0, of: 1 },
+            Stage::Encode,
+        ] {
+            let start = reports.iter().position(|&r| r == (stage, false));
+            let end = reports.iter().position(|&r| r == (stage, true));
+            assert!(start < end && start.is_some(), "{stage:?}: {reports:?}");
+        }
+    }
+
+    #[test]
+    fn long_stages_report_progress_within_them() {
+        // A large frame (18 MB of samples): the blur runs in bands and the
+        // encoders row by row.
+        let image = DynamicImage::ImageRgb8(gradient(2048, 3000));
+        let mut png = Vec::new();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let ops = parse_ops("sharpen(sigma=2),format(jpeg)").unwrap();
+        let mut within = std::collections::HashMap::<String, usize>::new();
+        process(&png, &ops, &Limits::default(), &mut |p| {
+            if p.done > 0.0 && p.done < 1.0 {
+                *within.entry(format!("{:?}", p.stage)).or_default() += 1;
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        for stage in ["Apply { index: 0, of: 2 }", "Encode"] {
+            assert!(
+                within.get(stage).copied().unwrap_or(0) > 1,
+                "{stage}: {within:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn breaking_from_on_progress_cancels_at_that_stage() {
         let ops = parse_ops("grayscale,flip(h),blur(sigma=1)").unwrap();
-        let mut calls = 0;
-        let result = process(&photo(Format::Png), &ops, &Limits::default(), &mut |step| {
-            calls += 1;
-            if step == (Step::Applied { index: 0, of: 3 }) {
+        let mut stages = Vec::new();
+        let result = process(&photo(Format::Png), &ops, &Limits::default(), &mut |p| {
+            stages.push(p.stage);
+            if p.stage == (Stage::Apply { index: 1, of: 3 }) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         });
         assert_eq!(result, Err(ImageError::Canceled));
-        assert_eq!(calls, 2);
+        assert_eq!(stages.last(), Some(&Stage::Apply { index: 1, of: 3 }));
+        assert!(!stages.contains(&Stage::Apply { index: 2, of: 3 }));
     }
 
     #[test]
     fn breaking_after_encoding_still_cancels() {
-        let result = process(&photo(Format::Png), &[], &Limits::default(), &mut |step| {
-            if step == Step::Encoded {
+        let result = process(&photo(Format::Png), &[], &Limits::default(), &mut |p| {
+            if p.stage == Stage::Encode && p.is_stage_end() {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())

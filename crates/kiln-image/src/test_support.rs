@@ -6,6 +6,12 @@ use image::{DynamicImage, RgbImage};
 
 use crate::format::Format;
 
+/// A progress callback that lets everything run.
+pub(crate) fn ignore_progress() -> impl FnMut(crate::progress::Progress) -> std::ops::ControlFlow<()>
+{
+    |_| std::ops::ControlFlow::Continue(())
+}
+
 /// A `width`×`height` image with a smooth two-axis gradient.
 pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {

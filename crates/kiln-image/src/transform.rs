@@ -4,17 +4,16 @@
 //! `La8`, `Rgb8`, `Rgba8`); operations that can work in place do, so a
 //! frame is copied only where the operation needs a new buffer (rotation by
 //! a quarter, crop, blur, sharpen, resize, grayscale of a colour frame).
+//! Blur and sharpen live in `blur`.
 
 use image::{DynamicImage, imageops};
 
+use crate::blur::{gaussian_blur, unsharp_mask};
 use crate::error::ImageError;
 use crate::ops::{Axis, Op, Rotation};
 use crate::plan::check_crop;
+use crate::progress::Reporter;
 use crate::resize::resize;
-
-/// Above this sigma `blur` uses a three-pass box blur, whose cost does not
-/// grow with sigma; below it the exact Gaussian kernel is small enough.
-const EXACT_BLUR_MAX_SIGMA: f32 = 4.0;
 
 /// Runs `$body` on the image buffer of each 8-bit layout in place, or
 /// replaces any other layout with `$fallback(&image)`.
@@ -32,7 +31,13 @@ macro_rules! in_place {
 
 /// Applies `op` to `image`. `format` and `quality` leave it unchanged; they
 /// take effect when encoding.
-pub(crate) fn apply(mut image: DynamicImage, op: &Op) -> Result<DynamicImage, ImageError> {
+/// Blur and sharpen report their progress through `reporter`, row band by
+/// row band; the other operations take too little time to need it.
+pub(crate) fn apply(
+    mut image: DynamicImage,
+    op: &Op,
+    reporter: &mut Reporter<'_, '_>,
+) -> Result<DynamicImage, ImageError> {
     match *op {
         Op::Resize { width, height, fit } => return resize(image, width, height, fit),
         Op::Crop {
@@ -61,8 +66,8 @@ pub(crate) fn apply(mut image: DynamicImage, op: &Op) -> Result<DynamicImage, Im
             |buffer| imageops::flip_vertical_in_place(buffer),
             DynamicImage::flipv
         ),
-        Op::Blur { sigma } => return Ok(gaussian_blur(&image, sigma)),
-        Op::Sharpen { sigma, threshold } => return Ok(unsharp_mask(image, sigma, threshold)),
+        Op::Blur { sigma } => return gaussian_blur(&image, sigma, reporter),
+        Op::Sharpen { sigma, threshold } => return unsharp_mask(image, sigma, threshold, reporter),
         Op::Grayscale if !image.color().has_color() => {}
         Op::Grayscale => return Ok(image.grayscale()),
         Op::Brightness(value) => in_place!(
@@ -80,61 +85,6 @@ pub(crate) fn apply(mut image: DynamicImage, op: &Op) -> Result<DynamicImage, Im
     Ok(image)
 }
 
-/// A Gaussian blur: the exact kernel for small sigma, a three-pass box
-/// approximation above [`EXACT_BLUR_MAX_SIGMA`].
-fn gaussian_blur(image: &DynamicImage, sigma: f32) -> DynamicImage {
-    if sigma <= EXACT_BLUR_MAX_SIGMA {
-        image.blur(sigma)
-    } else {
-        image.fast_blur(sigma)
-    }
-}
-
-/// Unsharp mask: each colour channel moves away from its blurred value by
-/// the difference, where that difference exceeds `threshold`. Unlike
-/// `image`'s `unsharpen`, alpha is left alone (sharpening it would draw
-/// halos around transparent edges) and large sigmas use the box blur.
-fn unsharp_mask(image: DynamicImage, sigma: f32, threshold: u8) -> DynamicImage {
-    let mut sharpened = gaussian_blur(&image, sigma);
-    let channels = usize::from(image.color().channel_count());
-    let colors = if image.color().has_alpha() {
-        channels - 1
-    } else {
-        channels
-    };
-    let Some(out) = bytes_mut(&mut sharpened) else {
-        return image.unsharpen(sigma, i32::from(threshold));
-    };
-    let threshold = i16::from(threshold);
-    let pixels = out
-        .chunks_exact_mut(channels)
-        .zip(image.as_bytes().chunks_exact(channels));
-    for (out, source) in pixels {
-        for (blurred, &original) in out.iter_mut().zip(source).take(colors) {
-            let original = i16::from(original);
-            let difference = original - i16::from(*blurred);
-            *blurred = if difference.abs() > threshold {
-                (original + difference).clamp(0, 255) as u8
-            } else {
-                original as u8
-            };
-        }
-        out[colors..].copy_from_slice(&source[colors..]);
-    }
-    sharpened
-}
-
-/// The samples of an 8-bit frame.
-fn bytes_mut(image: &mut DynamicImage) -> Option<&mut [u8]> {
-    match image {
-        DynamicImage::ImageLuma8(buffer) => Some(buffer),
-        DynamicImage::ImageLumaA8(buffer) => Some(buffer),
-        DynamicImage::ImageRgb8(buffer) => Some(buffer),
-        DynamicImage::ImageRgba8(buffer) => Some(buffer),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +93,12 @@ mod tests {
     use image::{GenericImageView, Rgba};
 
     fn applied(spec: &str, image: DynamicImage) -> Result<DynamicImage, ImageError> {
-        parse_ops(spec).unwrap().iter().try_fold(image, apply)
+        let mut ignore = crate::test_support::ignore_progress();
+        let mut reporter = Reporter::start(&mut ignore, crate::progress::Stage::Encode)?;
+        parse_ops(spec)
+            .unwrap()
+            .iter()
+            .try_fold(image, |image, op| apply(image, op, &mut reporter))
     }
 
     fn photo() -> DynamicImage {

@@ -25,7 +25,7 @@ pub type Handler = fn(http::Request<IncomingBodyReader>, &Ctx<'_>) -> Reply;
 
 /// Serves one request with `handler`: respond first, then follow up.
 pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: Handler) {
-    let runtime = SpinRuntime;
+    let runtime = SpinRuntime::new();
     let config = match Config::from_lookup(|name| spin_sdk::variables::get(name).ok()) {
         Ok(config) => config,
         Err(err) => {
@@ -103,7 +103,7 @@ fn send(response: &Response, response_out: ResponseOutparam, is_head: bool) {
     if let Err(err) = body::write_all(body, response.body()) {
         // The `HEAD` body is deliberately shorter than its Content-Length.
         if !is_head {
-            kiln::Runtime::log(&SpinRuntime, &format!("writing the response failed: {err}"));
+            eprintln!("kiln: writing the response failed: {err}");
         }
     }
 }

@@ -16,15 +16,40 @@ pub const PROCESSOR_AUTHORITY: &str = "processor.spin.internal";
 /// The processor answers once it has claimed a job, so this is generous.
 const DISPATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Spin's view of time, sleeping and the processor.
-pub struct SpinRuntime;
+/// Spin's view of time, sleeping and the processor, for one request.
+pub struct SpinRuntime {
+    started_at: Timestamp,
+}
+
+impl SpinRuntime {
+    /// The runtime of a request that arrived just now.
+    pub fn new() -> Self {
+        SpinRuntime {
+            started_at: wall_clock(),
+        }
+    }
+}
+
+impl Default for SpinRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn wall_clock() -> Timestamp {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+}
 
 impl Runtime for SpinRuntime {
     fn now(&self) -> Timestamp {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+        wall_clock()
+    }
+
+    fn started_at(&self) -> Timestamp {
+        self.started_at
     }
 
     fn sleep(&self, duration: Duration) {

@@ -1,6 +1,7 @@
-//! Images stored as numbered chunks of at most [`CHUNK_SIZE`] bytes, so that
-//! they fit every Spin key-value backend (DynamoDB items cap at 400 KB,
-//! Cosmos DB at 2 MB).
+//! Images stored as numbered chunks of at most `blob_chunk_bytes` bytes (a
+//! Spin variable), so that they fit the key-value backend at hand: DynamoDB
+//! items cap at 400 KB (the default, 256 KiB, fits), Fermyon Cloud values
+//! at 1 MB, Cosmos DB items at 2 MB. Larger chunks mean fewer keys.
 //!
 //! A blob is written chunk by chunk and becomes visible only when a job
 //! record referencing its [`BlobRef`] is written: a failure part-way never
@@ -9,9 +10,6 @@
 
 use crate::kv::{KvError, KvStore};
 use serde::{Deserialize, Serialize};
-
-/// The largest value this module writes.
-pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// Where a blob's chunks are and how to reassemble them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,17 +39,23 @@ pub enum BlobError {
     Incomplete(String),
 }
 
-/// Writes `bytes` as chunks under `prefix`. On failure, deletes whatever it
-/// wrote before returning the error.
-pub fn write(kv: &dyn KvStore, prefix: String, bytes: &[u8]) -> Result<BlobRef, KvError> {
-    let chunks = u32::try_from(bytes.len().div_ceil(CHUNK_SIZE))
+/// Writes `bytes` as chunks of at most `chunk_size` bytes under `prefix`.
+/// On failure, deletes whatever it wrote before returning the error.
+pub fn write(
+    kv: &dyn KvStore,
+    prefix: String,
+    bytes: &[u8],
+    chunk_size: usize,
+) -> Result<BlobRef, KvError> {
+    let chunk_size = chunk_size.max(1);
+    let chunks = u32::try_from(bytes.len().div_ceil(chunk_size))
         .map_err(|_| KvError("blob too large".into()))?;
     let blob = BlobRef {
         prefix,
         len: bytes.len() as u64,
         chunks,
     };
-    for (n, chunk) in (0..).zip(bytes.chunks(CHUNK_SIZE)) {
+    for (n, chunk) in (0..).zip(bytes.chunks(chunk_size)) {
         if let Err(err) = kv.set(&blob.chunk_key(n), chunk) {
             let partial = BlobRef { chunks: n, ..blob };
             let _ = delete(kv, &partial);
@@ -100,6 +104,8 @@ mod tests {
     use super::*;
     use crate::kv::MemoryKv;
 
+    const CHUNK_SIZE: usize = 256 * 1024;
+
     /// Fails every `set` after the first `allowed` ones.
     struct FailingAfter {
         inner: MemoryKv,
@@ -136,7 +142,7 @@ mod tests {
     fn a_blob_round_trips_across_several_chunks() {
         let kv = MemoryKv::new();
         let data = bytes(CHUNK_SIZE * 2 + 17);
-        let blob = write(&kv, "b".into(), &data).unwrap();
+        let blob = write(&kv, "b".into(), &data, CHUNK_SIZE).unwrap();
         assert_eq!(blob.chunks, 3);
         assert_eq!(read(&kv, &blob).unwrap(), data);
     }
@@ -144,7 +150,7 @@ mod tests {
     #[test]
     fn no_stored_value_exceeds_the_chunk_size() {
         let kv = MemoryKv::new();
-        write(&kv, "b".into(), &bytes(CHUNK_SIZE * 3)).unwrap();
+        write(&kv, "b".into(), &bytes(CHUNK_SIZE * 3), CHUNK_SIZE).unwrap();
         for key in kv.keys() {
             assert!(kv.get(&key).unwrap().unwrap().len() <= CHUNK_SIZE);
         }
@@ -153,7 +159,7 @@ mod tests {
     #[test]
     fn an_exact_multiple_of_the_chunk_size_has_no_empty_tail_chunk() {
         let kv = MemoryKv::new();
-        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2)).unwrap();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2), CHUNK_SIZE).unwrap();
         assert_eq!(blob.chunks, 2);
         assert_eq!(kv.keys().len(), 2);
     }
@@ -164,14 +170,14 @@ mod tests {
             inner: MemoryKv::new(),
             allowed: std::cell::Cell::new(2),
         };
-        assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4)).is_err());
+        assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4), CHUNK_SIZE).is_err());
         assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
     }
 
     #[test]
     fn reading_a_blob_with_a_missing_chunk_is_an_error_not_a_short_image() {
         let kv = MemoryKv::new();
-        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE + 1)).unwrap();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE + 1), CHUNK_SIZE).unwrap();
         kv.delete("b:1").unwrap();
         assert!(matches!(read(&kv, &blob), Err(BlobError::Incomplete(_))));
     }
@@ -179,7 +185,7 @@ mod tests {
     #[test]
     fn delete_removes_every_chunk() {
         let kv = MemoryKv::new();
-        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2 + 1)).unwrap();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 2 + 1), CHUNK_SIZE).unwrap();
         delete(&kv, &blob).unwrap();
         assert!(kv.keys().is_empty());
     }

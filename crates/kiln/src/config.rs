@@ -21,6 +21,25 @@ pub struct Config {
     pub max_wait: Duration,
     /// Claims of one job before it is failed as crashing repeatedly.
     pub max_attempts: u32,
+    /// The largest value a blob chunk may be (the store's value limit).
+    pub blob_chunk_bytes: usize,
+    /// Who runs a job: the private processor, or the instance at hand.
+    pub dispatch: Dispatch,
+    /// How long the platform lets one request's instance run, if it limits
+    /// it (Fermyon Cloud: 30 s); work is planned to end well before.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Who runs a job once it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// A fresh instance of the private `processor` component, called through
+    /// Spin service chaining (`http://processor.spin.internal`).
+    Chained,
+    /// The instance that stored the job (or that found it stuck), after its
+    /// response or inline for a synchronous request: for platforms without
+    /// service chaining or outbound requests.
+    Local,
 }
 
 /// A variable is missing or not a number in its range.
@@ -41,9 +60,12 @@ impl Default for Config {
             max_input_pixels: 50_000_000,
             max_output_pixels: 50_000_000,
             retention: Duration::from_secs(24 * 60 * 60),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(15),
             max_wait: Duration::from_secs(30),
             max_attempts: 3,
+            blob_chunk_bytes: 256 * 1024,
+            dispatch: Dispatch::Chained,
+            request_timeout: None,
         }
     }
 }
@@ -86,6 +108,25 @@ impl Config {
             lease: seconds("lease_seconds", 1, 24 * 60 * 60)?,
             max_wait: seconds("max_wait_seconds", 0, 60 * 60)?,
             max_attempts: u32::try_from(number("max_attempts", 1, 100)?).unwrap_or(100),
+            blob_chunk_bytes: usize::try_from(number("blob_chunk_bytes", 1024, 1_000_000)?)
+                .unwrap_or(1_000_000),
+            dispatch: match lookup("dispatch").as_deref().map(str::trim) {
+                Some("chained") => Dispatch::Chained,
+                Some("local") => Dispatch::Local,
+                other => {
+                    return Err(ConfigError {
+                        name: "dispatch",
+                        reason: match other {
+                            None => "not defined".into(),
+                            Some(text) => format!("`{text}` is not `chained` or `local`"),
+                        },
+                    });
+                }
+            },
+            request_timeout: match number("request_timeout_seconds", 0, 60 * 60)? {
+                0 => None,
+                seconds => Some(Duration::from_secs(seconds)),
+            },
         })
     }
 }
@@ -101,9 +142,12 @@ mod tests {
             ("max_input_pixels", "50000000"),
             ("max_output_pixels", "50000000"),
             ("retention_seconds", "86400"),
-            ("lease_seconds", "60"),
+            ("lease_seconds", "15"),
             ("max_wait_seconds", "30"),
             ("max_attempts", "3"),
+            ("blob_chunk_bytes", "262144"),
+            ("dispatch", "chained"),
+            ("request_timeout_seconds", "0"),
         ])
     }
 
@@ -113,6 +157,28 @@ mod tests {
         let variables = manifest["variables"].as_table().unwrap();
         let default = |name: &str| Some(variables.get(name)?.get("default")?.as_str()?.to_owned());
         assert_eq!(Config::from_lookup(default).unwrap(), Config::default());
+    }
+
+    /// The Fermyon Cloud profile runs jobs in-process, within the quotas.
+    #[test]
+    fn spin_cloud_toml_is_a_valid_local_profile() {
+        let manifest: toml::Table = include_str!("../../../spin.cloud.toml").parse().unwrap();
+        let variables = manifest["variables"].as_table().unwrap();
+        let default = |name: &str| Some(variables.get(name)?.get("default")?.as_str()?.to_owned());
+        let config = Config::from_lookup(default).unwrap();
+        assert_eq!(config.dispatch, Dispatch::Local);
+        assert_eq!(config.request_timeout, Some(Duration::from_secs(30)));
+        assert!(config.max_upload_bytes <= 10_000_000);
+        assert!(config.blob_chunk_bytes <= 1_000_000);
+        assert!(config.max_wait < Duration::from_secs(25));
+    }
+
+    #[test]
+    fn an_unknown_dispatch_is_refused() {
+        let mut vars = spin_defaults();
+        vars.insert("dispatch", "broker");
+        let err = Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.name, "dispatch");
     }
 
     #[test]

@@ -183,6 +183,21 @@ impl Job {
         })
     }
 
+    /// Gives the job back, if `token` still holds the lease: its lease ends
+    /// now, so that the next dispatch claims it afresh, and this claim does
+    /// not count as a crash towards `max_attempts`.
+    pub fn release(&self, token: &str, now: Timestamp) -> Option<Job> {
+        self.is_held_by(token).then(|| {
+            let mut next = self.touched(now);
+            next.attempts = next.attempts.saturating_sub(1);
+            next.lease = Some(Lease {
+                token: token.to_owned(),
+                expires_at: now,
+            });
+            next
+        })
+    }
+
     /// Records the result, if `token` still holds the lease.
     pub fn succeed(&self, token: &str, result: ImageRef, now: Timestamp) -> Option<Job> {
         self.is_held_by(token).then(|| {
@@ -339,6 +354,16 @@ pub(crate) mod tests {
         let later = job.progress("a", 40, Timestamp(50_000), LEASE).unwrap();
         assert_eq!(later.percent_complete, Some(40));
         assert_eq!(later.lease.unwrap().expires_at, Timestamp(110_000));
+    }
+
+    #[test]
+    fn a_released_job_can_be_claimed_at_once_without_counting_a_crash() {
+        let job = claimed(&new_job(Timestamp(0)), "a", Timestamp(0));
+        let released = job.release("a", Timestamp(10)).unwrap();
+        assert!(released.needs_dispatch(Timestamp(10), LEASE));
+        let again = claimed(&released, "b", Timestamp(10));
+        assert_eq!(again.attempts, 1);
+        assert_eq!(job.release("b", Timestamp(10)), None);
     }
 
     #[test]

@@ -77,17 +77,27 @@ pub fn contention(key: &str) -> KvError {
 }
 
 /// An in-memory [`KvStore`] for tests, with a switch that makes every call
-/// fail as a broken backend would.
+/// fail as a broken backend would, and an optional cap on the number of
+/// keys, as a store with a quota has (Fermyon Cloud: 1,024).
 #[derive(Default)]
 pub struct MemoryKv {
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
     failing: AtomicBool,
+    max_keys: Option<usize>,
 }
 
 impl MemoryKv {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that refuses to create more than `max_keys` keys.
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        MemoryKv {
+            max_keys: Some(max_keys),
+            ..Self::default()
+        }
     }
 
     /// Makes every subsequent call fail (`true`) or succeed again (`false`).
@@ -104,6 +114,16 @@ impl MemoryKv {
         // A panic while holding the lock cannot leave the map half-updated:
         // every operation is a single map call.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses to create `key` in a store at its key cap.
+    fn check_room(&self, entries: &BTreeMap<String, Vec<u8>>, key: &str) -> Result<(), KvError> {
+        match self.max_keys {
+            Some(max) if entries.len() >= max && !entries.contains_key(key) => {
+                Err(KvError(format!("store is full: {max} keys")))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn check(&self) -> Result<(), KvError> {
@@ -123,7 +143,9 @@ impl KvStore for MemoryKv {
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.check()?;
-        self.lock().insert(key.to_owned(), value.to_vec());
+        let mut entries = self.lock();
+        self.check_room(&entries, key)?;
+        entries.insert(key.to_owned(), value.to_vec());
         Ok(())
     }
 
@@ -146,6 +168,7 @@ impl KvStore for MemoryKv {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         self.check()?;
         let mut entries = self.lock();
+        self.check_room(&entries, key)?;
         // Stored as Spin stores counters: 8 bytes, little-endian.
         let current = match entries.get(key) {
             None => 0,
@@ -206,6 +229,16 @@ mod tests {
             .collect::<std::collections::HashSet<_>>()
             .len();
         assert_eq!(writers, 1, "racers saw different initial values");
+    }
+
+    #[test]
+    fn a_full_store_refuses_new_keys_but_not_new_values() {
+        let kv = MemoryKv::with_max_keys(1);
+        kv.set("a", b"1").unwrap();
+        assert!(kv.set("b", b"1").is_err());
+        assert!(kv.increment("c", 1).is_err());
+        kv.set("a", b"2").unwrap();
+        assert_eq!(kv.keys(), ["a"]);
     }
 
     #[test]

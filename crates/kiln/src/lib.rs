@@ -20,12 +20,13 @@
 //!   HTTP statuses.
 //! - [`kv`]: the five-method storage seam and an in-memory store;
 //!   [`runtime`]: the clock, sleeping and dispatching seam; [`config`]: the
-//!   limits; [`clock`], [`id`], [`keys`], [`etag`]: small value types, key
+//!   limits; [`budget`]: the time one instance may work; [`clock`], [`id`], [`keys`], [`etag`]: small value types, key
 //!   names and entity tags.
 
 #![deny(missing_docs)]
 
 pub mod blob;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod etag;
@@ -46,7 +47,7 @@ pub mod runtime;
 pub mod submission;
 
 pub use clock::Timestamp;
-pub use config::Config;
+pub use config::{Config, Dispatch};
 pub use id::JobId;
 pub use kv::{KvError, KvStore, MemoryKv};
 pub use problem::{Error, Problem};

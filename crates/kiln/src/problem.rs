@@ -56,6 +56,12 @@ pub enum Error {
     /// The image's operation has not succeeded (yet).
     #[error("image of operation {0} is not available")]
     ImageNotReady(JobId),
+    /// Processing needed more time than the platform gives one request.
+    #[error("processing took longer than {seconds} s")]
+    ProcessingTooLong {
+        /// The platform's limit on one request, in seconds.
+        seconds: u64,
+    },
     /// The request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -119,6 +125,15 @@ impl Error {
                 "Image not available",
                 Some("the operation producing this image has not succeeded".into()),
                 Some(*id),
+            ),
+            Error::ProcessingTooLong { seconds } => (
+                422,
+                "processing-too-long",
+                "Processing takes too long",
+                Some(format!(
+                    "the work did not finish in the time this deployment gives one request ({seconds} s); send a smaller image or fewer operations"
+                )),
+                None,
             ),
             Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
             Error::MethodNotAllowed { .. } => {

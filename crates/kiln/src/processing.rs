@@ -1,16 +1,22 @@
 //! Running a job: claim it with compare-and-swap under a lease, run the
-//! image pipeline with progress reports (which renew the lease and notice a
-//! cancel), store the result, record the outcome.
+//! image pipeline while a [`Heartbeat`] renews the lease (from inside long
+//! stages too) and notices a cancel, store the result, record the outcome.
+//!
+//! A job runs either in the private processor (chained dispatch) or in the
+//! instance at hand ([`run_here`], the local dispatch of platforms without
+//! service chaining), within that instance's [`Budget`](crate::budget::Budget).
 
 use crate::blob;
+use crate::clock::Timestamp;
 use crate::id::JobId;
 use crate::job::{Claim, ImageRef, Job};
 use crate::keys;
 use crate::problem::Error;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
-use kiln_image::{ImageError, Step};
+use kiln_image::{ImageError, Progress, Stage};
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 /// What a processor holds once it claimed a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +44,22 @@ pub enum Claimed {
     GaveUp(Job),
     /// The job is finished or another processor holds it.
     Refused(Job),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job's outcome (succeeded or failed) is recorded.
+    Finished,
+    /// The job was canceled, deleted or taken over meanwhile: nothing was
+    /// recorded.
+    Abandoned,
+    /// The run reached its `pause_at` and gave the job back unfinished, for
+    /// the next dispatch.
+    Paused,
+    /// [`run_here`] did not run it: someone else holds it, it is finished,
+    /// or too little of this instance's working time is left.
+    NotRun,
 }
 
 /// Tries to take job `id`.
@@ -73,13 +95,26 @@ pub fn claim(ctx: &Ctx<'_>, id: JobId) -> Result<Claimed, Error> {
     }
 }
 
-/// Runs a claimed job to its end. A store failure is returned as is: the
-/// lease then expires and the job is re-dispatched.
-pub fn run(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<(), Error> {
+/// Claims job `id` and runs it in this instance, if this instance has the
+/// time for it (see [`Budget::can_start`](crate::budget::Budget::can_start)).
+pub fn run_here(ctx: &Ctx<'_>, id: JobId, pause_at: Option<Timestamp>) -> Result<Outcome, Error> {
+    if !ctx.budget().can_start(ctx.runtime.now()) {
+        return Ok(Outcome::NotRun);
+    }
+    match claim(ctx, id)? {
+        Claimed::Started { ticket, .. } => run(ctx, &ticket, pause_at),
+        Claimed::GaveUp(_) | Claimed::Refused(_) => Ok(Outcome::NotRun),
+    }
+}
+
+/// Runs a claimed job to its end, or until `pause_at`, when it gives the
+/// job back. A store failure is returned as is: the lease then expires and
+/// the job is re-dispatched.
+pub fn run(ctx: &Ctx<'_>, ticket: &Ticket, pause_at: Option<Timestamp>) -> Result<Outcome, Error> {
     let (id, token) = (ticket.id, ticket.token.as_str());
     let jobs = Jobs::new(ctx.kv);
     let Some(job) = jobs.get(id, ctx.runtime.now())? else {
-        return Ok(());
+        return Ok(Outcome::Abandoned);
     };
     let source = match blob::read(ctx.kv, &job.source) {
         Ok(bytes) => bytes,
@@ -93,11 +128,18 @@ pub fn run(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<(), Error> {
         Err(err) => return record_failure(ctx, id, token, Error::Internal(err.to_string())),
     };
     let limits = ctx.config.image_limits();
-    let mut report = |step: Step| report_progress(ctx, id, token, step);
-    match kiln_image::process(&source, &ops, &limits, &mut report) {
+    let mut heartbeat = Heartbeat::new(ctx, ticket, pause_at);
+    let processed = kiln_image::process(&source, &ops, &limits, &mut |p| heartbeat.beat(p));
+    drop(source);
+    match processed {
         Ok(output) => {
             let etag = crate::etag::strong(&output.bytes);
-            let blob = blob::write(ctx.kv, keys::result_blob(id, ticket.attempt), &output.bytes)?;
+            let blob = blob::write(
+                ctx.kv,
+                keys::result_blob(id, ticket.attempt),
+                &output.bytes,
+                ctx.config.blob_chunk_bytes,
+            )?;
             let result = ImageRef {
                 blob,
                 media_type: output.format.media_type().to_owned(),
@@ -106,45 +148,172 @@ pub fn run(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<(), Error> {
                 height: output.height,
             };
             let now = ctx.runtime.now();
-            let update = jobs.update(id, now, |job| job.succeed(token, result.clone(), now));
-            if !matches!(update, Ok(Update::Changed(_))) {
-                // Canceled, deleted or taken over meanwhile: the result is nobody's.
-                blob::delete(ctx.kv, &result.blob).ok();
+            match jobs.update(id, now, |job| job.succeed(token, result.clone(), now)) {
+                Ok(Update::Changed(_)) => Ok(Outcome::Finished),
+                other => {
+                    // Canceled, deleted or taken over meanwhile: the result
+                    // is nobody's.
+                    blob::delete(ctx.kv, &result.blob).ok();
+                    other.map(|_| Outcome::Abandoned)
+                }
             }
-            update.map(drop)
         }
-        Err(ImageError::Canceled) => Ok(()),
+        Err(ImageError::Canceled) => match heartbeat.stopped {
+            Some(Stop::Pause) => release(ctx, ticket),
+            Some(Stop::OutOfTime { seconds }) => {
+                record_failure(ctx, id, token, Error::ProcessingTooLong { seconds })
+            }
+            Some(Stop::Lost) | None => Ok(Outcome::Abandoned),
+        },
         Err(err) => record_failure(ctx, id, token, err.into()),
     }
 }
 
-fn record_failure(ctx: &Ctx<'_>, id: JobId, token: &str, error: Error) -> Result<(), Error> {
+fn record_failure(ctx: &Ctx<'_>, id: JobId, token: &str, error: Error) -> Result<Outcome, Error> {
     if let Error::Internal(message) = &error {
         ctx.runtime.log(&format!("job {id} failed: {message}"));
     }
     let problem = error.to_problem();
     let now = ctx.runtime.now();
-    Jobs::new(ctx.kv)
-        .update(id, now, |job| job.fail(token, problem.clone(), now))
-        .map(drop)
+    match Jobs::new(ctx.kv).update(id, now, |job| job.fail(token, problem.clone(), now))? {
+        Update::Changed(_) => Ok(Outcome::Finished),
+        _ => Ok(Outcome::Abandoned),
+    }
 }
 
-/// Records progress; stops the pipeline once the job is no longer ours
-/// (canceled, deleted, or its lease was taken over).
-fn report_progress(ctx: &Ctx<'_>, id: JobId, token: &str, step: Step) -> ControlFlow<()> {
-    let percent = match step {
-        Step::Decoded => 10,
-        Step::Applied { index, of } => 10 + (80 * (index + 1) / of.max(1)) as u8,
-        Step::Encoded => 95,
-    };
+/// Gives a paused job back for the next dispatch.
+fn release(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<Outcome, Error> {
     let now = ctx.runtime.now();
-    match Jobs::new(ctx.kv).update(id, now, |job| {
-        job.progress(token, percent, now, ctx.config.lease)
-    }) {
-        Ok(Update::Changed(_)) => ControlFlow::Continue(()),
-        // A store hiccup is not a reason to throw the work away; the final
-        // write decides.
-        Err(_) => ControlFlow::Continue(()),
-        Ok(_) => ControlFlow::Break(()),
+    let update = Jobs::new(ctx.kv).update(ticket.id, now, |job| job.release(&ticket.token, now))?;
+    Ok(match update {
+        Update::Changed(_) => Outcome::Paused,
+        _ => Outcome::Abandoned,
+    })
+}
+
+/// Why a [`Heartbeat`] stopped the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The job is no longer ours: canceled, deleted or taken over.
+    Lost,
+    /// The caller's `pause_at` came.
+    Pause,
+    /// The instance's working time ran out.
+    OutOfTime {
+        /// The platform's request limit, for the problem.
+        seconds: u64,
+    },
+}
+
+/// The longest a renewal waits while a stage reports progress: the client
+/// sees `percentComplete` move at least this often.
+const MAX_RENEWAL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Listens to the pipeline's progress and keeps the job's lease alive: it
+/// records progress (renewing the lease) at every stage's end, and within a
+/// stage whenever a third of the lease has passed since the last renewal,
+/// so a live processor never loses its job however long one stage runs.
+/// It stops the pipeline when the job is no longer ours, at `pause_at`, or
+/// when the instance's working time runs out.
+struct Heartbeat<'a> {
+    ctx: &'a Ctx<'a>,
+    ticket: &'a Ticket,
+    renewed_at: Timestamp,
+    renew_every: Duration,
+    pause_at: Option<Timestamp>,
+    work_ends_at: Option<Timestamp>,
+    stopped: Option<Stop>,
+}
+
+impl<'a> Heartbeat<'a> {
+    fn new(ctx: &'a Ctx<'a>, ticket: &'a Ticket, pause_at: Option<Timestamp>) -> Self {
+        Heartbeat {
+            ctx,
+            ticket,
+            renewed_at: ctx.runtime.now(),
+            renew_every: (ctx.config.lease / 3).min(MAX_RENEWAL_INTERVAL),
+            pause_at,
+            work_ends_at: ctx.budget().work_ends_at(),
+            stopped: None,
+        }
+    }
+
+    fn beat(&mut self, progress: Progress) -> ControlFlow<()> {
+        let now = self.ctx.runtime.now();
+        if self.work_ends_at.is_some_and(|end| now >= end) {
+            let seconds = self.ctx.config.request_timeout.unwrap_or_default();
+            return self.stop(Stop::OutOfTime {
+                seconds: seconds.as_secs(),
+            });
+        }
+        if self.pause_at.is_some_and(|pause| now >= pause) {
+            return self.stop(Stop::Pause);
+        }
+        if !progress.is_stage_end() && now < self.renewed_at.after(self.renew_every) {
+            return ControlFlow::Continue(());
+        }
+        let (id, token, lease) = (self.ticket.id, &self.ticket.token, self.ctx.config.lease);
+        let percent = percent_complete(progress);
+        match Jobs::new(self.ctx.kv).update(id, now, |job| job.progress(token, percent, now, lease))
+        {
+            Ok(Update::Changed(_)) => {
+                self.renewed_at = now;
+                ControlFlow::Continue(())
+            }
+            // A store hiccup is not a reason to throw the work away; the
+            // final write decides.
+            Err(_) => ControlFlow::Continue(()),
+            Ok(_) => self.stop(Stop::Lost),
+        }
+    }
+
+    fn stop(&mut self, why: Stop) -> ControlFlow<()> {
+        self.stopped = Some(why);
+        ControlFlow::Break(())
+    }
+}
+
+/// Decoding is the first tenth, the operations share the next eight, and
+/// encoding runs up to 95 (100 is for the stored result).
+fn percent_complete(progress: Progress) -> u8 {
+    let done = progress.done.clamp(0.0, 1.0);
+    let percent = match progress.stage {
+        Stage::Decode => 10.0 * done,
+        Stage::Apply { index, of } => 10.0 + 80.0 * (index as f32 + done) / of.max(1) as f32,
+        Stage::Encode => 90.0 + 5.0 * done,
+    };
+    percent as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(stage: Stage, done: f32) -> u8 {
+        percent_complete(Progress { stage, done })
+    }
+
+    #[test]
+    fn percent_complete_moves_within_stages_and_never_goes_back() {
+        let mut reports = vec![
+            (Stage::Decode, 0.0),
+            (Stage::Decode, 0.5),
+            (Stage::Decode, 1.0),
+        ];
+        for index in 0..2 {
+            for done in [0.0, 0.25, 0.75, 1.0] {
+                reports.push((Stage::Apply { index, of: 2 }, done));
+            }
+        }
+        reports.extend([
+            (Stage::Encode, 0.0),
+            (Stage::Encode, 0.5),
+            (Stage::Encode, 1.0),
+        ]);
+        let percents: Vec<u8> = reports.into_iter().map(|(s, d)| at(s, d)).collect();
+        assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+        assert_eq!((percents[1], percents[2]), (5, 10));
+        assert_eq!(at(Stage::Apply { index: 0, of: 2 }, 0.5), 30);
+        assert_eq!(percents.last(), Some(&95));
     }
 }

@@ -85,13 +85,22 @@ impl<'a> Jobs<'a> {
                 .compare_and_swap(&keys::job(id), &raw, &encode(&next)?)?
             {
                 if next.status.is_terminal() && !job.status.is_terminal() {
-                    // Best effort: a stale pending entry only costs a lookup.
-                    crate::pending::remove(self.kv, id, job.created_at).ok();
+                    self.forget_finished(&next);
                 }
                 return Ok(Update::Changed(next));
             }
         }
         Err(contention(&keys::job(id)).into())
+    }
+
+    /// What a job no longer needs once finished: its pending entry, and its
+    /// upload (a finished job is never processed again), so that a retained
+    /// job holds only its record and its result. Best effort: a stale
+    /// pending entry costs a lookup, and chunks left by a failure here are
+    /// deleted with the job.
+    fn forget_finished(&self, job: &Job) {
+        crate::pending::remove(self.kv, job.id, job.created_at).ok();
+        blob::delete(self.kv, &job.source).ok();
     }
 
     /// Deletes a job and everything it owns; returns whether it existed
@@ -275,8 +284,8 @@ mod tests {
     fn leftovers_of_a_job_without_a_record_are_found_and_deleted() {
         let kv = MemoryKv::new();
         let id = JobId::random();
-        blob::write(&kv, keys::source_blob(id), &[1; 300_000]).unwrap();
-        blob::write(&kv, keys::result_blob(id, 2), &[2; 10]).unwrap();
+        blob::write(&kv, keys::source_blob(id), &[1; 300_000], 256 * 1024).unwrap();
+        blob::write(&kv, keys::result_blob(id, 2), &[2; 10], 256 * 1024).unwrap();
         Jobs::new(&kv).delete_leftovers(id, 3).unwrap();
         assert!(kv.keys().is_empty(), "{:?}", kv.keys());
     }
@@ -285,7 +294,8 @@ mod tests {
     fn delete_removes_the_record_and_its_chunks() {
         let kv = MemoryKv::new();
         let mut job = new_job(Timestamp(0));
-        job.source = blob::write(&kv, keys::source_blob(job.id), &[1; 300_000]).unwrap();
+        job.source =
+            blob::write(&kv, keys::source_blob(job.id), &[1; 300_000], 256 * 1024).unwrap();
         Jobs::new(&kv).insert(&job).unwrap();
         assert!(Jobs::new(&kv).delete(job.id, Timestamp(1)).unwrap());
         assert!(

@@ -43,6 +43,17 @@ pub fn schedule(
     keyset::insert(kv, keys::RETENTION_BUCKETS, &due.0.to_string())
 }
 
+/// Takes `id` out of its bucket again, for a job whose creation failed.
+pub fn unschedule(
+    kv: &dyn KvStore,
+    id: JobId,
+    expires_at: Timestamp,
+    retention: Duration,
+) -> Result<(), KvError> {
+    let due = due(expires_at, bucket_width(retention));
+    keyset::remove(kv, &keys::retention_bucket(due), &[id.to_string()])
+}
+
 /// Deletes the jobs of up to [`BUCKETS_PER_SWEEP`] due buckets, with
 /// whatever a crash may have left of them; returns how many jobs it
 /// deleted. `max_attempts` bounds the result chunks a job can have left.

@@ -2,6 +2,7 @@
 //! and a way to start the processor. Components implement it with Spin's
 //! APIs; tests implement it with a fake clock and an in-process processor.
 
+use crate::budget::Budget;
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::id::JobId;
@@ -12,6 +13,8 @@ use std::time::Duration;
 pub trait Runtime {
     /// The current time.
     fn now(&self) -> Timestamp;
+    /// When this instance started handling its request.
+    fn started_at(&self) -> Timestamp;
     /// Blocks for `duration`.
     fn sleep(&self, duration: Duration);
     /// Asks a processor to run job `id`, and returns once it has answered
@@ -33,6 +36,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The working time of this instance.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            started_at: self.runtime.started_at(),
+            limit: self.config.request_timeout,
+        }
+    }
+
     /// Polls `check` until it returns `Some`, or `timeout` has passed;
     /// starts at 20 ms between polls and backs off to 250 ms.
     pub fn poll<T>(&self, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {

@@ -3,6 +3,7 @@
 //! replays.
 
 use crate::blob;
+use crate::clock::Timestamp;
 use crate::id::JobId;
 use crate::idempotency::{self, Binding, IdempotencyKey};
 use crate::job::{Job, Status};
@@ -127,10 +128,41 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
     let expires_at = now.after(ctx.config.retention);
     // Indexes first: an entry for a job that never appears costs nothing,
     // a job missing from them would never be cleaned up.
-    retention::schedule(ctx.kv, id, expires_at, ctx.config.retention)?;
-    pending::add(ctx.kv, id, now)?;
-    let source = blob::write(ctx.kv, keys::source_blob(id), &upload.bytes)?;
-    let job = Job {
+    let indexed = retention::schedule(ctx.kv, id, expires_at, ctx.config.retention)
+        .and_then(|()| pending::add(ctx.kv, id, now));
+    let stored = indexed.map_err(Error::from).and_then(|()| {
+        let source = blob::write(
+            ctx.kv,
+            keys::source_blob(id),
+            &upload.bytes,
+            ctx.config.blob_chunk_bytes,
+        )?;
+        let job = new_job(id, now, expires_at, source, upload, canonical_ops);
+        if let Err(err) = Jobs::new(ctx.kv).insert(&job) {
+            blob::delete(ctx.kv, &job.source).ok();
+            return Err(err);
+        }
+        Ok(job)
+    });
+    if stored.is_err() {
+        // A store that refuses writes (full, over a quota) must not keep
+        // index entries of a job that never was. Best effort: whatever
+        // stays is cleaned up by the sweep and the pending check.
+        pending::remove(ctx.kv, id, now).ok();
+        retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention).ok();
+    }
+    stored
+}
+
+fn new_job(
+    id: JobId,
+    now: Timestamp,
+    expires_at: Timestamp,
+    source: blob::BlobRef,
+    upload: &Upload,
+    canonical_ops: String,
+) -> Job {
+    Job {
         id,
         status: Status::NotStarted,
         created_at: now,
@@ -146,12 +178,7 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
         attempts: 0,
         dispatched_at: now,
         idempotency_entry: upload.idempotency_key.as_ref().map(|k| k.entry_key()),
-    };
-    if let Err(err) = Jobs::new(ctx.kv).insert(&job) {
-        blob::delete(ctx.kv, &job.source).ok();
-        return Err(err);
     }
-    Ok(job)
 }
 
 /// Removes a job that lost an idempotency race (or could not be bound),

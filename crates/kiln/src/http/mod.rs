@@ -14,6 +14,7 @@ pub use process::handle as handle_process;
 pub use resources::handle as handle_resources;
 pub use submit::handle as handle_submit;
 
+use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::pending;
 use crate::problem::Error;
@@ -86,15 +87,20 @@ fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
         FollowUp::Dispatch(id) => dispatch(ctx, *id),
         FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id),
         FollowUp::Maintain => maintain(ctx),
-        FollowUp::Process(ticket) => processing::run(ctx, ticket),
+        FollowUp::Process(ticket) => processing::run(ctx, ticket, None).map(drop),
     }
 }
 
-/// Asks a processor to run job `id`.
+/// Has job `id` run: by a processor called through service chaining, or
+/// here, in this instance (the local dispatch).
 fn dispatch(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
-    ctx.runtime
-        .dispatch(id)
-        .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}")))
+    match ctx.config.dispatch {
+        Dispatch::Chained => ctx
+            .runtime
+            .dispatch(id)
+            .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}"))),
+        Dispatch::Local => processing::run_here(ctx, id, None).map(drop),
+    }
 }
 
 /// Dispatches job `id` only if it needs a processor, and only if this
@@ -124,5 +130,7 @@ fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
     retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts).map(drop)
 }
 
+#[cfg(test)]
+mod local_dispatch_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ use super::headers::{self, BodyReader};
 use super::render;
 use super::{FollowUp, Reply, follow_up};
 use crate::blob;
+use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::job::{Job, Status};
 use crate::problem::Error;
@@ -74,8 +75,12 @@ fn operation<B>(
     if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
         follow_ups.push(FollowUp::Redispatch(id));
     }
+    let stuck = !follow_ups.is_empty();
     if let Some(seconds) = headers::preferences(request.headers()).wait
         && !job.status.is_terminal()
+        // With the local dispatch this instance runs a stuck job itself,
+        // after answering: waiting first would only delay it.
+        && !(stuck && ctx.config.dispatch == Dispatch::Local)
     {
         // A stuck job would never change while we wait: unstick it first.
         follow_ups.drain(..).for_each(|f| follow_up(ctx, f));

@@ -5,11 +5,13 @@ use super::headers::{self, BodyReader};
 use super::render::{self, set};
 use super::{FollowUp, Reply};
 use crate::blob;
+use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::idempotency::IdempotencyKey;
 use crate::job::{Job, Status};
 use crate::prefer::{Preferences, Return};
 use crate::problem::Error;
+use crate::processing::{self, Outcome};
 use crate::repo::Jobs;
 use crate::runtime::Ctx;
 use crate::submission::{self, Accepted, Upload};
@@ -70,20 +72,17 @@ fn submit<B: BodyReader>(
             follow_ups: vec![dispatch, FollowUp::Maintain],
         });
     }
-    let timeout = match prefs.wait {
-        Some(seconds) => Duration::from_secs(seconds).min(ctx.config.max_wait),
-        None => ctx.config.lease,
-    };
-    // Nothing will finish if the processor could not be reached: answer
-    // 202 at once; a later status read dispatches again.
-    let dispatched = job.status.is_terminal()
-        || super::run(ctx, &dispatch)
-            .inspect_err(|err| ctx.runtime.log(&format!("dispatch failed: {err}")))
-            .is_ok();
-    let finished = if dispatched {
-        wait_until_finished(ctx, job.id, timeout)?
+    let wait = prefs
+        .wait
+        .map(|seconds| Duration::from_secs(seconds).min(ctx.config.max_wait));
+    let mut follow_ups = vec![FollowUp::Maintain];
+    let finished = if job.status.is_terminal() {
+        Some(job.clone())
     } else {
-        None
+        match ctx.config.dispatch {
+            Dispatch::Chained => dispatch_and_wait(ctx, &dispatch, job.id, wait)?,
+            Dispatch::Local => run_inline(ctx, job.id, wait, &mut follow_ups)?,
+        }
     };
     let response = match finished {
         None => accepted_response(&job, prefs),
@@ -91,8 +90,51 @@ fn submit<B: BodyReader>(
     };
     Ok(Reply {
         response,
-        follow_ups: vec![FollowUp::Maintain],
+        follow_ups,
     })
+}
+
+/// Has a processor run the job and waits for it, for `wait` or, without
+/// one, for a lease (a processor that has not finished by then may be
+/// gone: the client gets its `202` and the job is re-dispatched later).
+fn dispatch_and_wait(
+    ctx: &Ctx<'_>,
+    dispatch: &FollowUp,
+    id: JobId,
+    wait: Option<Duration>,
+) -> Result<Option<Job>, Error> {
+    // Nothing will finish if the processor could not be reached: answer
+    // 202 at once; a later status read dispatches again.
+    let dispatched = super::run(ctx, dispatch)
+        .inspect_err(|err| ctx.runtime.log(&format!("dispatch failed: {err}")))
+        .is_ok();
+    if !dispatched {
+        return Ok(None);
+    }
+    wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.lease))
+}
+
+/// Runs the job in this instance before answering: to its end, or for
+/// `wait` at most, after which the job is given back and run again once the
+/// `202` is out (a follow-up). A job someone else runs is waited for.
+fn run_inline(
+    ctx: &Ctx<'_>,
+    id: JobId,
+    wait: Option<Duration>,
+    follow_ups: &mut Vec<FollowUp>,
+) -> Result<Option<Job>, Error> {
+    let pause_at = wait.map(|wait| ctx.runtime.now().after(wait));
+    match processing::run_here(ctx, id, pause_at)? {
+        Outcome::Paused => {
+            follow_ups.insert(0, FollowUp::Redispatch(id));
+            Ok(None)
+        }
+        Outcome::Finished | Outcome::Abandoned => wait_until_finished(ctx, id, Duration::ZERO),
+        Outcome::NotRun => {
+            follow_ups.insert(0, FollowUp::Redispatch(id));
+            wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.lease))
+        }
+    }
 }
 
 /// The `ops` query parameter, or the default operations without one.

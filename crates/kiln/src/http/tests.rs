@@ -5,7 +5,7 @@ use super::*;
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::job::Status;
-use crate::kv::MemoryKv;
+use crate::kv::{KvStore, MemoryKv};
 use crate::runtime::Runtime;
 use http::{Method, StatusCode};
 use std::cell::Cell;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// How the fake processor behaves when dispatched.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Processor {
+pub(super) enum Processor {
     /// Claims and runs the job inline.
     Working,
     /// The dispatch fails, like a lost request.
@@ -24,26 +24,39 @@ enum Processor {
 
 /// A host whose clock only moves when someone sleeps, and whose processor
 /// runs inline when dispatched.
-struct FakeHost {
-    kv: MemoryKv,
-    config: Config,
+pub(super) struct FakeHost {
+    pub(super) kv: MemoryKv,
+    pub(super) config: Config,
     clock: Cell<u64>,
-    processor: Cell<Processor>,
-    dispatches: Cell<usize>,
+    /// How far the clock moves each time it is read, to make work take time.
+    pub(super) tick: Cell<Duration>,
+    /// When the request being handled arrived.
+    started_at: Cell<u64>,
+    pub(super) processor: Cell<Processor>,
+    pub(super) dispatches: Cell<usize>,
+    /// Whether each reading of the clock checks that no running job's
+    /// lease has run out.
+    pub(super) watch_leases: Cell<bool>,
+    /// Readings of the clock that found a running job's lease run out.
+    pub(super) lapsed_leases: Cell<usize>,
 }
 
 impl FakeHost {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         FakeHost {
             kv: MemoryKv::new(),
             config: Config::default(),
             clock: Cell::new(1_700_000_000_000),
+            started_at: Cell::new(1_700_000_000_000),
+            tick: Cell::new(Duration::ZERO),
             processor: Cell::new(Processor::Working),
             dispatches: Cell::new(0),
+            watch_leases: Cell::new(false),
+            lapsed_leases: Cell::new(0),
         }
     }
 
-    fn ctx(&self) -> Ctx<'_> {
+    pub(super) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             kv: &self.kv,
             runtime: self,
@@ -51,13 +64,13 @@ impl FakeHost {
         }
     }
 
-    fn advance(&self, by: Duration) {
+    pub(super) fn advance(&self, by: Duration) {
         self.clock.set(self.clock.get() + by.as_millis() as u64);
     }
 
     /// Sends a request to the component owning `path`, then runs its
     /// follow-ups, as Spin does after the response is out.
-    fn send(
+    pub(super) fn send(
         &self,
         method: Method,
         path: &str,
@@ -71,7 +84,7 @@ impl FakeHost {
         reply.response
     }
 
-    fn send_without_follow_ups(
+    pub(super) fn send_without_follow_ups(
         &self,
         method: Method,
         path: &str,
@@ -83,6 +96,7 @@ impl FakeHost {
             request = request.header(*name, *value);
         }
         let request = request.body(body).unwrap();
+        self.started_at.set(self.clock.get());
         if path.starts_with("/images?") || path == "/images" {
             handle_submit(request, &self.ctx())
         } else {
@@ -90,20 +104,28 @@ impl FakeHost {
         }
     }
 
-    fn submit(&self, headers: &[(&str, &str)], query: &str) -> Response {
+    pub(super) fn submit(&self, headers: &[(&str, &str)], query: &str) -> Response {
         let mut all = vec![("content-type", "image/png")];
         all.extend_from_slice(headers);
         self.send(Method::POST, &format!("/images{query}"), &all, png(64, 48))
     }
 
-    fn get(&self, path: &str) -> Response {
+    pub(super) fn get(&self, path: &str) -> Response {
         self.send(Method::GET, path, &[], Vec::new())
     }
 }
 
 impl Runtime for FakeHost {
     fn now(&self) -> Timestamp {
-        Timestamp(self.clock.get())
+        self.advance(self.tick.get());
+        let now = Timestamp(self.clock.get());
+        if self.watch_leases.get() && self.some_lease_lapsed(now) {
+            self.lapsed_leases.set(self.lapsed_leases.get() + 1);
+        }
+        now
+    }
+    fn started_at(&self) -> Timestamp {
+        Timestamp(self.started_at.get())
     }
     fn sleep(&self, duration: Duration) {
         self.advance(duration);
@@ -127,14 +149,28 @@ impl Runtime for FakeHost {
     fn log(&self, _message: &str) {}
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+impl FakeHost {
+    fn some_lease_lapsed(&self, now: Timestamp) -> bool {
+        self.kv
+            .keys()
+            .iter()
+            .filter(|key| key.starts_with("kiln:job:"))
+            .filter_map(|key| self.kv.get(key).ok().flatten())
+            .filter_map(|raw| serde_json::from_slice::<crate::job::Job>(&raw).ok())
+            .any(|job| {
+                job.status == Status::Running && job.lease.is_some_and(|l| l.expires_at <= now)
+            })
+    }
+}
+
+pub(super) fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
     bytes.into_inner()
 }
 
-fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+pub(super) fn header<'a>(response: &'a Response, name: &str) -> &'a str {
     response
         .headers()
         .get(name)
@@ -143,11 +179,11 @@ fn header<'a>(response: &'a Response, name: &str) -> &'a str {
         .unwrap()
 }
 
-fn json(response: &Response) -> serde_json::Value {
+pub(super) fn json(response: &Response) -> serde_json::Value {
     serde_json::from_slice(response.body()).unwrap()
 }
 
-fn problem_status(response: &Response) -> u16 {
+pub(super) fn problem_status(response: &Response) -> u16 {
     assert_eq!(header(response, "content-type"), "application/problem+json");
     let status = json(response)["status"].as_u64().unwrap() as u16;
     assert_eq!(status, response.status().as_u16());

@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod faults;
 mod images;
+mod long_jobs;
 mod operations;
 mod routing;
 mod submit;

@@ -1,0 +1,166 @@
+//! Blur and sharpen, the operations whose cost grows with the frame and the
+//! sigma: on a large frame the exact Gaussian runs band by band, reporting
+//! progress after each band, with the same result as one pass.
+//!
+//! A band is blurred together with a margin of rows above and below it as
+//! deep as the kernel reaches, and only the band's own rows are kept, so
+//! every kept row saw exactly the neighbours a whole-frame pass gives it
+//! (the tests compare the two byte for byte).
+
+use image::{DynamicImage, GenericImageView};
+
+use crate::error::ImageError;
+use crate::progress::Reporter;
+
+/// Above this sigma `blur` uses a three-pass box blur, whose cost does not
+/// grow with sigma; below it the exact Gaussian kernel is small enough.
+const EXACT_BLUR_MAX_SIGMA: f32 = 4.0;
+
+/// Samples per band, about two megapixels of RGBA: few enough bands that
+/// the margins cost little, enough that a large frame reports often.
+const BAND_SAMPLES: usize = 8 << 20;
+
+/// A Gaussian blur: the exact kernel for small sigma (banded on large
+/// frames), a three-pass box approximation above [`EXACT_BLUR_MAX_SIGMA`].
+pub(crate) fn gaussian_blur(
+    image: &DynamicImage,
+    sigma: f32,
+    reporter: &mut Reporter<'_, '_>,
+) -> Result<DynamicImage, ImageError> {
+    if sigma > EXACT_BLUR_MAX_SIGMA {
+        return Ok(image.fast_blur(sigma));
+    }
+    let (width, height) = image.dimensions();
+    let margin = kernel_reach(sigma);
+    let row_len = width as usize * usize::from(image.color().channel_count());
+    let band = u32::try_from(BAND_SAMPLES / row_len.max(1))
+        .unwrap_or(u32::MAX)
+        .max(8 * margin);
+    if height <= 2 * band {
+        return Ok(image.blur(sigma));
+    }
+    let mut blurred = DynamicImage::new(width, height, image.color());
+    let Some(out) = bytes_mut(&mut blurred) else {
+        return Ok(image.blur(sigma));
+    };
+    let mut top = 0;
+    while top < height {
+        let bottom = (top + band).min(height);
+        let from = top.saturating_sub(margin);
+        let to = (bottom + margin).min(height);
+        let part = image.crop_imm(0, from, width, to - from).blur(sigma);
+        let keep = (top - from) as usize * row_len..(bottom - from) as usize * row_len;
+        out[top as usize * row_len..bottom as usize * row_len]
+            .copy_from_slice(&part.as_bytes()[keep]);
+        reporter.rows(bottom, height)?;
+        top = bottom;
+    }
+    Ok(blurred)
+}
+
+/// How many rows above and below `image`'s exact Gaussian reads for
+/// `sigma`: half its kernel, whose size follows `image` 0.25
+/// (`GaussianBlurParameters::new_from_sigma`), plus one row of slack.
+fn kernel_reach(sigma: f32) -> u32 {
+    let size = ((((sigma - 0.8) / 0.3) + 1.0) * 2.0 + 1.0).max(3.0) as u32;
+    (size | 1) / 2 + 1
+}
+
+/// Unsharp mask: each colour channel moves away from its blurred value by
+/// the difference, where that difference exceeds `threshold`. Unlike
+/// `image`'s `unsharpen`, alpha is left alone (sharpening it would draw
+/// halos around transparent edges) and large sigmas use the box blur.
+pub(crate) fn unsharp_mask(
+    image: DynamicImage,
+    sigma: f32,
+    threshold: u8,
+    reporter: &mut Reporter<'_, '_>,
+) -> Result<DynamicImage, ImageError> {
+    let mut sharpened = gaussian_blur(&image, sigma, reporter)?;
+    let channels = usize::from(image.color().channel_count());
+    let colors = if image.color().has_alpha() {
+        channels - 1
+    } else {
+        channels
+    };
+    let Some(out) = bytes_mut(&mut sharpened) else {
+        return Ok(image.unsharpen(sigma, i32::from(threshold)));
+    };
+    let threshold = i16::from(threshold);
+    let pixels = out
+        .chunks_exact_mut(channels)
+        .zip(image.as_bytes().chunks_exact(channels));
+    for (out, source) in pixels {
+        for (blurred, &original) in out.iter_mut().zip(source).take(colors) {
+            let original = i16::from(original);
+            let difference = original - i16::from(*blurred);
+            *blurred = if difference.abs() > threshold {
+                (original + difference).clamp(0, 255) as u8
+            } else {
+                original as u8
+            };
+        }
+        out[colors..].copy_from_slice(&source[colors..]);
+    }
+    Ok(sharpened)
+}
+
+/// The samples of an 8-bit frame.
+fn bytes_mut(image: &mut DynamicImage) -> Option<&mut [u8]> {
+    match image {
+        DynamicImage::ImageLuma8(buffer) => Some(buffer),
+        DynamicImage::ImageLumaA8(buffer) => Some(buffer),
+        DynamicImage::ImageRgb8(buffer) => Some(buffer),
+        DynamicImage::ImageRgba8(buffer) => Some(buffer),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::{Progress, Stage};
+    use std::ops::ControlFlow;
+
+    /// Noise, so that any row read from the wrong neighbourhood shows.
+    fn noise(width: u32, height: u32) -> DynamicImage {
+        let mut state = 0x2545_f491_u32;
+        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(width, height, |_, _| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            image::Rgba(state.to_le_bytes())
+        }))
+    }
+
+    /// Blurs with progress reports counted.
+    fn blurred(image: &DynamicImage, sigma: f32) -> (DynamicImage, usize) {
+        let mut reports = 0;
+        let mut count = |_: Progress| {
+            reports += 1;
+            ControlFlow::Continue(())
+        };
+        let mut reporter = Reporter::start(&mut count, Stage::Apply { index: 0, of: 1 }).unwrap();
+        let result = gaussian_blur(image, sigma, &mut reporter).unwrap();
+        (result, reports)
+    }
+
+    #[test]
+    fn a_banded_blur_equals_a_whole_frame_blur_byte_for_byte() {
+        // 2048 wide RGBA: bands of 1024 rows, so 2500 rows make three bands.
+        let image = noise(2048, 2500);
+        for sigma in [0.5, 1.0, 2.3, 4.0] {
+            let (banded, reports) = blurred(&image, sigma);
+            assert!(reports > 2, "sigma {sigma}: {reports} reports, not banded");
+            assert!(banded == image.blur(sigma), "sigma {sigma}: bands differ");
+        }
+    }
+
+    #[test]
+    fn a_small_frame_is_blurred_in_one_pass() {
+        let image = noise(64, 48);
+        let (result, reports) = blurred(&image, 2.0);
+        assert_eq!(reports, 1, "only the stage start");
+        assert_eq!(result, image.blur(2.0));
+    }
+}

@@ -1,0 +1,226 @@
+//! The contract where it depends on who runs a job and for how long: the
+//! local dispatch of platforms without service chaining (Fermyon Cloud), the
+//! lease kept alive through long stages, the platform's time limit, and the
+//! store budget (what a job keeps, what a full store gets).
+
+use super::tests::{FakeHost, header, json, png, problem_status};
+use crate::config::Dispatch;
+use crate::job::Job;
+use crate::kv::{KvStore, MemoryKv};
+use http::{Method, StatusCode};
+use std::time::Duration;
+
+fn local_host() -> FakeHost {
+    let mut host = FakeHost::new();
+    host.config.dispatch = Dispatch::Local;
+    host
+}
+
+/// A 600×600 PNG to re-encode as JPEG: the encoder reports progress row by
+/// row, about a hundred times.
+fn long_encode(host: &FakeHost, headers: &[(&str, &str)]) -> super::Response {
+    let mut all = vec![("content-type", "image/png")];
+    all.extend_from_slice(headers);
+    host.send(
+        Method::POST,
+        "/images?ops=format(jpeg)",
+        &all,
+        png(600, 600),
+    )
+}
+
+fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
+    kv.keys()
+        .into_iter()
+        .map(|key| {
+            let value = kv.get(&key).unwrap().unwrap();
+            (key, value)
+        })
+        .collect()
+}
+
+fn job_of(host: &FakeHost, location: &str) -> Job {
+    let id = location.rsplit('/').next().unwrap();
+    let raw = host.kv.get(&format!("kiln:job:{id}")).unwrap().unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// The keys a job owns in the store (its record and chunks; the shared
+/// indexes are not the job's).
+fn keys_of(kv: &MemoryKv, location: &str) -> Vec<String> {
+    let id = location.rsplit('/').next().unwrap();
+    kv.keys().into_iter().filter(|k| k.contains(id)).collect()
+}
+
+/// Without service chaining, the instance that accepted a synchronous
+/// submission does the work itself and answers 201 with the image.
+#[test]
+fn a_local_synchronous_submission_is_processed_by_the_accepting_instance() {
+    let host = local_host();
+    let response = host.submit(&[], "?ops=resize(w=32),format(png)");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(&response.body()[1..4], b"PNG");
+    assert_eq!(host.dispatches.get(), 0, "a processor was called");
+}
+
+/// An asynchronous submission is answered 202 first; the same instance runs
+/// the job after its answer.
+#[test]
+fn a_local_async_submission_is_run_after_its_202() {
+    let host = local_host();
+    let reply = host.send_without_follow_ups(
+        Method::POST,
+        "/images",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(16, 16),
+    );
+    assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
+    let location = header(&reply.response, "location").to_owned();
+    assert_eq!(json(&host.get(&location))["status"], "notStarted");
+    for f in reply.follow_ups {
+        super::follow_up(&host.ctx(), f);
+    }
+    assert_eq!(json(&host.get(&location))["status"], "succeeded");
+    assert_eq!(host.dispatches.get(), 0);
+}
+
+/// `wait=N` bounds the inline work: past it the client gets its 202, and
+/// the job is run again after the answer, finishing with one claim counted.
+#[test]
+fn a_local_wait_that_runs_out_answers_202_and_the_job_still_finishes() {
+    let host = local_host();
+    host.tick.set(Duration::from_millis(100));
+    let response = long_encode(&host, &[("prefer", "respond-async, wait=2")]);
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = header(&response, "location").to_owned();
+    let job = job_of(&host, &location);
+    assert_eq!(job.status, crate::job::Status::Succeeded, "{job:?}");
+    assert_eq!(job.attempts, 1, "the pause counted as a crash");
+}
+
+/// However long one stage runs, a live processor renews its lease from
+/// inside it: the lease never runs out, and the job is claimed once.
+#[test]
+fn a_stage_longer_than_several_leases_keeps_its_one_claim() {
+    for dispatch in [Dispatch::Chained, Dispatch::Local] {
+        let mut host = FakeHost::new();
+        host.config.dispatch = dispatch;
+        host.config.lease = Duration::from_secs(1);
+        // About a hundred progress reports in the encode stage, 100 ms
+        // apart: the stage outlasts ten leases.
+        host.tick.set(Duration::from_millis(100));
+        host.watch_leases.set(true);
+        let response = long_encode(&host, &[]);
+        assert_eq!(response.status(), StatusCode::CREATED, "{dispatch:?}");
+        let job = job_of(&host, header(&response, "location"));
+        assert_eq!(job.attempts, 1, "{dispatch:?}");
+        assert_eq!(host.lapsed_leases.get(), 0, "{dispatch:?}: a lease ran out");
+    }
+}
+
+/// On a platform that stops a request after a time (Fermyon Cloud: 30 s),
+/// work that cannot finish in it fails with a problem that says so, once,
+/// instead of being retried until it has crashed `max_attempts` times.
+#[test]
+fn work_beyond_the_platforms_request_limit_fails_as_processing_too_long() {
+    let mut host = local_host();
+    host.config.request_timeout = Some(Duration::from_secs(30));
+    host.tick.set(Duration::from_millis(500));
+    let response = long_encode(&host, &[]);
+    assert_eq!(problem_status(&response), 422);
+    let problem = json(&response);
+    assert_eq!(problem["type"], "urn:kiln:problem:processing-too-long");
+    assert!(problem["detail"].as_str().unwrap().contains("30 s"));
+    let operation = problem["operation"].as_str().unwrap().to_owned();
+    let job = job_of(&host, &operation);
+    assert_eq!((job.status, job.attempts), (crate::job::Status::Failed, 1));
+}
+
+/// A long poll of a job nobody runs is answered at once with the local
+/// dispatch: this instance runs the job after answering, and waiting first
+/// would only delay it.
+#[test]
+fn a_local_long_poll_of_a_stuck_job_answers_at_once_and_runs_it_after() {
+    let host = local_host();
+    let accepted = host.send_without_follow_ups(
+        Method::POST,
+        "/images",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(16, 16),
+    );
+    let location = header(&accepted.response, "location").to_owned();
+    host.advance(host.config.lease);
+    let before = host.ctx().runtime.now();
+    let poll =
+        host.send_without_follow_ups(Method::GET, &location, &[("prefer", "wait=10")], vec![]);
+    assert_eq!(host.ctx().runtime.now(), before, "the poll waited");
+    assert_eq!(json(&poll.response)["status"], "notStarted");
+    for f in poll.follow_ups {
+        super::follow_up(&host.ctx(), f);
+    }
+    assert_eq!(json(&host.get(&location))["status"], "succeeded");
+}
+
+/// What a retained job costs the store: a succeeded job whose image fits
+/// one chunk keeps its record and that chunk, and nothing of its upload.
+#[test]
+fn a_finished_job_keeps_only_its_record_and_its_result() {
+    let mut host = FakeHost::new();
+    host.config.blob_chunk_bytes = 1024;
+    // An upload of several chunks, a result of one.
+    let mut all = vec![("content-type", "image/png")];
+    all.push(("prefer", "respond-async"));
+    let accepted = host.send(Method::POST, "/images?ops=resize(w=8)", &all, png(64, 48));
+    let location = header(&accepted, "location").to_owned();
+    let succeeded = keys_of(&host.kv, &location);
+    println!(
+        "keys of a succeeded job: {}: {succeeded:?}",
+        succeeded.len()
+    );
+    assert_eq!(json(&host.get(&location))["status"], "succeeded");
+    assert_eq!(succeeded.len(), 2, "{succeeded:?}");
+    assert!(succeeded.iter().any(|k| k.starts_with("kiln:job:")));
+
+    host.processor.set(super::tests::Processor::Stalled);
+    let stuck = host.submit(&[("prefer", "respond-async")], "");
+    let location = header(&stuck, "location").to_owned();
+    assert!(
+        keys_of(&host.kv, &location).len() > 1,
+        "the upload is stored"
+    );
+    host.send(Method::DELETE, &location, &[], vec![]);
+    let canceled = keys_of(&host.kv, &location);
+    println!("keys of a canceled job: {}: {canceled:?}", canceled.len());
+    assert_eq!(canceled.len(), 1, "{canceled:?}");
+}
+
+/// A store that refuses new keys (full, over its quota) gets the
+/// submission a 503 with `Retry-After`, leaves no trace of it, and the
+/// service goes on serving what it has.
+#[test]
+fn a_full_store_gets_503_leaves_nothing_behind_and_reads_go_on() {
+    let mut host = FakeHost::new();
+    host.config.blob_chunk_bytes = 1024;
+    let first = host.submit(&[], "?ops=resize(w=8)");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let image = header(&first, "location").to_owned();
+    // The same entries in a store with room for two more keys: the next
+    // upload's chunks do not fit.
+    let before = contents(&host.kv);
+    let full = MemoryKv::with_max_keys(before.len() + 2);
+    for (key, value) in &before {
+        full.set(key, value).unwrap();
+    }
+    host.kv = full;
+    let refused = host.send(
+        Method::POST,
+        "/images?ops=resize(w=8)",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(200, 200),
+    );
+    assert_eq!(problem_status(&refused), 503);
+    assert_eq!(json(&refused)["type"], "urn:kiln:problem:store-unavailable");
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_eq!(contents(&host.kv), before, "the refused upload left traces");
+    assert_eq!(host.get(&image).status(), StatusCode::OK);
+}
