@@ -56,10 +56,11 @@ pub fn app() -> &'static App {
     })
 }
 
-/// Variable overrides for an [`Env`].
+/// Variable overrides and the store for an [`Env`].
 #[derive(Clone, Default)]
 pub struct EnvBuilder {
     variables: Vec<(String, String)>,
+    store: Option<KeyValueStore>,
 }
 
 impl EnvBuilder {
@@ -69,14 +70,22 @@ impl EnvBuilder {
         self
     }
 
-    /// Starts the app on the test host with a fresh store.
+    /// Serves the app from `kv` (for example a [`KeyValueStore::redis`], or the store of
+    /// another [`Env`] to run two hosts on one store) instead of a fresh in-memory store.
+    /// Only the test host uses it.
+    pub fn store(mut self, kv: KeyValueStore) -> Self {
+        self.store = Some(kv);
+        self
+    }
+
+    /// Starts the app on the test host, with a fresh in-memory store unless one was given.
     pub fn start(self) -> Env {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let kv = KeyValueStore::new();
+        let kv = self.store.unwrap_or_default();
         let host = start_host(&runtime, &self.variables, &kv);
         let client = Client::new(host.base_url());
         Env {
@@ -301,9 +310,22 @@ impl Env {
         }
     }
 
+    /// Kills the host abruptly, in-flight guest work included (a crash);
+    /// the store keeps what was written. Requests to this `Env` fail until
+    /// [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        let Target::Host { runtime, host, .. } = &mut self.target else {
+            panic!("this test needs the test host");
+        };
+        if let Some(old) = host.take() {
+            runtime.block_on(old.kill());
+        }
+    }
+
     /// Kills the host abruptly, in-flight guest work included (a crash),
     /// and starts a new one on the same store.
     pub fn restart(&mut self) {
+        self.kill();
         let Target::Host {
             runtime,
             host,
@@ -311,11 +333,8 @@ impl Env {
             variables,
         } = &mut self.target
         else {
-            panic!("this test needs the test host");
+            unreachable!("`kill` checked the target");
         };
-        if let Some(old) = host.take() {
-            runtime.block_on(old.kill());
-        }
         let new = start_host(runtime, variables, kv);
         self.client = Client::new(new.base_url());
         *host = Some(new);

@@ -7,6 +7,8 @@
 //!   a `spin` binary is available, against `spin up` too.
 //! - [`Reply`]: a response with the assertions every test needs.
 //! - [`images`]: test images, generated, never downloaded.
+//! - [`RedisServer`], [`KeyValueStore`]: a `redis-server` started by the
+//!   test, and stores on it for [`EnvBuilder::store`].
 
 pub mod client;
 pub mod env;
@@ -15,3 +17,4 @@ mod spin;
 
 pub use client::Reply;
 pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target};
+pub use kiln_test_host::{KeyValueStore, RedisServer};

@@ -50,11 +50,13 @@ impl FaultHandle {
         self.lock_traps().iter().map(|t| t.remaining).sum()
     }
 
-    /// Emulates Spin 4.0.2's Redis store, whose `swap` answers `cas-failed`
-    /// every time, whether or not it wrote: its `UNWATCH key` is rejected by
-    /// Redis (UNWATCH takes no argument), and redis-rs reads an aborted
-    /// `EXEC` as success anyway. The write itself still happens only when
-    /// the snapshot is current, as with `WATCH`/`MULTI`/`EXEC`.
+    /// Emulates, on the in-memory store, what Spin 4.0.2's Redis store does:
+    /// every `swap` answers `cas-failed`, whether or not it wrote (its
+    /// `UNWATCH key` is rejected by Redis, as UNWATCH takes no argument, and
+    /// redis-rs reads an aborted `EXEC` as success anyway). The write itself
+    /// still happens only when the snapshot is current. A store on Redis
+    /// ([`KeyValueStore::redis`](crate::KeyValueStore::redis)) does this by
+    /// itself, so there the switch changes nothing.
     pub fn misreport_swaps(&self, on: bool) {
         self.inner.swaps_misreported.store(on, Ordering::SeqCst);
     }

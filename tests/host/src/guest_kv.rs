@@ -1,6 +1,7 @@
 //! `fermyon:spin/key-value@2.0.0` and `wasi:keyvalue@0.2.0-draft2` for guests.
 //!
-//! Both interfaces reach the one [`KeyValueStore`](crate::KeyValueStore) of the host. A
+//! Both interfaces reach the one [`KeyValueStore`](crate::KeyValueStore) of the host, whose
+//! backend decides the semantics (Spin's SQLite store in memory, or Spin's Redis store). A
 //! component may open only the labels in its `key_value_stores` (else `access-denied`). The
 //! fault switches of [`FaultHandle`](crate::FaultHandle) apply here: an injected failure is a
 //! guest-visible `other("injected fault")`, an armed write trap is a trap (`Err` from the host
@@ -11,6 +12,7 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value as spin_kv;
 use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_kv};
 use crate::faults::INJECTED_FAULT;
+use crate::kv::{Backend, Cas, GuestResult};
 use crate::state::HostState;
 
 /// The host side of a `fermyon:spin/key-value.store` resource.
@@ -23,14 +25,24 @@ pub struct Bucket {
     _label: String,
 }
 
-/// The host side of a `wasi:keyvalue/atomics.cas` resource: the key, and the value its last
-/// `current()` read (`None` if absent or never read), which `swap` compares against.
-pub struct CasHandle {
-    key: String,
-    snapshot: Option<Vec<u8>>,
-}
+/// The host side of a `wasi:keyvalue/atomics.cas` resource: the backend's handle.
+pub struct CasHandle(Box<dyn Cas>);
 
 impl HostState {
+    /// The store's backend.
+    fn store(&self) -> &dyn Backend {
+        self.shared.kv.backend()
+    }
+
+    /// What Spin hands back with `cas-failed`: a new handle on `key`, `current()` already read.
+    fn cas_for_retry(&self, key: &str) -> GuestResult<Box<dyn Cas>> {
+        let mut cas = match self.store().new_cas(key)? {
+            Ok(cas) => cas,
+            Err(msg) => return Ok(Err(msg)),
+        };
+        Ok(cas.current()?.map(|_| cas))
+    }
+
     /// The injected store failure, if the fault switch is on.
     fn injected_failure(&self) -> Option<String> {
         self.shared
@@ -64,6 +76,7 @@ impl spin_kv::HostStore for HostState {
         if !self.shared.may_open_store(&self.component, &label) {
             return Ok(Err(spin_kv::Error::AccessDenied));
         }
+        self.store().after_open()?;
         match self.table.push(SpinStore { _label: label }) {
             Ok(store) => Ok(Ok(store)),
             Err(_) => Ok(Err(spin_kv::Error::StoreTableFull)),
@@ -78,7 +91,7 @@ impl spin_kv::HostStore for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.get(&key)))
+        Ok(self.store().get(&key)?.map_err(spin_kv::Error::Other))
     }
 
     fn set(
@@ -91,8 +104,10 @@ impl spin_kv::HostStore for HostState {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
-        self.shared.kv.set(&key, value);
-        Ok(Ok(()))
+        Ok(self
+            .store()
+            .set(&key, value)?
+            .map_err(spin_kv::Error::Other))
     }
 
     fn delete(
@@ -103,8 +118,7 @@ impl spin_kv::HostStore for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
-        self.shared.kv.delete(&key);
-        Ok(Ok(()))
+        Ok(self.store().delete(&key)?.map_err(spin_kv::Error::Other))
     }
 
     fn exists(
@@ -115,7 +129,7 @@ impl spin_kv::HostStore for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.exists(&key)))
+        Ok(self.store().exists(&key)?.map_err(spin_kv::Error::Other))
     }
 
     fn get_keys(
@@ -125,7 +139,7 @@ impl spin_kv::HostStore for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.keys()))
+        Ok(self.store().keys()?.map_err(spin_kv::Error::Other))
     }
 
     fn drop(&mut self, store: Resource<SpinStore>) -> wasmtime::Result<()> {
@@ -145,6 +159,7 @@ impl wasi_kv::Host for HostState {
         if !self.shared.may_open_store(&self.component, &identifier) {
             return Ok(Err(wasi_kv::Error::AccessDenied));
         }
+        self.store().after_open()?;
         match self.table.push(Bucket { _label: identifier }) {
             Ok(bucket) => Ok(Ok(bucket)),
             Err(_) => Ok(Err(wasi_kv::Error::Other("store table full".into()))),
@@ -161,7 +176,7 @@ impl wasi_kv::HostBucket for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.get(&key)))
+        Ok(self.store().get(&key)?.map_err(wasi_kv::Error::Other))
     }
 
     fn set(
@@ -174,8 +189,10 @@ impl wasi_kv::HostBucket for HostState {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
-        self.shared.kv.set(&key, value);
-        Ok(Ok(()))
+        Ok(self
+            .store()
+            .set(&key, value)?
+            .map_err(wasi_kv::Error::Other))
     }
 
     fn delete(
@@ -186,8 +203,7 @@ impl wasi_kv::HostBucket for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        self.shared.kv.delete(&key);
-        Ok(Ok(()))
+        Ok(self.store().delete(&key)?.map_err(wasi_kv::Error::Other))
     }
 
     fn exists(
@@ -198,7 +214,7 @@ impl wasi_kv::HostBucket for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.exists(&key)))
+        Ok(self.store().exists(&key)?.map_err(wasi_kv::Error::Other))
     }
 
     fn list_keys(
@@ -215,10 +231,11 @@ impl wasi_kv::HostBucket for HostState {
                 "list_keys: cursor not supported".into(),
             )));
         }
-        Ok(Ok(wasi_kv::KeyResponse {
-            keys: self.shared.kv.keys(),
-            cursor: None,
-        }))
+        Ok(self
+            .store()
+            .keys()?
+            .map(|keys| wasi_kv::KeyResponse { keys, cursor: None })
+            .map_err(wasi_kv::Error::Other))
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -238,9 +255,8 @@ impl atomics::Host for HostState {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
         Ok(self
-            .shared
-            .kv
-            .increment(&key, delta)
+            .store()
+            .increment(&key, delta)?
             .map_err(wasi_kv::Error::Other))
     }
 
@@ -250,24 +266,25 @@ impl atomics::Host for HostState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         // `swap` consumes the handle.
-        let CasHandle { key, snapshot } = self.table.delete(cas)?;
+        let CasHandle(cas) = self.table.delete(cas)?;
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
                 msg,
             ))));
         }
-        self.check_write(&key)?;
-        let swapped = self
-            .shared
-            .kv
-            .compare_and_swap(&key, snapshot.as_deref(), value);
-        if swapped && !self.shared.faults.swaps_misreported() {
+        self.check_write(cas.key())?;
+        let key = cas.key().to_owned();
+        if cas.swap(value)? && !self.shared.faults.swaps_misreported() {
             return Ok(Ok(()));
         }
-        // Like Spin: a fresh handle whose snapshot is the current value, for a retry.
-        let snapshot = self.shared.kv.get(&key);
-        let retry = self.table.push(CasHandle { key, snapshot })?;
-        Ok(Err(atomics::CasError::CasFailed(retry)))
+        match self.cas_for_retry(&key)? {
+            Ok(retry) => Ok(Err(atomics::CasError::CasFailed(
+                self.table.push(CasHandle(retry))?,
+            ))),
+            Err(msg) => Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                msg,
+            )))),
+        }
     }
 }
 
@@ -280,11 +297,12 @@ impl atomics::HostCas for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        // As in Spin, the snapshot is taken by `current()`, not here.
-        match self.table.push(CasHandle {
-            key,
-            snapshot: None,
-        }) {
+        // As in Spin, nothing is read here: the snapshot is taken by `current()`.
+        let cas = match self.store().new_cas(&key)? {
+            Ok(cas) => cas,
+            Err(msg) => return Ok(Err(wasi_kv::Error::Other(msg))),
+        };
+        match self.table.push(CasHandle(cas)) {
             Ok(cas) => Ok(Ok(cas)),
             Err(_) => Ok(Err(wasi_kv::Error::Other(
                 "too many compare_and_swaps opened".into(),
@@ -299,10 +317,8 @@ impl atomics::HostCas for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        let handle = self.table.get_mut(&cas)?;
-        let value = self.shared.kv.get(&handle.key);
-        handle.snapshot.clone_from(&value);
-        Ok(Ok(value))
+        let CasHandle(cas) = self.table.get_mut(&cas)?;
+        Ok(cas.current()?.map_err(wasi_kv::Error::Other))
     }
 
     fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
@@ -320,7 +336,7 @@ impl batch::Host for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        Ok(Ok(self.shared.kv.get_many(&keys)))
+        Ok(self.store().get_many(keys)?.map_err(wasi_kv::Error::Other))
     }
 
     fn set_many(
@@ -334,8 +350,10 @@ impl batch::Host for HostState {
         for (key, _) in &key_values {
             self.check_write(key)?;
         }
-        self.shared.kv.set_many(key_values);
-        Ok(Ok(()))
+        Ok(self
+            .store()
+            .set_many(key_values)?
+            .map_err(wasi_kv::Error::Other))
     }
 
     fn delete_many(
@@ -346,7 +364,9 @@ impl batch::Host for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
-        self.shared.kv.delete_many(&keys);
-        Ok(Ok(()))
+        Ok(self
+            .store()
+            .delete_many(keys)?
+            .map_err(wasi_kv::Error::Other))
     }
 }

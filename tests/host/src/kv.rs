@@ -1,133 +1,160 @@
-//! The shared in-memory key-value store behind the `"default"` label.
+//! The shared key-value store behind the `"default"` label: in memory, or on a real Redis.
 //!
 //! One store serves `fermyon:spin/key-value` and `wasi:keyvalue` for every component, and
 //! outlives hosts: start a new [`Host`](crate::Host) on the same [`KeyValueStore`] to simulate a
-//! restart over a persistent store. Semantics follow Spin's SQLite store (`key-value-spin`):
-//! `increment` keeps the counter as an 8-byte little-endian `i64`, and compare-and-swap compares
-//! against the value read by the CAS handle's last `current()`.
+//! restart over a persistent store, or several hosts on one Redis to scale out.
+//!
+//! Each backend answers guests with the semantics of the Spin 4.0.2 store it stands for: the
+//! in-memory one like Spin's default SQLite store (`memory`), the Redis one like Spin's Redis
+//! store (`redis`). The guest interfaces (`guest_kv`) reach them through [`Backend`].
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+mod memory;
+mod redis;
 
-/// A shared, cloneable in-memory key-value store; clones see the same data.
+use std::fmt;
+use std::sync::Arc;
+
+use self::memory::MemoryStore;
+use self::redis::{Reconnect, RedisStore};
+
+/// The outcome of a store call made for a guest. The outer `Err` traps the guest instance
+/// (where Spin's host would panic); the inner `Err` is the message of the guest-visible
+/// `other(…)` store error.
+pub(crate) type GuestResult<T> = wasmtime::Result<Result<T, String>>;
+
+/// What guests can ask of a store, each backend with the semantics of its Spin counterpart.
+pub(crate) trait Backend: fmt::Debug + Send + Sync {
+    /// Called when a guest opens the store (Spin's `after_open`).
+    fn after_open(&self) -> wasmtime::Result<()>;
+    fn get(&self, key: &str) -> GuestResult<Option<Vec<u8>>>;
+    fn set(&self, key: &str, value: Vec<u8>) -> GuestResult<()>;
+    fn delete(&self, key: &str) -> GuestResult<()>;
+    fn exists(&self, key: &str) -> GuestResult<bool>;
+    /// Every key, in the backend's order.
+    fn keys(&self) -> GuestResult<Vec<String>>;
+    /// The keys starting with `prefix`, in any order (for tests, not guests).
+    fn keys_with_prefix(&self, prefix: &str) -> GuestResult<Vec<String>>;
+    fn get_many(&self, keys: Vec<String>) -> GuestResult<Vec<(String, Option<Vec<u8>>)>>;
+    fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> GuestResult<()>;
+    fn delete_many(&self, keys: Vec<String>) -> GuestResult<()>;
+    fn increment(&self, key: &str, delta: i64) -> GuestResult<i64>;
+    /// A compare-and-swap handle on `key`; nothing is read until [`Cas::current`].
+    fn new_cas(&self, key: &str) -> GuestResult<Box<dyn Cas>>;
+}
+
+/// The host side of one `wasi:keyvalue/atomics.cas` handle.
+pub(crate) trait Cas: Send {
+    fn key(&self) -> &str;
+    /// The value now, which is also what [`swap`](Self::swap) will be checked against.
+    fn current(&mut self) -> GuestResult<Option<Vec<u8>>>;
+    /// Tries to write `value`; returns whether the backend *reports* success (what it did to
+    /// the key may differ: see the Redis backend).
+    fn swap(self: Box<Self>, value: Vec<u8>) -> wasmtime::Result<bool>;
+}
+
+/// A shared, cloneable key-value store; clones see the same data.
 ///
-/// Tests read and write it directly to observe or seed what the components store.
-#[derive(Clone, Debug, Default)]
+/// Tests read and write it directly to observe or seed what the components store. The
+/// methods for tests panic if the backend fails (a Redis that went away); guests get store
+/// errors instead.
+#[derive(Clone)]
 pub struct KeyValueStore {
-    entries: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    backend: Arc<dyn Backend>,
+}
+
+impl Default for KeyValueStore {
+    fn default() -> Self {
+        Self {
+            backend: Arc::new(MemoryStore::default()),
+        }
+    }
+}
+
+impl fmt::Debug for KeyValueStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.backend.fmt(f)
+    }
 }
 
 impl KeyValueStore {
-    /// Creates an empty store.
+    /// Creates an empty in-memory store, with the semantics of Spin's default (SQLite) store:
+    /// `increment` keeps the counter as an 8-byte little-endian `i64`, and compare-and-swap
+    /// compares against the value read by the handle's last `current()`.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        // A panic while holding the lock cannot leave the map half-updated (every update is a
-        // single insert/remove), so a poisoned lock is still consistent.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    /// A store on the Redis server at `url` (`redis://127.0.0.1:6379`), with the semantics of
+    /// Spin 4.0.2's Redis store (`key-value-redis`, on redis-rs 0.32.5): counters are decimal
+    /// strings (`INCRBY`), and compare-and-swap is `WATCH` on a connection of its own, then
+    /// `MULTI`/`SET`/`EXEC`, reported as `cas-failed` every time (see the crate's README).
+    ///
+    /// Fails if `url` is invalid or nothing answers there. Once connected, a lost connection
+    /// is re-established as Spin does: six retries, 1–2 s then 60–120 s apart, every call
+    /// waiting meanwhile (so minutes while Redis is down); see
+    /// [`redis_failing_fast`](Self::redis_failing_fast) for outage tests.
+    pub fn redis(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            backend: Arc::new(RedisStore::connect(url, Reconnect::LikeSpin)?),
+        })
+    }
+
+    /// Like [`redis`](Self::redis), but a lost connection is tried again once per call,
+    /// without waiting: while Redis is down, every call fails at once with a store error
+    /// instead of waiting for Spin's minutes of retries. For tests of a Redis outage.
+    pub fn redis_failing_fast(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            backend: Arc::new(RedisStore::connect(url, Reconnect::Once)?),
+        })
+    }
+
+    /// The backend, for the guest interfaces.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
 
     /// The value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.lock().get(key).cloned()
+        expect(self.backend.get(key), "GET")
     }
 
     /// Stores `value` under `key`, replacing any previous value.
     pub fn set(&self, key: &str, value: impl Into<Vec<u8>>) {
-        self.lock().insert(key.to_owned(), value.into());
+        expect(self.backend.set(key, value.into()), "SET")
     }
 
     /// Removes `key`; removing a missing key is not an error.
     pub fn delete(&self, key: &str) {
-        self.lock().remove(key);
+        expect(self.backend.delete(key), "DEL")
     }
 
     /// Whether `key` holds a value.
     pub fn exists(&self, key: &str) -> bool {
-        self.lock().contains_key(key)
+        expect(self.backend.exists(key), "EXISTS")
     }
 
     /// All keys, sorted.
     pub fn keys(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let mut keys = expect(self.backend.keys(), "KEYS");
+        keys.sort_unstable();
+        keys
     }
 
     /// The keys starting with `prefix`, sorted.
     pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.lock()
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect()
+        let mut keys = expect(self.backend.keys_with_prefix(prefix), "KEYS");
+        keys.sort_unstable();
+        keys
     }
+}
 
-    /// Looks up several keys at once; like Spin's SQLite store, only keys that exist are
-    /// returned.
-    pub(crate) fn get_many(&self, keys: &[String]) -> Vec<(String, Option<Vec<u8>>)> {
-        let entries = self.lock();
-        keys.iter()
-            .filter_map(|k| entries.get(k).map(|v| (k.clone(), Some(v.clone()))))
-            .collect()
-    }
-
-    /// Stores several values under one lock (atomically, as Spin's SQLite transaction does).
-    pub(crate) fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) {
-        let mut entries = self.lock();
-        for (key, value) in key_values {
-            entries.insert(key, value);
-        }
-    }
-
-    /// Removes several keys under one lock.
-    pub(crate) fn delete_many(&self, keys: &[String]) {
-        let mut entries = self.lock();
-        for key in keys {
-            entries.remove(key);
-        }
-    }
-
-    /// Atomically adds `delta` to the counter under `key` (absent counts as 0) and returns the
-    /// new value. The counter is an 8-byte little-endian `i64`, as in Spin's SQLite store.
-    pub(crate) fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
-        let mut entries = self.lock();
-        let current = match entries.get(key) {
-            None => 0,
-            Some(bytes) => {
-                let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                    format!("value of `{key}` is not an 8-byte little-endian i64 counter")
-                })?;
-                i64::from_le_bytes(bytes)
-            }
-        };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| format!("incrementing `{key}` overflows i64"))?;
-        entries.insert(key.to_owned(), next.to_le_bytes().to_vec());
-        Ok(next)
-    }
-
-    /// Writes `value` if `key` still holds `expected`, returning whether it did.
-    ///
-    /// `expected` is what the CAS handle's last `current()` read. As in Spin's SQLite store,
-    /// `None` (the key was absent, or `current()` was never called) makes the swap an
-    /// unconditional write: a key created concurrently is overwritten, not reported as a
-    /// conflict.
-    pub(crate) fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: Vec<u8>,
-    ) -> bool {
-        let mut entries = self.lock();
-        if let Some(expected) = expected
-            && entries.get(key).map(Vec::as_slice) != Some(expected)
-        {
-            return false;
-        }
-        entries.insert(key.to_owned(), value);
-        true
+/// The value of a store call made by a test, which fails if the store does.
+#[track_caller]
+fn expect<T>(result: GuestResult<T>, what: &str) -> T {
+    match result {
+        Ok(Ok(value)) => value,
+        Ok(Err(message)) => panic!("key-value store, {what}: {message}"),
+        Err(trap) => panic!("key-value store, {what}: {trap:#}"),
     }
 }
 
@@ -146,74 +173,10 @@ mod tests {
     #[test]
     fn keys_with_prefix_lists_only_matching_keys() {
         let store = KeyValueStore::new();
-        for key in ["job:1", "job:2", "jobs", "image:1"] {
+        for key in ["job:2", "job:1", "jobs", "image:1"] {
             store.set(key, "x");
         }
         assert_eq!(store.keys_with_prefix("job:"), ["job:1", "job:2"]);
-        assert_eq!(store.keys().len(), 4);
-    }
-
-    #[test]
-    fn increment_starts_from_zero_and_stores_little_endian() {
-        let store = KeyValueStore::new();
-        assert_eq!(store.increment("n", 1), Ok(1));
-        assert_eq!(store.increment("n", 2), Ok(3));
-        assert_eq!(store.increment("n", -10), Ok(-7));
-        assert_eq!(store.get("n"), Some((-7i64).to_le_bytes().to_vec()));
-    }
-
-    #[test]
-    fn increment_of_non_counter_value_is_an_error() {
-        let store = KeyValueStore::new();
-        store.set("n", "12");
-        assert!(store.increment("n", 1).is_err());
-        assert_eq!(store.get("n").as_deref(), Some(b"12".as_slice()));
-    }
-
-    #[test]
-    fn cas_swap_succeeds_when_value_is_unchanged() {
-        let store = KeyValueStore::new();
-        store.set("k", "a");
-        assert!(store.compare_and_swap("k", Some(b"a"), b"b".to_vec()));
-        assert_eq!(store.get("k").as_deref(), Some(b"b".as_slice()));
-    }
-
-    #[test]
-    fn cas_swap_fails_after_concurrent_write() {
-        let store = KeyValueStore::new();
-        store.set("k", "a");
-        store.set("k", "other writer");
-        assert!(!store.compare_and_swap("k", Some(b"a"), b"b".to_vec()));
-        assert_eq!(store.get("k").as_deref(), Some(b"other writer".as_slice()));
-    }
-
-    #[test]
-    fn cas_swap_fails_after_concurrent_delete() {
-        let store = KeyValueStore::new();
-        store.set("k", "a");
-        store.delete("k");
-        assert!(!store.compare_and_swap("k", Some(b"a"), b"b".to_vec()));
-        assert!(!store.exists("k"));
-    }
-
-    #[test]
-    fn cas_swap_from_absent_overwrites_like_spin() {
-        let store = KeyValueStore::new();
-        store.set("k", "created meanwhile");
-        assert!(store.compare_and_swap("k", None, b"b".to_vec()));
-        assert_eq!(store.get("k").as_deref(), Some(b"b".as_slice()));
-    }
-
-    #[test]
-    fn get_many_returns_only_existing_keys() {
-        let store = KeyValueStore::new();
-        store.set_many(vec![
-            ("a".into(), b"1".to_vec()),
-            ("b".into(), b"2".to_vec()),
-        ]);
-        let got = store.get_many(&["a".into(), "missing".into()]);
-        assert_eq!(got, vec![("a".to_owned(), Some(b"1".to_vec()))]);
-        store.delete_many(&["a".into(), "b".into()]);
-        assert!(store.keys().is_empty());
+        assert_eq!(store.keys(), ["image:1", "job:1", "job:2", "jobs"]);
     }
 }

@@ -34,7 +34,9 @@
 //! - `runtime`: one request through a fresh instance, tracked as a background task.
 //! - `outbound`: `allowed_outbound_hosts` and in-process service chaining.
 //! - `headers`: the `spin-*` request headers.
-//! - `kv`, `guest_kv`: the shared [`KeyValueStore`] and the guest key-value interfaces.
+//! - `kv`, `guest_kv`: the shared [`KeyValueStore`] (in memory, or on Redis) and the guest
+//!   key-value interfaces.
+//! - `redis_server`: [`RedisServer`], a throwaway `redis-server` for tests.
 //! - `guest_vars`: the guest variables interfaces.
 //! - `faults`: [`FaultHandle`] for injected store failures and crashes.
 //! - `state`, `tasks`, `bindings`: store data, task tracking, generated WIT bindings.
@@ -51,6 +53,7 @@ mod host;
 mod kv;
 mod manifest;
 mod outbound;
+mod redis_server;
 mod routes;
 mod runtime;
 mod server;
@@ -62,4 +65,5 @@ pub use app::{App, LoadOptions};
 pub use faults::{FaultHandle, INJECTED_FAULT};
 pub use host::{Host, HostBuilder};
 pub use kv::KeyValueStore;
+pub use redis_server::RedisServer;
 pub use runtime::ComponentStats;

@@ -11,5 +11,6 @@ mod faults;
 mod images;
 mod long_jobs;
 mod operations;
+mod redis;
 mod routing;
 mod submit;
