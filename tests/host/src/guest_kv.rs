@@ -4,7 +4,8 @@
 //! component may open only the labels in its `key_value_stores` (else `access-denied`). The
 //! fault switches of [`FaultHandle`](crate::FaultHandle) apply here: an injected failure is a
 //! guest-visible `other("injected fault")`, an armed write trap is a trap (`Err` from the host
-//! function) raised before the write.
+//! function) raised before the write. Under quotas, a write that exceeds one is refused with
+//! `other("<quota> quota exceeded: ...")` and writes nothing (`HostShared::admit_kv_write`).
 
 use wasmtime::component::Resource;
 
@@ -91,6 +92,10 @@ impl spin_kv::HostStore for HostState {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(spin_kv::Error::Other(quota))),
+        };
         self.shared.kv.set(&key, value);
         Ok(Ok(()))
     }
@@ -174,6 +179,10 @@ impl wasi_kv::HostBucket for HostState {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         self.shared.kv.set(&key, value);
         Ok(Ok(()))
     }
@@ -237,6 +246,11 @@ impl atomics::Host for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
+        // The counter is an 8-byte value; only creating it can add to the store.
+        let _quota = match self.shared.admit_kv_write(&[(&key, 8)]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         Ok(self
             .shared
             .kv
@@ -257,6 +271,14 @@ impl atomics::Host for HostState {
             ))));
         }
         self.check_write(&key)?;
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => {
+                return Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                    quota,
+                ))));
+            }
+        };
         let swapped = self
             .shared
             .kv
@@ -334,6 +356,14 @@ impl batch::Host for HostState {
         for (key, _) in &key_values {
             self.check_write(key)?;
         }
+        let writes: Vec<(&str, usize)> = key_values
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.len()))
+            .collect();
+        let _quota = match self.shared.admit_kv_write(&writes) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         self.shared.kv.set_many(key_values);
         Ok(Ok(()))
     }

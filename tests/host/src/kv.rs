@@ -63,6 +63,18 @@ impl KeyValueStore {
             .collect()
     }
 
+    /// How many keys the store holds and their size (key plus value bytes), for quotas.
+    pub(crate) fn usage(&self) -> crate::quotas::StoreUsage {
+        let entries = self.lock();
+        crate::quotas::StoreUsage {
+            keys: entries.len(),
+            bytes: entries
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
+        }
+    }
+
     /// Looks up several keys at once; like Spin's SQLite store, only keys that exist are
     /// returned.
     pub(crate) fn get_many(&self, keys: &[String]) -> Vec<(String, Option<Vec<u8>>)> {
