@@ -2,7 +2,7 @@
 
 use crate::client::{Client, Reply};
 use crate::spin::SpinProcess;
-use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions};
+use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions, Quotas};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -56,16 +56,25 @@ pub fn app() -> &'static App {
     })
 }
 
-/// Variable overrides for an [`Env`].
+/// Variable overrides (and platform quotas) for an [`Env`].
 #[derive(Clone, Default)]
 pub struct EnvBuilder {
     variables: Vec<(String, String)>,
+    quotas: Option<Quotas>,
 }
 
 impl EnvBuilder {
     /// Overrides an application variable of `spin.toml`.
     pub fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the app on the test host under a platform's `quotas` (see
+    /// [`Quotas`]); `spin up` has none, so only [`start`](Self::start) uses
+    /// them.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = Some(quotas);
         self
     }
 
@@ -77,7 +86,7 @@ impl EnvBuilder {
             .build()
             .expect("a tokio runtime");
         let kv = KeyValueStore::new();
-        let host = start_host(&runtime, &self.variables, &kv);
+        let host = start_host(&runtime, &self, &kv);
         let client = Client::new(host.base_url());
         Env {
             client,
@@ -85,7 +94,7 @@ impl EnvBuilder {
                 runtime,
                 host: Some(host),
                 kv,
-                variables: self.variables,
+                settings: self,
             },
         }
     }
@@ -101,12 +110,15 @@ impl EnvBuilder {
 
 fn start_host(
     runtime: &tokio::runtime::Runtime,
-    variables: &[(String, String)],
+    settings: &EnvBuilder,
     kv: &KeyValueStore,
 ) -> Host {
     let mut builder = Host::builder(app().clone()).store(kv.clone());
-    for (name, value) in variables {
+    for (name, value) in &settings.variables {
         builder = builder.variable(name, value);
+    }
+    if let Some(quotas) = &settings.quotas {
+        builder = builder.quotas(quotas.clone());
     }
     runtime
         .block_on(builder.start())
@@ -128,7 +140,8 @@ enum Target {
         runtime: tokio::runtime::Runtime,
         host: Option<Host>,
         kv: KeyValueStore,
-        variables: Vec<(String, String)>,
+        /// What every (re)start of the host uses.
+        settings: EnvBuilder,
     },
     /// Held for its `Drop`, which stops `spin up`.
     Spin { _process: SpinProcess },
@@ -308,7 +321,7 @@ impl Env {
             runtime,
             host,
             kv,
-            variables,
+            settings,
         } = &mut self.target
         else {
             panic!("this test needs the test host");
@@ -316,7 +329,7 @@ impl Env {
         if let Some(old) = host.take() {
             runtime.block_on(old.kill());
         }
-        let new = start_host(runtime, variables, kv);
+        let new = start_host(runtime, settings, kv);
         self.client = Client::new(new.base_url());
         *host = Some(new);
     }

@@ -10,5 +10,6 @@ mod concurrency;
 mod faults;
 mod images;
 mod operations;
+mod quotas;
 mod routing;
 mod submit;
