@@ -38,7 +38,10 @@ fn main() {
         (lease / 3).min(Duration::from_secs(2)).as_secs(),
         (lease * 2 / 3).as_secs()
     );
-    println!("  {:<18} {:>9} {:>24}", "ops", "job (s)", "longest without renewal (s)");
+    println!(
+        "  {:<18} {:>9} {:>24}",
+        "ops", "job (s)", "longest without renewal (s)"
+    );
     for ops in OPS {
         let (total, longest) = run(&env, ops, media_type, &upload);
         println!(

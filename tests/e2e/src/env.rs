@@ -2,7 +2,7 @@
 
 use crate::client::{Client, Reply};
 use crate::spin::SpinProcess;
-use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions};
+use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions, Quotas};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -56,10 +56,11 @@ pub fn app() -> &'static App {
     })
 }
 
-/// Variable overrides and the store for an [`Env`].
+/// Variable overrides, platform quotas and the store for an [`Env`].
 #[derive(Clone, Default)]
 pub struct EnvBuilder {
     variables: Vec<(String, String)>,
+    quotas: Option<Quotas>,
     store: Option<KeyValueStore>,
 }
 
@@ -67,6 +68,14 @@ impl EnvBuilder {
     /// Overrides an application variable of `spin.toml`.
     pub fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the app on the test host under a platform's `quotas` (see
+    /// [`Quotas`]); `spin up` has none, so only [`start`](Self::start) uses
+    /// them.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = Some(quotas);
         self
     }
 
@@ -85,8 +94,8 @@ impl EnvBuilder {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let kv = self.store.unwrap_or_default();
-        let host = start_host(&runtime, &self.variables, &kv);
+        let kv = self.store.clone().unwrap_or_default();
+        let host = start_host(&runtime, &self, &kv);
         let client = Client::new(host.base_url());
         Env {
             client,
@@ -94,7 +103,7 @@ impl EnvBuilder {
                 runtime,
                 host: Some(host),
                 kv,
-                variables: self.variables,
+                settings: self,
             },
         }
     }
@@ -110,12 +119,15 @@ impl EnvBuilder {
 
 fn start_host(
     runtime: &tokio::runtime::Runtime,
-    variables: &[(String, String)],
+    settings: &EnvBuilder,
     kv: &KeyValueStore,
 ) -> Host {
     let mut builder = Host::builder(app().clone()).store(kv.clone());
-    for (name, value) in variables {
+    for (name, value) in &settings.variables {
         builder = builder.variable(name, value);
+    }
+    if let Some(quotas) = &settings.quotas {
+        builder = builder.quotas(quotas.clone());
     }
     runtime
         .block_on(builder.start())
@@ -137,7 +149,8 @@ enum Target {
         runtime: tokio::runtime::Runtime,
         host: Option<Host>,
         kv: KeyValueStore,
-        variables: Vec<(String, String)>,
+        /// What every (re)start of the host uses.
+        settings: EnvBuilder,
     },
     /// Held for its `Drop`, which stops `spin up`.
     Spin { _process: SpinProcess },
@@ -330,12 +343,12 @@ impl Env {
             runtime,
             host,
             kv,
-            variables,
+            settings,
         } = &mut self.target
         else {
             unreachable!("`kill` checked the target");
         };
-        let new = start_host(runtime, variables, kv);
+        let new = start_host(runtime, settings, kv);
         self.client = Client::new(new.base_url());
         *host = Some(new);
     }

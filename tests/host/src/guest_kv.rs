@@ -5,7 +5,8 @@
 //! component may open only the labels in its `key_value_stores` (else `access-denied`). The
 //! fault switches of [`FaultHandle`](crate::FaultHandle) apply here: an injected failure is a
 //! guest-visible `other("injected fault")`, an armed write trap is a trap (`Err` from the host
-//! function) raised before the write.
+//! function) raised before the write. Under quotas, a write that exceeds one is refused with
+//! `other("<quota> quota exceeded: ...")` and writes nothing (`HostShared::admit_kv_write`).
 
 use wasmtime::component::Resource;
 
@@ -104,6 +105,10 @@ impl spin_kv::HostStore for HostState {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(spin_kv::Error::Other(quota))),
+        };
         Ok(self
             .store()
             .set(&key, value)?
@@ -189,6 +194,10 @@ impl wasi_kv::HostBucket for HostState {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
         self.check_write(&key)?;
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         Ok(self
             .store()
             .set(&key, value)?
@@ -254,6 +263,11 @@ impl atomics::Host for HostState {
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
+        // The counter is an 8-byte value; only creating it can add to the store.
+        let _quota = match self.shared.admit_kv_write(&[(&key, 8)]) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         Ok(self
             .store()
             .increment(&key, delta)?
@@ -274,6 +288,14 @@ impl atomics::Host for HostState {
         }
         self.check_write(cas.key())?;
         let key = cas.key().to_owned();
+        let _quota = match self.shared.admit_kv_write(&[(&key, value.len())]) {
+            Ok(permit) => permit,
+            Err(quota) => {
+                return Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                    quota,
+                ))));
+            }
+        };
         if cas.swap(value)? && !self.shared.faults.swaps_misreported() {
             return Ok(Ok(()));
         }
@@ -350,6 +372,14 @@ impl batch::Host for HostState {
         for (key, _) in &key_values {
             self.check_write(key)?;
         }
+        let writes: Vec<(&str, usize)> = key_values
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.len()))
+            .collect();
+        let _quota = match self.shared.admit_kv_write(&writes) {
+            Ok(permit) => permit,
+            Err(quota) => return Ok(Err(wasi_kv::Error::Other(quota))),
+        };
         Ok(self
             .store()
             .set_many(key_values)?

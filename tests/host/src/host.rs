@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
+use crate::quotas::Quotas;
 use crate::runtime::{ComponentStats, HostShared};
 use crate::server::spawn_accept_loop;
 use crate::tasks::TaskGroup;
@@ -24,6 +25,7 @@ pub struct HostBuilder {
     variables: BTreeMap<String, String>,
     kv: Option<KeyValueStore>,
     chained_first_byte_timeout: bool,
+    quotas: Option<Quotas>,
 }
 
 impl HostBuilder {
@@ -50,10 +52,24 @@ impl HostBuilder {
         self
     }
 
+    /// Enforces a platform's `quotas` (see [`Quotas`]), e.g. [`Quotas::fermyon_cloud`]:
+    /// key-value writes, request bodies, handler time, and whether the app may chain. Without
+    /// this call the host enforces no quota.
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = Some(quotas);
+        self
+    }
+
     /// Resolves variables and starts serving on `127.0.0.1` on an ephemeral port. Must be
     /// called within a tokio runtime; guest instances run as tasks on that runtime.
+    ///
+    /// Fails if a variable is unknown or missing, or if the app needs service chaining and the
+    /// [`quotas`](Self::quotas) do not offer it.
     pub async fn start(self) -> Result<Host> {
         let manifest = self.app.manifest();
+        if let Some(quotas) = &self.quotas {
+            quotas.check_app(manifest)?;
+        }
         let resolved = variables::resolve(
             &manifest.variables,
             &self.variables,
@@ -68,6 +84,7 @@ impl HostBuilder {
             self.kv.unwrap_or_default(),
             resolved,
             self.chained_first_byte_timeout,
+            self.quotas,
         ));
         let connections = TaskGroup::new();
         let stop_accepting = CancellationToken::new();
@@ -112,6 +129,7 @@ impl Host {
             variables: BTreeMap::new(),
             kv: None,
             chained_first_byte_timeout: true,
+            quotas: None,
         }
     }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use self::memory::MemoryStore;
 use self::redis::{Reconnect, RedisStore};
+use crate::quotas::StoreUsage;
 
 /// The outcome of a store call made for a guest. The outer `Err` traps the guest instance
 /// (where Spin's host would panic); the inner `Err` is the message of the guest-visible
@@ -40,6 +41,8 @@ pub(crate) trait Backend: fmt::Debug + Send + Sync {
     fn increment(&self, key: &str, delta: i64) -> GuestResult<i64>;
     /// A compare-and-swap handle on `key`; nothing is read until [`Cas::current`].
     fn new_cas(&self, key: &str) -> GuestResult<Box<dyn Cas>>;
+    /// How many keys the store holds and their size, for quotas.
+    fn usage(&self) -> GuestResult<StoreUsage>;
 }
 
 /// The host side of one `wasi:keyvalue/atomics.cas` handle.
@@ -138,6 +141,11 @@ impl KeyValueStore {
         let mut keys = expect(self.backend.keys(), "KEYS");
         keys.sort_unstable();
         keys
+    }
+
+    /// How many keys the store holds and their size (key plus value bytes), for quotas.
+    pub(crate) fn usage(&self) -> StoreUsage {
+        expect(self.backend.usage(), "usage")
     }
 
     /// The keys starting with `prefix`, sorted.

@@ -33,6 +33,8 @@
 //! - `server`: the hyper accept loop and request routing.
 //! - `runtime`: one request through a fresh instance, tracked as a background task.
 //! - `outbound`: `allowed_outbound_hosts` and in-process service chaining.
+//! - `quotas`: [`Quotas`] (e.g. Fermyon Cloud's) and the rules enforcing them; `body_limit`:
+//!   the request body quota.
 //! - `headers`: the `spin-*` request headers.
 //! - `kv`, `guest_kv`: the shared [`KeyValueStore`] (in memory, or on Redis) and the guest
 //!   key-value interfaces.
@@ -45,6 +47,7 @@
 
 mod app;
 mod bindings;
+mod body_limit;
 mod faults;
 mod guest_kv;
 mod guest_vars;
@@ -53,6 +56,7 @@ mod host;
 mod kv;
 mod manifest;
 mod outbound;
+mod quotas;
 mod redis_server;
 mod routes;
 mod runtime;
@@ -65,5 +69,6 @@ pub use app::{App, LoadOptions};
 pub use faults::{FaultHandle, INJECTED_FAULT};
 pub use host::{Host, HostBuilder};
 pub use kv::KeyValueStore;
+pub use quotas::Quotas;
 pub use redis_server::RedisServer;
 pub use runtime::ComponentStats;

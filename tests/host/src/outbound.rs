@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
 use http::Uri;
+use tokio::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::headers::{RouteInfo, SPIN_INTERNAL, set_spin_headers};
@@ -58,6 +59,16 @@ impl AllowedHosts {
         };
         let port = uri.port_u16().or_else(|| default_port(scheme));
         self.entries.iter().any(|e| e.allows(scheme, host, port))
+    }
+
+    /// The hosts of entries that ask for service chaining: `spin.internal` subdomains and
+    /// subdomain wildcards (`processor.spin.internal`, `*.spin.internal`). As in SIP 017,
+    /// `*://*:*` alone does not ask for it.
+    pub fn chaining_hosts(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .map(|e| e.host.as_str())
+            .filter(|host| host.ends_with(SPIN_INTERNAL))
     }
 
     /// Components named by exact `<id>.spin.internal` entries.
@@ -132,11 +143,17 @@ fn default_port(scheme: &str) -> Option<u16> {
 pub(crate) struct OutboundHooks {
     shared: Arc<HostShared>,
     component: Arc<str>,
+    /// The instance's handler deadline, which the instances it chains to inherit.
+    deadline: Option<Instant>,
 }
 
 impl OutboundHooks {
-    pub fn new(shared: Arc<HostShared>, component: Arc<str>) -> Self {
-        Self { shared, component }
+    pub fn new(shared: Arc<HostShared>, component: Arc<str>, deadline: Option<Instant>) -> Self {
+        Self {
+            shared,
+            component,
+            deadline,
+        }
     }
 }
 
@@ -154,9 +171,10 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let shared = self.shared.clone();
         let caller = self.component.clone();
+        let deadline = self.deadline;
         Box::new(async move {
             let target = chaining_target(&shared, &caller, request.uri())?;
-            let call = chain(shared.clone(), target, request);
+            let call = chain(shared.clone(), target, request, deadline);
             let timeout = options
                 .and_then(|o| o.first_byte_timeout)
                 .filter(|_| shared.honours_chained_first_byte_timeout());
@@ -195,6 +213,14 @@ fn chaining_target(
         .map(str::to_ascii_lowercase)
         .and_then(|host| host.strip_suffix(SPIN_INTERNAL).map(str::to_owned));
     match target {
+        // Only an app allowing every host (`*://*:*`) gets here: one that names
+        // `*.spin.internal` is refused at start when the quotas offer no chaining.
+        Some(_) if !shared.chaining_available() => {
+            eprintln!(
+                "[kiln-test-host] `{caller}`: outbound request to {uri} refused: the quotas offer no service chaining"
+            );
+            Err(HttpError::HttpRequestDenied)
+        }
         Some(target) if shared.app.manifest().has_http_trigger(&target) => Ok(target),
         Some(target) => {
             eprintln!("[kiln-test-host] `{caller}`: no component `{target}` to chain to");
@@ -210,11 +236,13 @@ fn chaining_target(
 }
 
 /// Runs `request` through a fresh instance of `target`, with the headers Spin gives a chained
-/// request (the whole path is the path info of a synthetic `/...` route).
+/// request (the whole path is the path info of a synthetic `/...` route). The callee ends at
+/// its caller's handler deadline, if there is one.
 async fn chain(
     shared: Arc<HostShared>,
     target: String,
     mut request: http::Request<WasiBody>,
+    deadline: Option<Instant>,
 ) -> http::Response<WasiBody> {
     let path = request.uri().path().to_owned();
     let full_url = request.uri().to_string();
@@ -235,7 +263,7 @@ async fn chain(
             client_addr: CHAINED_CLIENT_ADDR,
         },
     );
-    shared.invoke::<WasiBody>(&target, request).await
+    shared.invoke::<WasiBody>(&target, request, deadline).await
 }
 
 #[cfg(test)]
@@ -302,6 +330,22 @@ mod tests {
         assert_eq!(
             hosts.named_chaining_targets().collect::<Vec<_>>(),
             ["processor"]
+        );
+    }
+
+    /// SIP 017: `spin.internal` subdomains and subdomain wildcards ask for chaining, the
+    /// allow-all wildcard and other hosts do not.
+    #[test]
+    fn chaining_hosts_are_spin_internal_subdomains_and_wildcards() {
+        let hosts = allowed(&[
+            "http://processor.spin.internal",
+            "http://*.spin.internal",
+            "*://*:*",
+            "https://example.com",
+        ]);
+        assert_eq!(
+            hosts.chaining_hosts().collect::<Vec<_>>(),
+            ["processor.spin.internal", "*.spin.internal"]
         );
     }
 }

@@ -1,12 +1,14 @@
 //! Running one request through a fresh component instance, as a tracked background task.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
@@ -14,6 +16,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
 use crate::app::{App, engine};
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
+use crate::quotas::{KvQuotaGate, KvWritePermit, Quotas};
 use crate::state::HostState;
 use crate::tasks::TaskGroup;
 
@@ -22,8 +25,12 @@ use crate::tasks::TaskGroup;
 pub struct ComponentStats {
     /// Instances started (one per request, including chained requests).
     pub invocations: u64,
-    /// Instances that ended with a trap or error, before or after responding.
+    /// Instances that ended with a trap or error, before or after responding, or were killed
+    /// by the handler time limit.
     pub failures: u64,
+    /// Instances killed by the handler time limit of the host's [`Quotas`] (also counted in
+    /// `failures`).
+    pub timeouts: u64,
     /// Instances still running (for example working after they responded).
     pub running: u64,
 }
@@ -38,6 +45,8 @@ pub(crate) struct HostShared {
     variables: BTreeMap<String, BTreeMap<String, String>>,
     stats: Mutex<BTreeMap<String, ComponentStats>>,
     chained_first_byte_timeout: bool,
+    quotas: Option<Quotas>,
+    kv_quota: Option<KvQuotaGate>,
 }
 
 impl HostShared {
@@ -46,6 +55,7 @@ impl HostShared {
         kv: KeyValueStore,
         variables: BTreeMap<String, BTreeMap<String, String>>,
         chained_first_byte_timeout: bool,
+        quotas: Option<Quotas>,
     ) -> Self {
         Self {
             app,
@@ -55,6 +65,34 @@ impl HostShared {
             variables,
             stats: Mutex::default(),
             chained_first_byte_timeout,
+            kv_quota: quotas.clone().map(KvQuotaGate::new),
+            quotas,
+        }
+    }
+
+    /// The quotas the host enforces, if any.
+    pub fn quotas(&self) -> Option<&Quotas> {
+        self.quotas.as_ref()
+    }
+
+    /// Whether components may chain (always, unless quotas say the platform cannot).
+    pub fn chaining_available(&self) -> bool {
+        self.quotas.as_ref().is_none_or(|q| q.service_chaining)
+    }
+
+    /// Admits a guest's key-value write of `(key, value length)` pairs under the quotas, if
+    /// any, or returns the store error text naming the quota it exceeds. Hold the permit until
+    /// the write is done.
+    pub fn admit_kv_write(
+        &self,
+        writes: &[(&str, usize)],
+    ) -> Result<Option<KvWritePermit<'_>>, String> {
+        match &self.kv_quota {
+            None => Ok(None),
+            Some(gate) => gate
+                .admit(&self.kv, writes)
+                .map(Some)
+                .map_err(|exceeded| exceeded.to_string()),
         }
     }
 
@@ -107,16 +145,26 @@ impl HostShared {
     /// Runs `request` through a fresh instance of `component` and returns its response as soon
     /// as the guest sets it; the instance keeps running in the background until its handler
     /// returns. A guest that fails before responding yields an empty 500, as in Spin.
+    ///
+    /// Under quotas the instance is killed at its deadline: `caller_deadline` for an instance
+    /// started by another one (service chaining), else the handler time limit from now. One
+    /// killed before responding yields an empty 504.
     pub async fn invoke<B>(
         self: &Arc<Self>,
         component: &str,
         request: http::Request<B>,
+        caller_deadline: Option<Instant>,
     ) -> http::Response<WasiBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<HttpError>,
     {
-        match self.try_invoke(component, request).await {
+        let deadline = caller_deadline.or_else(|| {
+            self.quotas
+                .as_ref()
+                .map(|q| Instant::now() + q.handler_timeout)
+        });
+        match self.try_invoke(component, request, deadline).await {
             Ok(response) => response,
             Err(err) => {
                 eprintln!("[kiln-test-host] `{component}`: {err:#}");
@@ -129,6 +177,7 @@ impl HostShared {
         self: &Arc<Self>,
         component: &str,
         request: http::Request<B>,
+        deadline: Option<Instant>,
     ) -> Result<http::Response<WasiBody>>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -140,7 +189,10 @@ impl HostShared {
             .with_context(|| format!("no component `{component}`"))?
             .clone();
         let id: Arc<str> = component.into();
-        let mut store = Store::new(engine()?, HostState::new(self.clone(), id.clone()));
+        let mut store = Store::new(
+            engine()?,
+            HostState::new(self.clone(), id.clone(), deadline),
+        );
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         let (response_tx, response_rx) = oneshot::channel();
@@ -154,30 +206,36 @@ impl HostShared {
                 .map_err(anyhow::Error::from)?;
             (request, outparam)
         };
-        let (done_tx, done_rx) = oneshot::channel::<std::result::Result<(), String>>();
+        let (done_tx, done_rx) = oneshot::channel::<InstanceEnd>();
         let shared = self.clone();
         self.update_stats(component, |s| {
             s.invocations += 1;
             s.running += 1;
         });
         let task = async move {
-            let outcome: wasmtime::Result<()> = async {
+            let instance = async {
                 let proxy = loaded.pre.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, outparam)
                     .await
-            }
-            .await;
-            let outcome = outcome.map_err(|e| format!("{e:?}"));
-            if let Err(err) = &outcome {
-                eprintln!("[kiln-test-host] `{id}` instance failed: {err}");
+            };
+            let end = run_until(deadline, instance).await;
+            match &end {
+                InstanceEnd::Returned => {}
+                InstanceEnd::Failed(err) => {
+                    eprintln!("[kiln-test-host] `{id}` instance failed: {err}");
+                }
+                InstanceEnd::TimedOut => {
+                    eprintln!("[kiln-test-host] `{id}` instance killed: handler time limit");
+                }
             }
             shared.update_stats(&id, |s| {
                 s.running -= 1;
-                s.failures += u64::from(outcome.is_err());
+                s.failures += u64::from(end != InstanceEnd::Returned);
+                s.timeouts += u64::from(end == InstanceEnd::TimedOut);
             });
-            let _ = done_tx.send(outcome);
+            let _ = done_tx.send(end);
         };
         // If the task is dropped (host killed), `running` must still come down.
         let guard = RunningGuard {
@@ -197,11 +255,48 @@ impl HostShared {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(anyhow!("the guest responded with error {code:?}")),
             Err(_) => match done_rx.await {
-                Ok(Ok(())) => Err(anyhow!("the guest returned without setting a response")),
-                Ok(Err(_)) => Err(anyhow!("the guest failed before responding")),
+                Ok(InstanceEnd::Returned) => {
+                    Err(anyhow!("the guest returned without setting a response"))
+                }
+                Ok(InstanceEnd::Failed(_)) => Err(anyhow!("the guest failed before responding")),
+                Ok(InstanceEnd::TimedOut) => {
+                    eprintln!(
+                        "[kiln-test-host] `{component}`: no response within the handler time limit: 504"
+                    );
+                    Ok(status_response(http::StatusCode::GATEWAY_TIMEOUT))
+                }
                 Err(_) => Err(anyhow!("the instance was killed before responding")),
             },
         }
+    }
+}
+
+/// How an instance's handler ended.
+#[derive(Debug, PartialEq, Eq)]
+enum InstanceEnd {
+    Returned,
+    /// A trap or error, with its text.
+    Failed(String),
+    /// Killed at its deadline.
+    TimedOut,
+}
+
+/// Runs `instance` to its end, or drops it at `deadline`. Guests yield at every epoch tick, so
+/// even one that never calls the host is dropped within a tick of its deadline.
+async fn run_until(
+    deadline: Option<Instant>,
+    instance: impl Future<Output = wasmtime::Result<()>>,
+) -> InstanceEnd {
+    let outcome = match deadline {
+        None => instance.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline, instance).await {
+            Ok(outcome) => outcome,
+            Err(_) => return InstanceEnd::TimedOut,
+        },
+    };
+    match outcome {
+        Ok(()) => InstanceEnd::Returned,
+        Err(err) => InstanceEnd::Failed(format!("{err:?}")),
     }
 }
 
@@ -237,4 +332,48 @@ pub(crate) fn empty_body() -> WasiBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// An instance that has responded but keeps working is still ended at its deadline.
+    #[tokio::test]
+    async fn an_instance_working_after_its_response_is_ended_at_the_deadline() {
+        let (response_tx, response_rx) = oneshot::channel();
+        let instance = async move {
+            let _ = response_tx.send("responded");
+            std::future::pending::<()>().await;
+            Ok(())
+        };
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            run_until(Some(deadline), instance).await,
+            InstanceEnd::TimedOut
+        );
+        assert_eq!(response_rx.await, Ok("responded"));
+    }
+
+    /// An instance that ends before its deadline is not reported as killed.
+    #[tokio::test]
+    async fn an_instance_ending_before_its_deadline_returns() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let returned = run_until(Some(deadline), async { Ok(()) }).await;
+        assert_eq!(returned, InstanceEnd::Returned);
+        let failed = run_until(Some(deadline), async { Err(wasmtime::format_err!("trap")) }).await;
+        assert!(matches!(failed, InstanceEnd::Failed(text) if text.contains("trap")));
+    }
+
+    /// Without quotas there is no deadline: a failure is still a failure.
+    #[tokio::test]
+    async fn without_a_deadline_an_instance_runs_to_its_end() {
+        let outcome = run_until(None, async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(())
+        })
+        .await;
+        assert_eq!(outcome, InstanceEnd::Returned);
+    }
 }

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::body_limit::limit_request;
 use crate::headers::{RouteInfo, is_service_chaining_host, set_spin_headers};
 use crate::runtime::{HostShared, status_response};
 use crate::tasks::TaskGroup;
@@ -53,11 +54,15 @@ pub(crate) fn spawn_accept_loop(
             };
             let shared = shared.clone();
             let stop = stop.clone();
+            let tasks = group.clone();
             group.spawn(async move {
                 let service = service_fn(move |request| {
                     let shared = shared.clone();
+                    let tasks = tasks.clone();
                     async move {
-                        Ok::<_, Infallible>(handle(&shared, request, client_addr, local_addr).await)
+                        let response =
+                            handle(&shared, request, client_addr, local_addr, &tasks).await;
+                        Ok::<_, Infallible>(response)
                     }
                 });
                 let connection = http1::Builder::new()
@@ -82,11 +87,13 @@ pub(crate) fn spawn_accept_loop(
 }
 
 /// Routes one request from outside and runs it through the matching component.
+/// `connection_tasks` runs what outlives the response (draining a refused body).
 async fn handle(
     shared: &Arc<HostShared>,
     mut request: Request<Incoming>,
     client_addr: SocketAddr,
     local_addr: SocketAddr,
+    connection_tasks: &TaskGroup,
 ) -> Response<WasiBody> {
     let path = request.uri().path().to_owned();
     if path == HEALTH_PATH {
@@ -128,7 +135,13 @@ async fn handle(
             client_addr,
         },
     );
-    shared.invoke(&route.component, request).await
+    match shared.quotas().map(|q| q.max_request_body_bytes) {
+        None => shared.invoke(&route.component, request, None).await,
+        Some(limit) => match limit_request(request, limit, connection_tasks).await {
+            Ok(request) => shared.invoke(&route.component, request, None).await,
+            Err(refused) => refused,
+        },
+    }
 }
 
 fn text_response(status: StatusCode, text: &'static str) -> Response<WasiBody> {

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -25,7 +26,8 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(shared: Arc<HostShared>, component: Arc<str>) -> Self {
+    /// `deadline` is when the handler time limit ends the instance, if quotas set one.
+    pub fn new(shared: Arc<HostShared>, component: Arc<str>, deadline: Option<Instant>) -> Self {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestOutput::new(&component, "stdout"))
             .stderr(GuestOutput::new(&component, "stderr"));
@@ -38,7 +40,7 @@ impl HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks::new(shared.clone(), component.clone()),
+            hooks: OutboundHooks::new(shared.clone(), component.clone(), deadline),
             component,
             shared,
         }

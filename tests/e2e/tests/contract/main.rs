@@ -11,6 +11,7 @@ mod faults;
 mod images;
 mod long_jobs;
 mod operations;
+mod quotas;
 mod redis;
 mod routing;
 mod submit;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Backend, Cas, GuestResult};
+use super::{Backend, Cas, GuestResult, StoreUsage};
 
 /// The entries, shared by every clone.
 #[derive(Clone, Debug, Default)]
@@ -125,6 +125,17 @@ impl Backend for MemoryStore {
             key: key.to_owned(),
             snapshot: None,
         })))
+    }
+
+    fn usage(&self) -> GuestResult<StoreUsage> {
+        let entries = self.lock();
+        Ok(Ok(StoreUsage {
+            keys: entries.len(),
+            bytes: entries
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
+        }))
     }
 }
 

@@ -28,7 +28,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError, RedisResult};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-use super::{Backend, Cas, GuestResult};
+use super::{Backend, Cas, GuestResult, StoreUsage};
 
 /// Spin's `MAX_HOST_BUFFERED_BYTES`: larger results are refused.
 const MAX_RESULT_BYTES: usize = 128 << 20;
@@ -244,6 +244,24 @@ impl Backend for RedisStore {
                     io: self.io.clone(),
                 }) as Box<dyn Cas>
             }))
+    }
+
+    fn usage(&self) -> GuestResult<StoreUsage> {
+        let keys = match self.keys()? {
+            Ok(keys) => keys,
+            Err(message) => return Ok(Err(message)),
+        };
+        let mut bytes = 0;
+        for key in &keys {
+            match self.get(key)? {
+                Ok(value) => bytes += (key.len() + value.map_or(0, |v| v.len())) as u64,
+                Err(message) => return Ok(Err(message)),
+            }
+        }
+        Ok(Ok(StoreUsage {
+            keys: keys.len(),
+            bytes,
+        }))
     }
 }
 
