@@ -39,20 +39,56 @@ pub fn wasm_dir() -> PathBuf {
 /// The app of `spin.toml`, compiled once per test binary.
 pub fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
-    APP.get_or_init(|| {
-        App::load(
-            &workspace_root().join("spin.toml"),
-            LoadOptions {
-                wasm_dir: Some(wasm_dir()),
-            },
+    APP.get_or_init(|| load(Manifest::Default))
+}
+
+/// The app of `spin.cloud.toml` (the Fermyon Cloud profile), compiled once
+/// per test binary.
+pub fn cloud_app() -> &'static App {
+    static APP: OnceLock<App> = OnceLock::new();
+    APP.get_or_init(|| load(Manifest::Cloud))
+}
+
+/// Which of the two manifests an [`Env`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Manifest {
+    /// `spin.toml`: the private processor, through service chaining.
+    #[default]
+    Default,
+    /// `spin.cloud.toml`: jobs run in-process, within Fermyon Cloud's quotas.
+    Cloud,
+}
+
+impl Manifest {
+    fn file_name(self) -> &'static str {
+        match self {
+            Manifest::Default => "spin.toml",
+            Manifest::Cloud => "spin.cloud.toml",
+        }
+    }
+
+    fn app(self) -> &'static App {
+        match self {
+            Manifest::Default => app(),
+            Manifest::Cloud => cloud_app(),
+        }
+    }
+}
+
+fn load(manifest: Manifest) -> App {
+    let name = manifest.file_name();
+    App::load(
+        &workspace_root().join(name),
+        LoadOptions {
+            wasm_dir: Some(wasm_dir()),
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "cannot load {name} with the components in {}: {e:#}\n\
+             build them first: run `scripts/test`",
+            wasm_dir().display()
         )
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot load spin.toml with the components in {}: {e:#}\n\
-                 build them first: run `scripts/test`",
-                wasm_dir().display()
-            )
-        })
     })
 }
 
@@ -62,6 +98,7 @@ pub struct EnvBuilder {
     variables: Vec<(String, String)>,
     quotas: Option<Quotas>,
     store: Option<KeyValueStore>,
+    manifest: Manifest,
 }
 
 impl EnvBuilder {
@@ -76,6 +113,15 @@ impl EnvBuilder {
     /// them.
     pub fn quotas(mut self, quotas: Quotas) -> Self {
         self.quotas = Some(quotas);
+        self
+    }
+
+    /// Runs the Fermyon Cloud profile (`spin.cloud.toml`) under Fermyon
+    /// Cloud's published quotas; [`quotas`](Self::quotas) may scale them
+    /// down afterwards. Only the test host runs it.
+    pub fn cloud(mut self) -> Self {
+        self.manifest = Manifest::Cloud;
+        self.quotas = Some(Quotas::fermyon_cloud());
         self
     }
 
@@ -122,7 +168,7 @@ fn start_host(
     settings: &EnvBuilder,
     kv: &KeyValueStore,
 ) -> Host {
-    let mut builder = Host::builder(app().clone()).store(kv.clone());
+    let mut builder = Host::builder(settings.manifest.app().clone()).store(kv.clone());
     for (name, value) in &settings.variables {
         builder = builder.variable(name, value);
     }

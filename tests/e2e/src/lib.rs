@@ -17,4 +17,4 @@ mod spin;
 
 pub use client::Reply;
 pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target};
-pub use kiln_test_host::{KeyValueStore, RedisServer};
+pub use kiln_test_host::{KeyValueStore, Quotas, RedisServer};

@@ -6,6 +6,7 @@
 //! One test binary, so each component is compiled once per run.
 
 mod bad_input;
+mod cloud;
 mod concurrency;
 mod faults;
 mod images;

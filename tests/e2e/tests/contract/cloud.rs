@@ -1,0 +1,158 @@
+//! The Fermyon Cloud profile (`spin.cloud.toml`) under Fermyon Cloud's
+//! published quotas, enforced by the test host: no service chaining, 1,024
+//! keys, 1 MB values, 10 MB bodies, 30 s per request. Jobs run in the
+//! instance that accepted them. Test host only.
+
+use kiln_e2e::images::{self, inspect};
+use kiln_e2e::{Env, Quotas};
+use std::time::{Duration, Instant};
+
+fn job_record(env: &Env, id: &str) -> serde_json::Value {
+    let raw = env
+        .kv()
+        .get(&format!("kiln:job:{id}"))
+        .expect("the job record");
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// The contract holds without a processor component: a synchronous
+/// submission is answered 201 with the image, an asynchronous one 202 and
+/// then succeeds, a replay with the same `Idempotency-Key` gets the same
+/// operation, and a canceled job stays canceled.
+#[test]
+fn the_cloud_profile_keeps_the_contract_without_service_chaining() {
+    let env = Env::builder().cloud().start();
+    let created = env.submit(
+        "?ops=resize(w=40),format(webp)",
+        "image/png",
+        &images::png(80, 60),
+        &[],
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(inspect(&created.body), (image::ImageFormat::WebP, 40, 30));
+
+    let headers = [("prefer", "respond-async"), ("idempotency-key", "cloud-1")];
+    let accepted = env.submit(
+        "?ops=grayscale",
+        "image/png",
+        &images::png(64, 64),
+        &headers,
+    );
+    assert_eq!(accepted.status, 202);
+    let replayed = env.submit(
+        "?ops=grayscale",
+        "image/png",
+        &images::png(64, 64),
+        &headers,
+    );
+    assert_eq!(replayed.location(), accepted.location());
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    assert_eq!(done.json()["status"], "succeeded");
+    env.settle();
+    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+
+    let slow = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
+    let canceled = env.send("DELETE", &slow.location(), &[], &[]);
+    assert_eq!(canceled.status, 200);
+    env.settle();
+    let after = env.get(&slow.location(), &[]);
+    assert_eq!(after.json()["status"], "canceled");
+    assert_eq!(env.host().invocations("processor"), 0);
+    assert_eq!(env.host().stats("submit").timeouts, 0);
+}
+
+/// 200 jobs of a 3 MB upload, one after the other, with a retention short
+/// enough for the sweep to delete the oldest meanwhile: the store never
+/// holds more than Fermyon Cloud's 1,024 keys, and no job is lost (each
+/// succeeds and its image is served).
+#[test]
+fn two_hundred_3_mb_jobs_stay_within_1024_keys_and_none_is_lost() {
+    let env = Env::builder()
+        .cloud()
+        .variable("retention_seconds", "8")
+        .start();
+    let upload = images::noisy_png(900, 850);
+    assert!(upload.len() > 3_000_000, "{} bytes", upload.len());
+    let started = Instant::now();
+    let mut peak = 0;
+    for n in 0..200 {
+        let accepted = env.submit_async("?ops=resize(w=120),format(jpeg)", &upload);
+        let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+        let operation = done.json();
+        assert_eq!(operation["status"], "succeeded", "job {n}: {operation}");
+        let image = env.get(operation["resourceLocation"].as_str().unwrap(), &[]);
+        assert_eq!(image.status, 200, "job {n}");
+        assert_eq!(inspect(&image.body).1, 120, "job {n}");
+        peak = peak.max(env.kv().keys().len());
+    }
+    env.settle();
+    let jobs = env.kv().keys_with_prefix("kiln:job:").len();
+    let chunks = env.kv().keys_with_prefix("kiln:blob:").len();
+    let keys = env.kv().keys().len();
+    eprintln!(
+        "cloud profile: 200 jobs of a {} byte upload in {:.0} s; peak {peak} keys; at the end {keys} keys, {chunks} of them chunks, for {jobs} retained jobs",
+        upload.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(peak < 1024, "peak {peak} keys");
+    assert!(jobs < 200, "the sweep deleted no expired job");
+    // A finished job keeps its result (one chunk here) and drops its upload.
+    assert!(chunks <= jobs, "{chunks} chunks for {jobs} jobs");
+    assert_eq!(env.host().stats("submit").timeouts, 0);
+}
+
+/// A job that needs more than the platform's request time fails, once, with
+/// a problem that says why, instead of being killed and retried until it
+/// has "crashed" `max_attempts` times. (The handler limit is scaled down to
+/// 6 s, `request_timeout_seconds` with it.)
+#[test]
+fn a_job_longer_than_the_request_limit_ends_failed_saying_why() {
+    let quotas = Quotas {
+        handler_timeout: Duration::from_secs(6),
+        ..Quotas::fermyon_cloud()
+    };
+    let env = Env::builder()
+        .cloud()
+        .quotas(quotas)
+        .variable("request_timeout_seconds", "6")
+        .variable("lease_seconds", "2")
+        .start();
+    let many_blurs = vec!["blur(sigma=4)"; 31].join(",");
+    let accepted = env.submit_async(
+        &format!("?ops={many_blurs},format(png)"),
+        &images::noisy_png(1500, 1500),
+    );
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    let operation = done.json();
+    assert_eq!(operation["status"], "failed", "{operation}");
+    assert_eq!(
+        operation["error"]["type"],
+        "urn:kiln:problem:processing-too-long"
+    );
+    assert_eq!(operation["error"]["status"], 422);
+    assert!(
+        operation["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("6 s"),
+        "{operation}"
+    );
+    // Later reads find it failed as it was: nothing ran it again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        env.get(&accepted.location(), &[]).json()["status"],
+        "failed"
+    );
+    env.settle();
+    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+    assert_eq!(
+        env.host().stats("submit").timeouts,
+        0,
+        "the platform had to kill the instance"
+    );
+}
