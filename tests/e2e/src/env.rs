@@ -149,7 +149,7 @@ impl EnvBuilder {
                 runtime,
                 host: Some(host),
                 kv,
-                settings: self,
+                settings: Box::new(self),
             },
         }
     }
@@ -196,7 +196,7 @@ enum Target {
         host: Option<Host>,
         kv: KeyValueStore,
         /// What every (re)start of the host uses.
-        settings: EnvBuilder,
+        settings: Box<EnvBuilder>,
     },
     /// Held for its `Drop`, which stops `spin up`.
     Spin { _process: SpinProcess },
