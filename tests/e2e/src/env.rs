@@ -180,6 +180,15 @@ fn start_host(
         .unwrap_or_else(|e| panic!("starting the test host: {e:#}"))
 }
 
+/// Job `id`'s record in `kv` as the components stored it: `attempts`
+/// counts its claims, `status` and `last_updated_at` its state.
+pub fn job_record(kv: &KeyValueStore, id: &str) -> serde_json::Value {
+    let raw = kv
+        .get(&format!("kiln:job:{id}"))
+        .unwrap_or_else(|| panic!("no record for job {id}"));
+    serde_json::from_slice(&raw).expect("a job record in JSON")
+}
+
 /// Runs `test` against the test host and, when a `spin` binary is available
 /// (`SPIN_BIN` or `spin` on `PATH`), against `spin up` as well.
 pub fn for_each_target(builder: impl Fn() -> EnvBuilder, test: impl Fn(&Env)) {
@@ -344,6 +353,11 @@ impl Env {
             Target::Host { kv, .. } => kv,
             Target::Spin { .. } => panic!("this test needs the test host"),
         }
+    }
+
+    /// Job `id`'s record as the components stored it (see [`job_record`]).
+    pub fn job_record(&self, id: &str) -> serde_json::Value {
+        job_record(self.kv(), id)
     }
 
     /// The keys in the store that belong to job `id` (its record, chunks and

@@ -16,5 +16,5 @@ pub mod images;
 mod spin;
 
 pub use client::Reply;
-pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target};
+pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target, job_record};
 pub use kiln_test_host::{KeyValueStore, Quotas, RedisServer};

@@ -7,14 +7,6 @@ use kiln_e2e::images::{self, inspect};
 use kiln_e2e::{Env, Quotas};
 use std::time::{Duration, Instant};
 
-fn job_record(env: &Env, id: &str) -> serde_json::Value {
-    let raw = env
-        .kv()
-        .get(&format!("kiln:job:{id}"))
-        .expect("the job record");
-    serde_json::from_slice(&raw).unwrap()
-}
-
 /// The contract holds without a processor component: a synchronous
 /// submission is answered 201 with the image, an asynchronous one 202 and
 /// then succeeds, a replay with the same `Idempotency-Key` gets the same
@@ -54,7 +46,7 @@ fn the_cloud_profile_keeps_the_contract_without_service_chaining() {
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
     env.settle();
-    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 1);
 
     let slow = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
     let canceled = env.send("DELETE", &slow.location(), &[], &[]);
@@ -149,7 +141,7 @@ fn a_job_longer_than_the_request_limit_ends_failed_saying_why() {
         "failed"
     );
     env.settle();
-    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 1);
     assert_eq!(
         env.host().stats("submit").timeouts,
         0,

@@ -5,14 +5,6 @@ use kiln_e2e::Env;
 use kiln_e2e::images;
 use std::time::Duration;
 
-fn job_record(env: &Env, id: &str) -> serde_json::Value {
-    let raw = env
-        .kv()
-        .get(&format!("kiln:job:{id}"))
-        .expect("the job record");
-    serde_json::from_slice(&raw).unwrap()
-}
-
 /// A processor that traps mid-job is replaced once its lease runs out: the
 /// next status read re-dispatches, and the job succeeds on the second claim.
 #[test]
@@ -29,7 +21,7 @@ fn a_processor_that_traps_mid_job_is_replaced_after_its_lease() {
     assert!(env.host().stats("processor").failures >= 1);
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
-    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 2);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 2);
 }
 
 /// A job that crashes every processor ends `failed` after `max_attempts`,
@@ -131,7 +123,7 @@ fn jobs_complete_on_a_store_that_misreports_swaps() {
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
     env.settle();
-    assert_eq!(job_record(&env, &accepted.operation_id())["attempts"], 1);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 1);
     env.faults().trap_writes("processor", "kiln:blob:", 1);
     let stuck = env.submit_async("", &images::png(16, 16));
     env.settle();

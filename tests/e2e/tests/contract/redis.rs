@@ -4,21 +4,12 @@
 //! and several hosts share one server as SpinKube replicas do.
 
 use kiln_e2e::images::{self, inspect};
-use kiln_e2e::{Env, KeyValueStore, RedisServer};
+use kiln_e2e::{Env, RedisServer, job_record};
 use std::collections::HashSet;
 use std::time::Duration;
 
 fn redis_server() -> RedisServer {
     RedisServer::start().unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// How many times job `id` was claimed, from its record in the store.
-fn attempts(kv: &KeyValueStore, id: &str) -> u64 {
-    let raw = kv
-        .get(&format!("kiln:job:{id}"))
-        .unwrap_or_else(|| panic!("no record for job {id}"));
-    let job: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    job["attempts"].as_u64().expect("a number of attempts")
 }
 
 /// Without `Prefer`, the work is done inline on Redis too: 201 with the
@@ -52,7 +43,7 @@ fn an_accepted_job_succeeds_once_on_redis() {
     let image = env.get(operation["resourceLocation"].as_str().unwrap(), &[]);
     assert_eq!(inspect(&image.body), (image::ImageFormat::WebP, 24, 16));
     env.settle();
-    assert_eq!(attempts(env.kv(), &accepted.operation_id()), 1);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 1);
 }
 
 /// A retry with the same `Idempotency-Key` gets the same operation, and one
@@ -75,7 +66,7 @@ fn an_idempotent_retry_on_redis_returns_the_same_operation_and_runs_once() {
     env.settle();
     let jobs = env.kv().keys_with_prefix("kiln:job:");
     assert_eq!(jobs.len(), 1, "{jobs:?}");
-    assert_eq!(attempts(env.kv(), &first.operation_id()), 1);
+    assert_eq!(env.job_record(&first.operation_id())["attempts"], 1);
 }
 
 /// `DELETE` cancels a running job on Redis: it ends `canceled`, its
@@ -121,7 +112,7 @@ fn a_processor_that_traps_on_redis_is_replaced_after_its_lease() {
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
     env.settle();
-    assert_eq!(attempts(env.kv(), &accepted.operation_id()), 2);
+    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 2);
 }
 
 /// Two hosts on one Redis, as two replicas: 200 jobs submitted through one
@@ -171,7 +162,11 @@ fn two_hosts_on_one_redis_run_200_jobs_each_exactly_once() {
     let kv = back.kv();
     assert_eq!(kv.keys_with_prefix("kiln:job:").len(), 200);
     for id in &ids {
-        assert_eq!(attempts(kv, id), 1, "job {id} was claimed more than once");
+        assert_eq!(
+            job_record(kv, id)["attempts"],
+            1,
+            "job {id} was claimed more than once"
+        );
     }
 }
 
@@ -194,7 +189,9 @@ fn a_job_of_a_killed_host_is_finished_by_the_other_host() {
     assert_eq!(inspect(&image.body), (image::ImageFormat::Png, 1000, 1000));
     assert!(survivor.host().stats("processor").invocations >= 1);
     survivor.settle();
-    let claims = attempts(survivor.kv(), &accepted.operation_id());
+    let claims = survivor.job_record(&accepted.operation_id())["attempts"]
+        .as_u64()
+        .expect("a number of claims");
     assert!(claims >= 2, "claimed {claims} times: never taken over");
 }
 
