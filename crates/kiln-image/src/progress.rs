@@ -3,10 +3,11 @@
 //! while one long decode, filter or encode runs.
 //!
 //! Every stage reports when it starts (`done == 0.0`) and ends
-//! (`done == 1.0`); the stages that work row by row (PNG and GIF decoding,
-//! blur and sharpen on large frames, JPEG and PNG encoding) report in
-//! between too. What a codec does in one call without a hook (JPEG and WebP
-//! decoding, WebP and GIF encoding, resizing) is reported only at its ends.
+//! (`done == 1.0`); the stages that work row by row (blur and sharpen on
+//! large frames, JPEG and PNG encoding) report in between too. What a codec
+//! does in one call without a hook (decoding, resizing, WebP and GIF
+//! encoding) is reported only at its ends, and always comes first in its
+//! stage, right after the start report.
 
 use std::ops::ControlFlow;
 

@@ -209,10 +209,15 @@ enum Stop {
 /// sees `percentComplete` move at least this often.
 const MAX_RENEWAL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// At a stage's start the lease is renewed if older than this, so quick
+/// stages in a row cost no extra writes.
+const STAGE_START_RENEWAL: Duration = Duration::from_millis(250);
+
 /// Listens to the pipeline's progress and keeps the job's lease alive: it
-/// records progress (renewing the lease) at every stage's end, and within a
-/// stage whenever a third of the lease has passed since the last renewal,
-/// so a live processor never loses its job however long one stage runs.
+/// records progress (renewing the lease) at every stage's end, at a stage's
+/// start unless it just did, and within a stage whenever a third of the
+/// lease (2 s at most) has passed since the last renewal, so a live
+/// processor never loses its job however long one stage runs.
 /// It stops the pipeline when the job is no longer ours, at `pause_at`, or
 /// when the instance's working time runs out.
 struct Heartbeat<'a> {
@@ -249,7 +254,17 @@ impl<'a> Heartbeat<'a> {
         if self.pause_at.is_some_and(|pause| now >= pause) {
             return self.stop(Stop::Pause);
         }
-        if !progress.is_stage_end() && now < self.renewed_at.after(self.renew_every) {
+        // A stage may begin with a codec call that reports nothing until it
+        // returns (see `kiln_image::progress`): renewing at its start gives
+        // that call all of the lease.
+        let due = if progress.is_stage_end() {
+            Duration::ZERO
+        } else if progress.done == 0.0 {
+            self.renew_every.min(STAGE_START_RENEWAL)
+        } else {
+            self.renew_every
+        };
+        if now < self.renewed_at.after(due) {
             return ControlFlow::Continue(());
         }
         let (id, token, lease) = (self.ticket.id, &self.ticket.token, self.ctx.config.lease);
