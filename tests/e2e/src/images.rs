@@ -70,19 +70,22 @@ pub fn inspect(bytes: &[u8]) -> (ImageFormat, u32, u32) {
     (format, image.width(), image.height())
 }
 
-/// A valid PNG signature and IHDR claiming `width`×`height`, and nothing
-/// else: decoding it would need gigabytes.
+/// A PNG whose IHDR claims `width`×`height`, with an empty IDAT and an
+/// IEND: a whole file by its structure (so not refused as truncated), but
+/// without pixel data; decoding it would need gigabytes.
 pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA, no interlace
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend_from_slice(&(ihdr.len() as u32).to_be_bytes());
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend_from_slice(&ihdr);
-    bytes.extend_from_slice(&chunk);
-    bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    for (kind, data) in [(b"IHDR", &ihdr[..]), (b"IDAT", &[]), (b"IEND", &[])] {
+        bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        bytes.extend_from_slice(&chunk);
+        bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
     bytes
 }
 
