@@ -1,7 +1,12 @@
 //! Decoding: open the header, then decode, orient and reduce to 8 bits.
 //!
 //! The header is opened first so that dimensions can be checked against the
-//! limits before any pixel buffer is allocated.
+//! limits before any pixel buffer is allocated. Opening also walks the
+//! file's structure ([`integrity`](crate::integrity)), so a file cut short
+//! is refused before its header is trusted. JPEG is decoded strictly
+//! ([`jpeg`]); the other formats through the `image` crate's readers.
+
+mod jpeg;
 
 use std::io::Cursor;
 
@@ -10,6 +15,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use crate::error::ImageError;
 use crate::format::Format;
+use crate::integrity;
 use crate::plan::Limits;
 use crate::probe::ImageInfo;
 
@@ -21,15 +27,15 @@ pub(crate) struct Header<D> {
     pub(crate) info: ImageInfo,
 }
 
-/// Sniffs the format of `bytes` and reads its header.
+/// Sniffs the format of `bytes`, checks that the file is whole and reads
+/// its header.
 pub(crate) fn open(
     bytes: &[u8],
     limits: image::Limits,
 ) -> Result<Header<impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(ImageError::from_decoding)?;
+    integrity::check(format, bytes)?;
+    let mut decoder = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
     let orientation = decoder.orientation().map_err(ImageError::from_decoding)?;
     let (width, height) = decoder.dimensions();
     let (width, height) = if swaps_sides(orientation) {
@@ -46,6 +52,21 @@ pub(crate) fn open(
             height,
         },
     })
+}
+
+fn decoder(
+    format: Format,
+    bytes: &[u8],
+    limits: image::Limits,
+) -> image::ImageResult<Box<dyn ImageDecoder + '_>> {
+    if format == Format::Jpeg {
+        let mut decoder = jpeg::StrictJpegDecoder::new(bytes)?;
+        decoder.set_limits(limits)?;
+        return Ok(Box::new(decoder));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
+    reader.limits(limits);
+    Ok(Box::new(reader.into_decoder()?))
 }
 
 /// The `image` crate limits for decoding within `limits`.
@@ -97,7 +118,10 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{encoded, gradient, with_exif_orientation};
+    use crate::test_support::{
+        animated_gif, encoded, first_scan_start, gradient, with_exif_orientation,
+        with_trailing_garbage,
+    };
     use image::{GenericImageView, Rgb, Rgba};
 
     fn decoded(bytes: &[u8]) -> DynamicImage {
@@ -131,10 +155,182 @@ mod tests {
         assert_eq!(decoded(&png).color(), image::ColorType::Rgb8);
     }
 
+    fn decoding(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+        open(bytes, image::Limits::default()).and_then(decode)
+    }
+
+    /// Files from libjpeg-turbo, libpng and libwebp (see testdata/make.sh),
+    /// all of the 67×45 gradient that script draws.
+    const FOREIGN: [(&str, &[u8]); 6] = [
+        (
+            "libjpeg progressive",
+            include_bytes!("../testdata/libjpeg-progressive.jpg"),
+        ),
+        (
+            "libjpeg restart markers",
+            include_bytes!("../testdata/libjpeg-restart.jpg"),
+        ),
+        (
+            "interlaced png",
+            include_bytes!("../testdata/interlaced.png"),
+        ),
+        ("lossy webp", include_bytes!("../testdata/lossy.webp")),
+        (
+            "lossy webp, alpha",
+            include_bytes!("../testdata/lossy-alpha.webp"),
+        ),
+        ("animated webp", include_bytes!("../testdata/animated.webp")),
+    ];
+
+    /// Mean difference per channel from the gradient testdata/make.sh draws.
+    fn distance_from_make_sh_gradient(image: &DynamicImage) -> f64 {
+        let rgb = image.to_rgb8();
+        let total: f64 = rgb
+            .enumerate_pixels()
+            .map(|(x, y, pixel)| {
+                let expected = [f64::from(x) * 3.8, f64::from(y) * 5.6, 128.0];
+                (0..3)
+                    .map(|c| (f64::from(pixel[c]) - expected[c].floor()).abs())
+                    .sum::<f64>()
+            })
+            .sum();
+        total / f64::from(rgb.width() * rgb.height() * 3)
+    }
+
+    /// `jpeg` with 64 one bits written over the middle of its first scan:
+    /// no Huffman table has an all-ones code (JPEG, annex C), so every
+    /// decoder that checks its codes must stop there.
+    fn with_undecodable_scan(jpeg: &[u8]) -> Vec<u8> {
+        let scan = first_scan_start(jpeg);
+        let mut at = scan + (jpeg.len() - scan) / 2;
+        while jpeg[at - 1] == 0xFF {
+            at += 1; // not between a 0xFF and its stuffed 0x00
+        }
+        let mut out = jpeg[..at].to_vec();
+        out.extend_from_slice(&[0xFF, 0x00].repeat(8)); // 0xFF, stuffed
+        out.extend_from_slice(&jpeg[at + 16..]);
+        out
+    }
+
+    /// Files from the encoders most clients use (libjpeg progressive and with
+    /// restart markers, Adam7 PNG, lossy, alpha and animated WebP) decode to
+    /// their pixels: strictness refuses no valid file.
     #[test]
-    fn decode_refuses_truncated_pixel_data_as_corrupt() {
-        let png = encoded(&gradient(64, 48), Format::Png);
-        let header = open(&png[..png.len() / 2], image::Limits::default()).unwrap();
-        assert!(matches!(decode(header), Err(ImageError::Corrupt(_))));
+    fn decode_reads_files_written_by_the_c_libraries() {
+        for (name, bytes) in FOREIGN {
+            let image = decoding(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(image.dimensions(), (67, 45), "{name}");
+            let distance = distance_from_make_sh_gradient(&image);
+            assert!(distance < 4.0, "{name}: {distance}");
+        }
+    }
+
+    /// Kiln's own output can be fed back to Kiln.
+    #[test]
+    fn decode_reads_kilns_own_output_in_every_format() {
+        let source = DynamicImage::ImageRgb8(gradient(67, 45));
+        for format in Format::ALL {
+            let bytes = crate::encode::encode(&source, format, 80).unwrap();
+            assert_eq!(decoding(&bytes).unwrap().dimensions(), (67, 45), "{format}");
+        }
+    }
+
+    /// Strict JPEG decoding changes what is refused, not the pixels: every
+    /// valid JPEG (baseline, progressive, restart markers, grey, CMYK) decodes
+    /// exactly as through `image`'s own wrapper.
+    #[test]
+    fn strict_jpeg_decoding_gives_the_image_crates_pixels() {
+        let kiln =
+            crate::encode::encode(&DynamicImage::ImageRgb8(gradient(67, 45)), Format::Jpeg, 80);
+        let jpegs: [&[u8]; 6] = [
+            &encoded(&gradient(67, 45), Format::Jpeg),
+            &kiln.unwrap(),
+            include_bytes!("../testdata/libjpeg-progressive.jpg"),
+            include_bytes!("../testdata/libjpeg-restart.jpg"),
+            include_bytes!("../testdata/libjpeg-gray.jpg"),
+            include_bytes!("../testdata/libjpeg-cmyk.jpg"),
+        ];
+        for (index, jpeg) in jpegs.into_iter().enumerate() {
+            let lenient = image::load_from_memory(jpeg).unwrap();
+            assert_eq!(decoding(jpeg).unwrap(), lenient, "JPEG {index}");
+        }
+    }
+
+    /// Animations are whole files too, and their first frame is the one kept.
+    #[test]
+    fn decode_keeps_the_first_frame_of_an_animation() {
+        let gif = decoding(&animated_gif()).unwrap();
+        assert_eq!(gif.get_pixel(5, 5), Rgba([255, 0, 0, 255]));
+        // The second frame of animated.webp is the first one mirrored.
+        let (_, webp) = FOREIGN[5];
+        assert!(distance_from_make_sh_gradient(&decoding(webp).unwrap()) < 4.0);
+    }
+
+    /// Bytes after a complete image change nothing.
+    #[test]
+    fn decode_ignores_trailing_garbage_after_a_whole_image() {
+        let source = gradient(64, 48);
+        for format in Format::ALL {
+            let bytes = encoded(&source, format);
+            assert_eq!(
+                decoding(&with_trailing_garbage(&bytes)).unwrap(),
+                decoding(&bytes).unwrap(),
+                "{format}"
+            );
+        }
+    }
+
+    /// Corrupt JPEG data is refused, not painted grey, whether the file is
+    /// baseline, progressive or has restart markers.
+    #[test]
+    fn decode_refuses_a_jpeg_whose_scan_no_huffman_table_can_decode() {
+        let kiln = crate::encode::encode(
+            &DynamicImage::ImageRgb8(gradient(256, 192)),
+            Format::Jpeg,
+            80,
+        );
+        let jpegs: [(&str, &[u8]); 4] = [
+            (
+                "image crate baseline",
+                &encoded(&gradient(256, 192), Format::Jpeg),
+            ),
+            ("kiln progressive", &kiln.unwrap()),
+            (
+                "libjpeg progressive",
+                include_bytes!("../testdata/libjpeg-progressive.jpg"),
+            ),
+            (
+                "libjpeg restart markers",
+                include_bytes!("../testdata/libjpeg-restart.jpg"),
+            ),
+        ];
+        for (name, jpeg) in jpegs {
+            let damaged = with_undecodable_scan(jpeg);
+            assert!(
+                matches!(decoding(&damaged), Err(ImageError::Corrupt(_))),
+                "{name}: {:?}",
+                decoding(&damaged).map(|_| ())
+            );
+        }
+    }
+
+    /// A flipped bit in PNG pixel data is caught by the chunk CRC.
+    #[test]
+    fn decode_refuses_a_png_whose_pixel_data_fails_its_crc() {
+        let mut png = encoded(&gradient(64, 48), Format::Png);
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        let length = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
+        png[idat + 4 + length / 2] ^= 0x01;
+        assert!(matches!(decoding(&png), Err(ImageError::Corrupt(_))));
+    }
+
+    /// A damaged CRC is refused as well.
+    #[test]
+    fn decode_refuses_a_png_whose_crc_is_damaged() {
+        let mut png = encoded(&gradient(64, 48), Format::Png);
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        let length = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
+        png[idat + 4 + length] ^= 0x80;
+        assert!(matches!(decoding(&png), Err(ImageError::Corrupt(_))));
     }
 }

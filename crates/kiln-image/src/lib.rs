@@ -16,6 +16,8 @@
 //! - `decode`, `transform`, `blur`, [`resize`] and `encode` (private but for
 //!   [`resize::target_size`]): the stages `process` is made of. The notes
 //!   on each output encoder are below.
+//! - `integrity` (private): whether a file is whole, from its block
+//!   structure; [`probe()`] and `process` both run it (see "Damaged input").
 //! - [`error`]: [`ImageError`], whose messages are safe to show a client.
 //!
 //! # The `ops` grammar
@@ -68,6 +70,41 @@
 //!   took 3.6× the CPU for 13% smaller files in a measurement, `Fast` (the
 //!   `image` default) gave files 4.8× larger.
 //! - GIF output is quantized to 256 colours (NeuQuant, speed 10).
+//!
+//! # Damaged input
+//!
+//! A damaged image is refused with [`ImageError::Corrupt`], never decoded
+//! into a half-grey picture, as sharp does by default (`failOn: 'warning'`).
+//! Two layers, so that nothing is decoded twice:
+//!
+//! - **Is the file whole?** Before its header is trusted, every file's
+//!   block structure is walked to its end marker: JPEG segments and scans
+//!   to the EOI marker, PNG chunks to an intact IEND, GIF blocks of every
+//!   frame to the trailer, WebP chunks to the RIFF size. A file cut short,
+//!   or whose lengths do not add up, is refused. [`probe()`] runs this, so
+//!   a truncated upload is refused at submission, before anything is
+//!   stored. The walk follows lengths (JPEG scans are searched with
+//!   `memchr`): natively, 1.1 ms for a 5.5 MB, 25-megapixel photo whose
+//!   default processing takes 1.4 s.
+//! - **Do the pixels decode?** While decoding, which only processing does:
+//!   JPEG through `zune-jpeg` in strict mode (an invalid Huffman code, a
+//!   marker inside a scan or a scan running out of data is an error, where
+//!   `image`'s own wrapper would paint grey), PNG with the `png` crate's CRC
+//!   check of every critical chunk (a flipped bit in the pixel data). An
+//!   asynchronous job then ends `failed` with that error.
+//!
+//! What neither layer can see: damage that still decodes. Flipped bits in
+//! baseline JPEG data usually yield valid codes (wrong pixels, no error;
+//! zune-jpeg, unlike libjpeg, also says nothing when a baseline scan ends
+//! early at a marker), a WebP or GIF frame's compressed data is not
+//! checksummed, and the `png` crate skips (rather than refuses) ancillary
+//! chunks with a bad CRC and does not check zlib's Adler-32; metadata is
+//! dropped anyway.
+//!
+//! Bytes after a complete image (after the JPEG EOI, PNG IEND, GIF trailer
+//! or WebP RIFF size) are accepted and ignored, as libvips, sharp and
+//! browsers do: phones store a second JPEG there (Ultra HDR, MPF), and the
+//! image itself is intact.
 
 #![deny(missing_docs)]
 
@@ -76,6 +113,7 @@ mod decode;
 mod encode;
 pub mod error;
 pub mod format;
+mod integrity;
 pub mod ops;
 pub mod pipeline;
 pub mod plan;

@@ -27,6 +27,12 @@ impl ImageInfo {
 ///
 /// Dimensions are swapped when the EXIF orientation turns the image by a
 /// quarter, so they match what [`process`](crate::process) starts from.
+///
+/// A file cut short (no JPEG end-of-image marker, no PNG IEND chunk, no GIF
+/// trailer, fewer bytes than the WebP RIFF size) is refused as
+/// [`ImageError::Corrupt`]: the check walks the file's block structure,
+/// which costs a fraction of decoding it (see the crate docs, "Damaged
+/// input"). Damage inside the compressed pixels is found only by decoding.
 pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
     decode::open(bytes, image::Limits::default()).map(|header| header.info)
 }
@@ -34,7 +40,9 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{encoded, gradient, png_header_only, with_exif_orientation};
+    use crate::test_support::{
+        cuts, encoded, gradient, png_header_only, with_exif_orientation, with_trailing_garbage,
+    };
 
     #[test]
     fn probe_reads_format_and_dimensions_of_every_format() {
@@ -72,6 +80,33 @@ mod tests {
             Err(ImageError::Unsupported)
         );
         assert_eq!(probe(b""), Err(ImageError::Unsupported));
+    }
+
+    /// A file cut anywhere, in any format, is refused at submission, before
+    /// anything is decoded or stored.
+    #[test]
+    fn probe_refuses_files_cut_short_anywhere() {
+        let image = gradient(64, 48);
+        for format in Format::ALL {
+            let bytes = encoded(&image, format);
+            for cut in cuts(bytes.len()) {
+                assert!(
+                    matches!(probe(&bytes[..cut]), Err(ImageError::Corrupt(_))),
+                    "{format} cut at {cut}: {:?}",
+                    probe(&bytes[..cut])
+                );
+            }
+        }
+    }
+
+    /// A whole file followed by other bytes is accepted.
+    #[test]
+    fn probe_accepts_trailing_garbage_after_a_whole_file() {
+        let image = gradient(64, 48);
+        for format in Format::ALL {
+            let bytes = with_trailing_garbage(&encoded(&image, format));
+            assert_eq!(probe(&bytes).map(|info| info.format), Ok(format));
+        }
     }
 
     #[test]

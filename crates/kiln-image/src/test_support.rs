@@ -32,6 +32,39 @@ pub(crate) fn encoded(image: &RgbImage, format: Format) -> Vec<u8> {
     bytes
 }
 
+/// A two-frame animated GIF, 32×24, encoded by the `image` crate.
+pub(crate) fn animated_gif() -> Vec<u8> {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let frames = [[255, 0, 0, 255], [0, 0, 255, 255]].map(|colour| {
+        Frame::from_parts(
+            RgbaImage::from_pixel(32, 24, image::Rgba(colour)),
+            0,
+            0,
+            Delay::from_numer_denom_ms(100, 1),
+        )
+    });
+    let mut bytes = Vec::new();
+    GifEncoder::new(&mut bytes)
+        .encode_frames(frames)
+        .expect("encoding a test animation");
+    bytes
+}
+
+/// Cuts that every format must refuse: inside the header, at a third, at
+/// two thirds, and all but the last byte.
+pub(crate) fn cuts(len: usize) -> [usize; 4] {
+    [len.min(20), len / 3, len * 2 / 3, len - 1]
+}
+
+/// `bytes` followed by bytes that belong to no image (including a JPEG
+/// SOI marker, to tempt a search).
+pub(crate) fn with_trailing_garbage(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out.extend_from_slice(b"\0\0trailing garbage \xFF\xD8\xFF, not an image");
+    out
+}
+
 /// A PNG whose IHDR claims `width`×`height` but whose only IDAT is empty:
 /// no pixel data at all, so only a header-only reader can make sense of it.
 /// (The IDAT is there because PNG readers read chunks up to the first one.)
@@ -72,6 +105,21 @@ pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&exif);
     out.extend_from_slice(&jpeg[2..]);
     out
+}
+
+/// Where the entropy-coded data of `jpeg`'s first scan starts: after the
+/// first SOS segment, found by walking the marker segments by length.
+pub(crate) fn first_scan_start(jpeg: &[u8]) -> usize {
+    let mut at = 2;
+    loop {
+        assert_eq!(jpeg[at], 0xFF, "a marker at {at}");
+        let code = jpeg[at + 1];
+        let length = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        at += 2 + length;
+        if code == 0xDA {
+            return at;
+        }
+    }
 }
 
 /// The CRC-32 that PNG chunks carry (bitwise; only tiny inputs here).

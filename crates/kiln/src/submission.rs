@@ -90,8 +90,9 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
     }
 }
 
-/// Refuses what can be refused from the header alone: wrong type, too many
-/// pixels in or out, a crop outside the image.
+/// Refuses what can be refused without decoding: wrong type, a file cut
+/// short (`probe` walks its structure), too many pixels in or out, a crop
+/// outside the image.
 fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
     let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
         Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())

@@ -70,19 +70,22 @@ pub fn inspect(bytes: &[u8]) -> (ImageFormat, u32, u32) {
     (format, image.width(), image.height())
 }
 
-/// A valid PNG signature and IHDR claiming `width`×`height`, and nothing
-/// else: decoding it would need gigabytes.
+/// A PNG whose IHDR claims `width`×`height`, with an empty IDAT and an
+/// IEND: a whole file by its structure (so not refused as truncated), but
+/// without pixel data; decoding it would need gigabytes.
 pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA, no interlace
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend_from_slice(&(ihdr.len() as u32).to_be_bytes());
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend_from_slice(&ihdr);
-    bytes.extend_from_slice(&chunk);
-    bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    for (kind, data) in [(b"IHDR", &ihdr[..]), (b"IDAT", &[]), (b"IEND", &[])] {
+        bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(data);
+        bytes.extend_from_slice(&chunk);
+        bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
     bytes
 }
 
@@ -104,6 +107,48 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// The first half of a valid image.
 pub fn truncated(bytes: &[u8]) -> Vec<u8> {
     bytes[..bytes.len() / 2].to_vec()
+}
+
+/// A valid image without its last byte, where every format keeps part of
+/// its end marker: the cut the decoders themselves do not notice.
+pub fn without_last_byte(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len() - 1].to_vec()
+}
+
+/// A whole PNG gradient with one bit flipped in its pixel data: the IDAT
+/// chunk no longer matches its CRC.
+pub fn png_with_a_flipped_bit(width: u32, height: u32) -> Vec<u8> {
+    let mut png = png(width, height);
+    let idat = png
+        .windows(4)
+        .position(|w| w == b"IDAT")
+        .expect("an IDAT chunk");
+    let length = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
+    png[idat + 4 + length / 2] ^= 0x01;
+    png
+}
+
+/// A whole JPEG gradient whose scan holds 64 one bits in its middle: no
+/// Huffman table has an all-ones code, so it cannot be decoded, while
+/// every marker and length is intact.
+pub fn jpeg_with_an_undecodable_scan(width: u32, height: u32) -> Vec<u8> {
+    let jpeg = jpeg(width, height);
+    let mut at = 2;
+    loop {
+        let code = jpeg[at + 1];
+        at += 2 + usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        if code == 0xDA {
+            break; // SOS: the scan starts here
+        }
+    }
+    let mut middle = at + (jpeg.len() - at) / 2;
+    while jpeg[middle - 1] == 0xFF {
+        middle += 1; // not between a 0xFF and its stuffed 0x00
+    }
+    let mut out = jpeg[..middle].to_vec();
+    out.extend_from_slice(&[0xFF, 0x00].repeat(8)); // 0xFF, stuffed
+    out.extend_from_slice(&jpeg[middle + 16..]);
+    out
 }
 
 /// A valid image's header followed by garbage.

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Rebuilds the test files in this directory: valid images written by encoders
+# other than the Rust ones Kiln links, so that the damage checks are tested
+# against what real clients upload. The source is a generated gradient
+# (no third-party pixels). Needs Debian's libvips-tools (libjpeg-turbo,
+# libpng) and webp (libwebp) packages:
+#   apt-get install -y libvips-tools webp
+# Usage: crates/kiln-image/testdata/make.sh   (writes next to itself)
+set -euo pipefail
+out=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+vips xyz xyz.v 67 45
+vips linear xyz.v lin.v "3.8 5.6" "0 0"
+vips bandjoin_const lin.v rgbf.v 128
+vips cast rgbf.v rgb.v uchar
+vips copy rgb.v src.png --interpretation srgb
+vips flip src.png flipped.png horizontal
+vips bandjoin_const rgb.v rgba.v 200
+vips copy rgba.v alpha.png --interpretation srgb
+
+# libjpeg-turbo's progressive script: ten scans, spectral selection and
+# successive approximation, Huffman tables between scans.
+vips jpegsave src.png "$out/libjpeg-progressive.jpg" --Q 85 --interlace --strip
+# Baseline with a restart marker every two MCUs.
+vips jpegsave src.png "$out/libjpeg-restart.jpg" --Q 85 --restart-interval 2 --strip
+# Grayscale, and Adobe CMYK (APP14; zune-jpeg converts it to RGB).
+vips colourspace src.png gray.v b-w
+vips jpegsave gray.v "$out/libjpeg-gray.jpg" --Q 85 --strip
+vips icc_export src.png cmyk.v --output-profile cmyk
+vips jpegsave cmyk.v "$out/libjpeg-cmyk.jpg" --Q 85 --strip
+# Adam7-interlaced PNG.
+vips pngsave src.png "$out/interlaced.png" --interlace --strip
+# Lossy WebP (VP8), lossy with alpha (VP8X + ALPH + VP8), animated (ANIM + ANMF).
+cwebp -quiet -q 75 -metadata none src.png -o "$out/lossy.webp"
+cwebp -quiet -q 75 -alpha_q 80 -metadata none alpha.png -o "$out/lossy-alpha.webp"
+img2webp -lossy -q 75 -d 100 src.png flipped.png -o "$out/animated.webp" >/dev/null
+ls -l "$out"
