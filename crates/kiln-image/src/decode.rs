@@ -230,7 +230,7 @@ mod tests {
     fn decode_reads_kilns_own_output_in_every_format() {
         let source = DynamicImage::ImageRgb8(gradient(67, 45));
         for format in Format::ALL {
-            let bytes = crate::encode::encode(&source, format, 80).unwrap();
+            let bytes = crate::test_support::kiln_encoded(&source, format, 80).unwrap();
             assert_eq!(decoding(&bytes).unwrap().dimensions(), (67, 45), "{format}");
         }
     }
@@ -240,8 +240,11 @@ mod tests {
     /// exactly as through `image`'s own wrapper.
     #[test]
     fn strict_jpeg_decoding_gives_the_image_crates_pixels() {
-        let kiln =
-            crate::encode::encode(&DynamicImage::ImageRgb8(gradient(67, 45)), Format::Jpeg, 80);
+        let kiln = crate::test_support::kiln_encoded(
+            &DynamicImage::ImageRgb8(gradient(67, 45)),
+            Format::Jpeg,
+            80,
+        );
         let jpegs: [&[u8]; 6] = [
             &encoded(&gradient(67, 45), Format::Jpeg),
             &kiln.unwrap(),
@@ -284,7 +287,7 @@ mod tests {
     /// baseline, progressive or has restart markers.
     #[test]
     fn decode_refuses_a_jpeg_whose_scan_no_huffman_table_can_decode() {
-        let kiln = crate::encode::encode(
+        let kiln = crate::test_support::kiln_encoded(
             &DynamicImage::ImageRgb8(gradient(256, 192)),
             Format::Jpeg,
             80,

@@ -287,12 +287,7 @@ mod tests {
     use crate::progress::{Progress, Stage};
     use std::ops::ControlFlow;
 
-    /// Encodes with progress reports ignored.
-    fn encode(image: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>, ImageError> {
-        let mut ignore = crate::test_support::ignore_progress();
-        let mut reporter = Reporter::start(&mut ignore, Stage::Encode)?;
-        super::encode(image, format, quality, &mut reporter)
-    }
+    use crate::test_support::kiln_encoded as encode;
 
     /// Encodes, counting the reports within the stage; `stop_at` breaks
     /// at that many.

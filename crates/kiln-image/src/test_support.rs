@@ -12,6 +12,18 @@ pub(crate) fn ignore_progress() -> impl FnMut(crate::progress::Progress) -> std:
     |_| std::ops::ControlFlow::Continue(())
 }
 
+/// Kiln's own encoder, with progress reports ignored.
+pub(crate) fn kiln_encoded(
+    image: &image::DynamicImage,
+    format: Format,
+    quality: u8,
+) -> Result<Vec<u8>, crate::error::ImageError> {
+    let mut ignore = ignore_progress();
+    let mut reporter =
+        crate::progress::Reporter::start(&mut ignore, crate::progress::Stage::Encode)?;
+    crate::encode::encode(image, format, quality, &mut reporter)
+}
+
 /// A `width`×`height` image with a smooth two-axis gradient.
 pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
