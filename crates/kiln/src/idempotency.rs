@@ -99,7 +99,12 @@ pub fn bind(
             return Ok(binding);
         }
     } else if kv.increment(&claim_key(&entry), 1)? == 1 {
-        kv.set(&entry, &encoded)?;
+        if let Err(err) = kv.set(&entry, &encoded) {
+            // The store refused the binding (full, over a quota): release
+            // the claim, or a retry would wait for a binding never written.
+            kv.delete(&claim_key(&entry)).ok();
+            return Err(err.into());
+        }
         return Ok(binding);
     }
     for _ in 0..50 {
@@ -178,6 +183,19 @@ mod tests {
         };
         assert_eq!(bind(&kv, &key, first.clone(), None, || ()).unwrap(), first);
         assert_eq!(bind(&kv, &key, second, None, || ()).unwrap(), first);
+    }
+
+    #[test]
+    fn a_binding_the_store_refuses_releases_its_claim() {
+        // Room for the claim counter, not for the binding.
+        let kv = MemoryKv::with_max_keys(1);
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let binding = Binding {
+            job: JobId::random(),
+            fingerprint: "f".into(),
+        };
+        assert!(bind(&kv, &key, binding, None, || ()).is_err());
+        assert!(kv.keys().is_empty(), "{:?}", kv.keys());
     }
 
     #[test]

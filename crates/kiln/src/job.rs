@@ -238,7 +238,8 @@ impl Job {
         next
     }
 
-    fn is_held_by(&self, token: &str) -> bool {
+    /// Whether the job runs under the lease of `token`.
+    pub fn is_held_by(&self, token: &str) -> bool {
         self.status == Status::Running && self.lease.as_ref().is_some_and(|l| l.token == token)
     }
 

@@ -113,7 +113,11 @@ pub fn run_here(ctx: &Ctx<'_>, id: JobId, pause_at: Option<Timestamp>) -> Result
 pub fn run(ctx: &Ctx<'_>, ticket: &Ticket, pause_at: Option<Timestamp>) -> Result<Outcome, Error> {
     let (id, token) = (ticket.id, ticket.token.as_str());
     let jobs = Jobs::new(ctx.kv);
-    let Some(job) = jobs.get(id, ctx.runtime.now())? else {
+    let Some(job) = jobs
+        .get(id, ctx.runtime.now())?
+        .filter(|j| j.is_held_by(token))
+    else {
+        // Canceled or deleted since the claim (its upload may be gone).
         return Ok(Outcome::Abandoned);
     };
     let source = match blob::read(ctx.kv, &job.source) {
@@ -235,7 +239,9 @@ impl<'a> Heartbeat<'a> {
         Heartbeat {
             ctx,
             ticket,
-            renewed_at: ctx.runtime.now(),
+            // Renew at the first report: reading the upload took some of
+            // the lease since the claim.
+            renewed_at: Timestamp(0),
             renew_every: (ctx.config.lease / 3).min(MAX_RENEWAL_INTERVAL),
             pause_at,
             work_ends_at: ctx.budget().work_ends_at(),
@@ -245,13 +251,15 @@ impl<'a> Heartbeat<'a> {
 
     fn beat(&mut self, progress: Progress) -> ControlFlow<()> {
         let now = self.ctx.runtime.now();
-        if self.work_ends_at.is_some_and(|end| now >= end) {
+        // Once the output is encoded, storing it is all that is left.
+        let encoded = progress.stage == Stage::Encode && progress.is_stage_end();
+        if !encoded && self.work_ends_at.is_some_and(|end| now >= end) {
             let seconds = self.ctx.config.request_timeout.unwrap_or_default();
             return self.stop(Stop::OutOfTime {
                 seconds: seconds.as_secs(),
             });
         }
-        if self.pause_at.is_some_and(|pause| now >= pause) {
+        if !encoded && self.pause_at.is_some_and(|pause| now >= pause) {
             return self.stop(Stop::Pause);
         }
         // A stage may begin with a codec call that reports nothing until it

@@ -147,12 +147,17 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
     });
     if stored.is_err() {
         // A store that refuses writes (full, over a quota) must not keep
-        // index entries of a job that never was. Best effort: whatever
-        // stays is cleaned up by the sweep and the pending check.
-        pending::remove(ctx.kv, id, now).ok();
-        retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention).ok();
+        // index entries of a job that never was.
+        unlist(ctx, id, now, expires_at);
     }
     stored
+}
+
+/// Takes a job that never was out of the indexes. Best effort: whatever
+/// stays is cleaned up by the sweep and the pending check.
+fn unlist(ctx: &Ctx<'_>, id: JobId, created_at: Timestamp, expires_at: Timestamp) {
+    pending::remove(ctx.kv, id, created_at).ok();
+    retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention).ok();
 }
 
 fn new_job(
@@ -189,4 +194,5 @@ fn discard(ctx: &Ctx<'_>, job: &Job) {
         ctx.runtime
             .log(&format!("could not discard job {}", job.id));
     }
+    unlist(ctx, job.id, job.created_at, job.expires_at);
 }

@@ -194,6 +194,32 @@ fn a_finished_job_keeps_only_its_record_and_its_result() {
     assert_eq!(canceled.len(), 1, "{canceled:?}");
 }
 
+/// A synchronous submission whose upload was stored but whose result the
+/// store refuses is answered 202, not 503: the job exists and runs again
+/// once the store takes writes.
+#[test]
+fn a_stored_job_whose_result_the_store_refuses_is_answered_202() {
+    let mut host = local_host();
+    host.config.blob_chunk_bytes = 1024;
+    assert_eq!(
+        host.submit(&[], "?ops=resize(w=8)").status(),
+        StatusCode::CREATED
+    );
+    // Room for the next upload's chunks and record, none for its result.
+    let upload = png(200, 200);
+    let before = contents(&host.kv);
+    let full = MemoryKv::with_max_keys(before.len() + upload.len().div_ceil(1024) + 1);
+    for (key, value) in &before {
+        full.set(key, value).unwrap();
+    }
+    host.kv = full;
+    let all = [("content-type", "image/png")];
+    let response = host.send(Method::POST, "/images?ops=resize(w=8)", &all, upload);
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job = job_of(&host, header(&response, "location"));
+    assert!(!job.status.is_terminal(), "{job:?}");
+}
+
 /// A store that refuses new keys (full, over its quota) gets the
 /// submission a 503 with `Retry-After`, leaves no trace of it, and the
 /// service goes on serving what it has.

@@ -108,6 +108,11 @@ fn dispatch(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
 /// readers of a stuck job send one dispatch, not one each.
 fn redispatch_if_stuck(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let now = ctx.runtime.now();
+    if ctx.config.dispatch == Dispatch::Local && !ctx.budget().can_start(now) {
+        // This instance could not run it: leave it stuck for one that can,
+        // instead of recording a dispatch that never happens.
+        return Ok(());
+    }
     let lease = ctx.config.lease;
     let update = Jobs::new(ctx.kv).update(id, now, |job| {
         job.needs_dispatch(now, lease).then(|| job.dispatched(now))

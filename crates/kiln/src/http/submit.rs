@@ -123,16 +123,29 @@ fn run_inline(
     wait: Option<Duration>,
     follow_ups: &mut Vec<FollowUp>,
 ) -> Result<Option<Job>, Error> {
-    let pause_at = wait.map(|wait| ctx.runtime.now().after(wait));
-    match processing::run_here(ctx, id, pause_at)? {
-        Outcome::Paused => {
+    let now = ctx.runtime.now();
+    let pause_at = wait.map(|wait| now.after(wait));
+    match processing::run_here(ctx, id, pause_at) {
+        Ok(Outcome::Finished | Outcome::Abandoned) => wait_until_finished(ctx, id, Duration::ZERO),
+        Ok(Outcome::Paused) => {
             follow_ups.insert(0, FollowUp::Redispatch(id));
             Ok(None)
         }
-        Outcome::Finished | Outcome::Abandoned => wait_until_finished(ctx, id, Duration::ZERO),
-        Outcome::NotRun => {
+        Ok(Outcome::NotRun) => {
+            // Someone else runs it (a replay), or this instance has no time
+            // left for it: wait for the other, never past this budget.
             follow_ups.insert(0, FollowUp::Redispatch(id));
-            wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.lease))
+            let mut timeout = wait.unwrap_or(ctx.config.lease);
+            if let Some(end) = ctx.budget().work_ends_at() {
+                timeout = timeout.min(now.until(end));
+            }
+            wait_until_finished(ctx, id, timeout)
+        }
+        Err(err) => {
+            // The upload is stored: the client gets its 202, and the job is
+            // run again once the store takes writes again.
+            ctx.runtime.log(&format!("running job {id} failed: {err}"));
+            Ok(None)
         }
     }
 }
