@@ -148,3 +148,57 @@ fn a_job_longer_than_the_request_limit_ends_failed_saying_why() {
         "the platform had to kill the instance"
     );
 }
+
+/// A full store (at its key quota) gets a new upload a 503 with
+/// `Retry-After`, keeps nothing of it — no job, no chunk, no index entry —
+/// and goes on serving the jobs it has.
+#[test]
+fn a_full_store_refuses_an_upload_keeps_nothing_of_it_and_serves_reads() {
+    let probe = Env::builder().cloud().start();
+    let first = probe.submit("?ops=resize(w=40)", "image/png", &images::png(80, 60), &[]);
+    assert_eq!(first.status, 201);
+    let keys_after_one_job = probe.kv().keys().len();
+    drop(probe);
+
+    // Room for one job like the first, and two keys more: not for the four
+    // chunks and the record of a 3 MB upload.
+    let quotas = Quotas {
+        max_keys: keys_after_one_job + 2,
+        ..Quotas::fermyon_cloud()
+    };
+    let env = Env::builder().cloud().quotas(quotas).start();
+    let first = env.submit("?ops=resize(w=40)", "image/png", &images::png(80, 60), &[]);
+    assert_eq!(first.status, 201);
+    let snapshot = |env: &Env| -> Vec<(String, Vec<u8>)> {
+        let kv = env.kv();
+        kv.keys()
+            .into_iter()
+            .map(|k| {
+                let v = kv.get(&k).unwrap_or_default();
+                (k, v)
+            })
+            .collect()
+    };
+    let before = snapshot(&env);
+    for prefer in ["respond-async", "return=representation"] {
+        let refused = env.submit(
+            "?ops=resize(w=40)",
+            "image/png",
+            &images::noisy_png(900, 850),
+            &[("prefer", prefer)],
+        );
+        let problem = refused.problem(503);
+        assert_eq!(problem["type"], "urn:kiln:problem:store-unavailable");
+        assert_eq!(refused.header("retry-after"), "1");
+        env.settle();
+        assert!(
+            snapshot(&env) == before,
+            "{prefer}: the refused upload left traces"
+        );
+    }
+    let image = env.get(&first.location(), &[]);
+    assert_eq!(image.status, 200);
+    assert_eq!(inspect(&image.body).1, 40);
+    let operation = env.get(&first.location().replace("/images/", "/operations/"), &[]);
+    assert_eq!(operation.json()["status"], "succeeded");
+}
