@@ -1,15 +1,20 @@
 //! Faults: crashing processors, a host restarted mid-job, a failing store.
 //! Every job still ends in a terminal state and nothing accepted is lost.
 
-use kiln_e2e::Env;
 use kiln_e2e::images;
+use kiln_e2e::{Env, EnvBuilder};
 use std::time::Duration;
 
 /// A processor that traps mid-job is replaced once its lease runs out: the
 /// next status read re-dispatches, and the job succeeds on the second claim.
 #[test]
 fn a_processor_that_traps_mid_job_is_replaced_after_its_lease() {
-    let env = Env::builder().variable("lease_seconds", "2").start();
+    a_trapped_processor_is_replaced(Env::builder());
+}
+
+/// The promise above, on the store `builder` gives (Redis runs it too).
+pub(crate) fn a_trapped_processor_is_replaced(builder: EnvBuilder) {
+    let env = builder.variable("lease_seconds", "2").start();
     env.faults().trap_writes("processor", "kiln:blob:", 1);
     let accepted = env.submit_async("?ops=grayscale", &images::png(32, 32));
     env.settle();
@@ -21,6 +26,7 @@ fn a_processor_that_traps_mid_job_is_replaced_after_its_lease() {
     assert!(env.host().stats("processor").failures >= 1);
     let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded");
+    env.settle();
     assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 2);
 }
 

@@ -112,7 +112,11 @@ fn wait_on_get_gives_up_after_n_seconds() {
 /// again is 409.
 #[test]
 fn delete_cancels_a_running_job_and_its_processor_stores_nothing() {
-    let env = Env::start();
+    a_running_job_is_canceled(&Env::start());
+}
+
+/// The promise above, on `env` (Redis runs it too).
+pub(crate) fn a_running_job_is_canceled(env: &Env) {
     let accepted = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
     let id = accepted.operation_id();
     env.wait_until_running(&accepted.location());

@@ -74,22 +74,7 @@ fn an_idempotent_retry_on_redis_returns_the_same_operation_and_runs_once() {
 #[test]
 fn delete_cancels_a_running_job_on_redis() {
     let redis = redis_server();
-    let env = Env::builder().store(redis.store()).start();
-    let accepted = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
-    let id = accepted.operation_id();
-    env.wait_until_running(&accepted.location());
-    let canceled = env.send("DELETE", &accepted.location(), &[], &[]);
-    assert_eq!(canceled.status, 200);
-    assert_eq!(canceled.json()["status"], "canceled");
-    env.settle();
-    assert_eq!(
-        env.get(&accepted.location(), &[]).json()["status"],
-        "canceled"
-    );
-    let results = env.kv().keys_with_prefix(&format!("kiln:blob:{id}:out"));
-    assert!(results.is_empty(), "a canceled job stored {results:?}");
-    let again = env.send("DELETE", &accepted.location(), &[], &[]);
-    assert_eq!(again.problem(409)["type"], "urn:kiln:problem:conflict");
+    super::operations::a_running_job_is_canceled(&Env::builder().store(redis.store()).start());
 }
 
 /// A processor that traps mid-job on Redis is replaced once its lease has
@@ -97,22 +82,7 @@ fn delete_cancels_a_running_job_on_redis() {
 #[test]
 fn a_processor_that_traps_on_redis_is_replaced_after_its_lease() {
     let redis = redis_server();
-    let env = Env::builder()
-        .variable("lease_seconds", "2")
-        .store(redis.store())
-        .start();
-    env.faults().trap_writes("processor", "kiln:blob:", 1);
-    let accepted = env.submit_async("?ops=grayscale", &images::png(32, 32));
-    env.settle();
-    assert_eq!(
-        env.faults().pending_write_traps(),
-        0,
-        "the processor never reached the trap"
-    );
-    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
-    assert_eq!(done.json()["status"], "succeeded");
-    env.settle();
-    assert_eq!(env.job_record(&accepted.operation_id())["attempts"], 2);
+    super::faults::a_trapped_processor_is_replaced(Env::builder().store(redis.store()));
 }
 
 /// Two hosts on one Redis, as two replicas: 200 jobs submitted through one
