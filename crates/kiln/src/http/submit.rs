@@ -95,8 +95,8 @@ fn submit<B: BodyReader>(
 }
 
 /// Has a processor run the job and waits for it, for `wait` or, without
-/// one, for a lease (a processor that has not finished by then may be
-/// gone: the client gets its `202` and the job is re-dispatched later).
+/// one, for `max_wait_seconds`: a job not finished by then is answered
+/// `202`, and goes on (or is re-dispatched later if its processor is gone).
 fn dispatch_and_wait(
     ctx: &Ctx<'_>,
     dispatch: &FollowUp,
@@ -111,7 +111,7 @@ fn dispatch_and_wait(
     if !dispatched {
         return Ok(None);
     }
-    wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.lease))
+    wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.max_wait))
 }
 
 /// Runs the job in this instance before answering: to its end, or for
@@ -135,7 +135,7 @@ fn run_inline(
             // Someone else runs it (a replay), or this instance has no time
             // left for it: wait for the other, never past this budget.
             follow_ups.insert(0, FollowUp::Redispatch(id));
-            let mut timeout = wait.unwrap_or(ctx.config.lease);
+            let mut timeout = wait.unwrap_or(ctx.config.max_wait);
             if let Some(end) = ctx.budget().work_ends_at() {
                 timeout = timeout.min(now.until(end));
             }

@@ -269,6 +269,20 @@ fn wait_gives_up_after_n_seconds_with_a_202() {
     assert!(host.now() >= start.after(Duration::from_secs(3)));
 }
 
+/// A plain (synchronous) submission waits for its processor as long as
+/// `max_wait_seconds` allows, then answers 202 with the operation.
+#[test]
+fn a_synchronous_submission_waits_max_wait_then_answers_202() {
+    let mut host = FakeHost::new();
+    host.config.max_wait = Duration::from_secs(20);
+    host.processor.set(Processor::Stalled);
+    let start = host.now();
+    let response = host.submit(&[], "");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(host.now() >= start.after(Duration::from_secs(20)));
+    assert!(host.now() < start.after(Duration::from_secs(21)));
+}
+
 #[test]
 fn an_unreachable_processor_gets_a_202_at_once_instead_of_a_wait() {
     let host = FakeHost::new();
