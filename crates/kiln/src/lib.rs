@@ -9,10 +9,12 @@
 //! - [`submission`]: validating and durably storing an upload, idempotent
 //!   replays.
 //! - [`processing`]: claiming a job under a lease and running the pipeline
-//!   (the pipeline itself is the `kiln-image` crate).
+//!   (the pipeline itself is the `kiln-image` crate) while a heartbeat keeps
+//!   the lease alive, in the private processor or, with the local
+//!   dispatch, in the instance at hand.
 //! - [`job`]: the job record and its state machine.
 //! - [`repo`]: job records over the store, changed only by compare-and-swap.
-//! - [`blob`]: images as chunks of at most 256 KiB.
+//! - [`blob`]: images as chunks of at most `blob_chunk_bytes` (a variable).
 //! - [`pending`], [`retention`], [`keyset`]: the indexes that find lost and
 //!   expired jobs without scanning the store.
 //! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
