@@ -5,7 +5,7 @@
 //!
 //! A blob is written chunk by chunk and becomes visible only when a job
 //! record referencing its [`BlobRef`] is written: a failure part-way never
-//! shows a half image. A store error part-way makes [`write`] delete what it
+//! shows a half image. A store error part-way makes [`write`](fn@write) delete what it
 //! wrote; chunks left by a crash are found later by [`delete_all`].
 
 use crate::kv::{KvError, KvStore};

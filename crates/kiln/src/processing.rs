@@ -1,5 +1,5 @@
 //! Running a job: claim it with compare-and-swap under a lease, run the
-//! image pipeline while a [`Heartbeat`] renews the lease (from inside long
+//! image pipeline while a `Heartbeat` renews the lease (from inside long
 //! stages too) and notices a cancel, store the result, record the outcome.
 //!
 //! A job runs either in the private processor (chained dispatch) or in the
