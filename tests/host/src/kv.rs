@@ -12,7 +12,7 @@ mod memory;
 mod redis;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use self::memory::MemoryStore;
 use self::redis::{Reconnect, RedisStore};
@@ -63,12 +63,15 @@ pub(crate) trait Cas: Send {
 #[derive(Clone)]
 pub struct KeyValueStore {
     backend: Arc<dyn Backend>,
+    /// Serializes quota-checked guest writes of every host on this store (see `quotas`).
+    write_gate: Arc<Mutex<()>>,
 }
 
 impl Default for KeyValueStore {
     fn default() -> Self {
         Self {
             backend: Arc::new(MemoryStore::default()),
+            write_gate: Arc::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl KeyValueStore {
     pub fn redis(url: &str) -> anyhow::Result<Self> {
         Ok(Self {
             backend: Arc::new(RedisStore::connect(url, Reconnect::LikeSpin)?),
+            write_gate: Arc::default(),
         })
     }
 
@@ -108,7 +112,14 @@ impl KeyValueStore {
     pub fn redis_failing_fast(url: &str) -> anyhow::Result<Self> {
         Ok(Self {
             backend: Arc::new(RedisStore::connect(url, Reconnect::Once)?),
+            write_gate: Arc::default(),
         })
+    }
+
+    /// The gate quota-checked guest writes pass one at a time (the lock guards no data, so a
+    /// poisoned one is still usable).
+    pub(crate) fn write_gate(&self) -> MutexGuard<'_, ()> {
+        self.write_gate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The backend, for the guest interfaces.
@@ -141,11 +152,6 @@ impl KeyValueStore {
         let mut keys = expect(self.backend.keys(), "KEYS");
         keys.sort_unstable();
         keys
-    }
-
-    /// How many keys the store holds and their size (key plus value bytes), for quotas.
-    pub(crate) fn usage(&self) -> StoreUsage {
-        expect(self.backend.usage(), "usage")
     }
 
     /// The keys starting with `prefix`, sorted.

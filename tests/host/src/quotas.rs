@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -241,45 +241,74 @@ impl fmt::Display for QuotaExceeded {
 /// Holds the key-value gate until the admitted write is done.
 pub(crate) type KvWritePermit<'a> = MutexGuard<'a, ()>;
 
+/// Why a guest write was not admitted.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// It would exceed a quota.
+    Quota(QuotaExceeded),
+    /// The store failed while the gate measured it (a Redis gone away): the
+    /// guest gets that store error, as it would from the write itself.
+    Store(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Quota(exceeded) => exceeded.fmt(f),
+            Refusal::Store(message) => f.write_str(message),
+        }
+    }
+}
+
 /// Enforces the key-value quotas on guest writes.
 ///
-/// Guest writes are checked and written one at a time through this gate, so concurrent writers
-/// cannot together overshoot a limit that each passed alone. Deletes do not pass through it:
-/// they only free room, so a delete racing a check can only make the check stricter than needed.
-/// Writes a test makes directly on the [`KeyValueStore`] are not checked.
+/// Guest writes are checked and written one at a time through the store's write gate (shared
+/// by every host on that `KeyValueStore` and its clones), so concurrent writers cannot together
+/// overshoot a limit that each passed alone. Deletes do not pass through it: they only free
+/// room, so a delete racing a check can only make the check stricter than needed. Writes a test
+/// makes directly on the [`KeyValueStore`] are not checked, nor are writes through another
+/// `KeyValueStore` value on the same Redis (another process, in effect).
 #[derive(Debug)]
 pub(crate) struct KvQuotaGate {
     quotas: Quotas,
-    lock: Mutex<()>,
 }
 
 impl KvQuotaGate {
     pub fn new(quotas: Quotas) -> Self {
-        Self {
-            quotas,
-            lock: Mutex::new(()),
-        }
+        Self { quotas }
     }
 
-    /// Admits a write of `(key, value length)` pairs to `kv`, or says which quota it exceeds.
-    /// Hold the permit until the write is done.
-    pub fn admit(
+    /// Admits a write of `(key, value length)` pairs to `kv`, or says why not. Hold the permit
+    /// until the write is done.
+    pub fn admit<'a>(
         &self,
-        kv: &KeyValueStore,
+        kv: &'a KeyValueStore,
         writes: &[(&str, usize)],
-    ) -> Result<KvWritePermit<'_>, QuotaExceeded> {
-        // The lock guards no data, so a poisoned lock is still usable.
-        let permit = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let planned: Vec<KeyWrite<'_>> = writes
-            .iter()
-            .map(|&(key, value_len)| KeyWrite {
+    ) -> Result<KvWritePermit<'a>, Refusal> {
+        let permit = kv.write_gate();
+        let mut planned = Vec::with_capacity(writes.len());
+        for &(key, value_len) in writes {
+            let replaced = measured(kv.backend().get(key))?;
+            planned.push(KeyWrite {
                 key,
                 value_len,
-                replaced_len: kv.get(key).map(|v| v.len()),
-            })
-            .collect();
-        self.quotas.check_kv_write(kv.usage(), &planned)?;
+                replaced_len: replaced.map(|v| v.len()),
+            });
+        }
+        let usage = measured(kv.backend().usage())?;
+        self.quotas
+            .check_kv_write(usage, &planned)
+            .map_err(Refusal::Quota)?;
         Ok(permit)
+    }
+}
+
+/// A store reading made for the gate; a failure is the guest's store error, never a host panic.
+fn measured<T>(result: crate::kv::GuestResult<T>) -> Result<T, Refusal> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(Refusal::Store(message)),
+        Err(trap) => Err(Refusal::Store(format!("{trap:#}"))),
     }
 }
 
@@ -523,6 +552,9 @@ mod tests {
         let gate = KvQuotaGate::new(small());
         assert!(gate.admit(&kv, &[("a", 10)]).is_ok());
         let refused = gate.admit(&kv, &[("d", 1)]).map(drop);
-        assert!(matches!(refused, Err(QuotaExceeded::KeyCount { .. })));
+        assert!(matches!(
+            refused,
+            Err(Refusal::Quota(QuotaExceeded::KeyCount { .. }))
+        ));
     }
 }

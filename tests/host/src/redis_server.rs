@@ -1,6 +1,6 @@
 //! [`RedisServer`]: a throwaway `redis-server` for tests, owned and ended by the test.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::kv::KeyValueStore;
 
-/// How long a fresh `redis-server` may take to answer `PING` (a safety bound for a loaded
+/// How long a fresh `redis-server` may take to answer, as itself (a safety bound for a loaded
 /// machine, not an expectation).
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -32,7 +32,7 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts `redis-server` (from `PATH`) and waits until it answers `PING`.
+    /// Starts `redis-server` (from `PATH`) and waits until it answers (its own process, not another on the port).
     pub fn start() -> Result<Self> {
         // The port is free when picked, but another process may take it before Redis binds
         // it: then Redis exits, and another port is tried.
@@ -64,28 +64,43 @@ impl RedisServer {
             })?;
         let mut server = RedisServer { process, port };
         let started = Instant::now();
-        while !server.answers_ping() {
+        while !server.answers_as_itself() {
             if server.process.try_wait()?.is_some() {
                 return Ok(None);
             }
             if started.elapsed() > STARTUP_LIMIT {
-                bail!("redis-server on port {port} did not answer PING");
+                bail!("redis-server on port {port} did not answer");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(Some(server))
     }
 
-    fn answers_ping(&self) -> bool {
-        let ping = || -> std::io::Result<bool> {
-            let mut stream = TcpStream::connect(self.addr())?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            stream.write_all(b"PING\r\n")?;
-            let mut reply = [0; 7];
-            stream.read_exact(&mut reply)?;
-            Ok(&reply == b"+PONG\r\n")
+    /// Whether the server on the port answers, and is this process: another test's server
+    /// could have taken the port between `free_port` and our bind (ours then exits).
+    fn answers_as_itself(&self) -> bool {
+        let server_pid = || -> std::io::Result<Option<u32>> {
+            let mut stream = BufReader::new(TcpStream::connect(self.addr())?);
+            stream
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.get_mut().write_all(b"INFO server\r\n")?;
+            // A bulk string: `$<length>\r\n`, then the text.
+            let mut header = String::new();
+            stream.read_line(&mut header)?;
+            let length: usize = header
+                .trim()
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut info = vec![0; length];
+            stream.read_exact(&mut info)?;
+            Ok(String::from_utf8_lossy(&info)
+                .lines()
+                .find_map(|line| line.strip_prefix("process_id:"))
+                .and_then(|pid| pid.trim().parse().ok()))
         };
-        ping().unwrap_or(false)
+        matches!(server_pid(), Ok(Some(pid)) if pid == self.process.id())
     }
 
     fn addr(&self) -> SocketAddr {
