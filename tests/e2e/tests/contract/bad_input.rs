@@ -11,6 +11,24 @@ fn problem_type(reply: &Reply, status: u16) -> String {
 
 const UNPROCESSABLE: &str = "urn:kiln:problem:unprocessable-image";
 
+/// Submits each upload with `headers`, asserting a `422 unprocessable-image`
+/// for each, then that the app still serves.
+fn assert_each_refused_as_unprocessable(
+    env: &Env,
+    uploads: impl IntoIterator<Item = (&'static str, &'static str, Vec<u8>)>,
+    headers: &[(&str, &str)],
+) {
+    for (content_type, damage, body) in uploads {
+        let reply = env.submit("", content_type, &body, headers);
+        assert_eq!(
+            problem_type(&reply, 422),
+            UNPROCESSABLE,
+            "{content_type} {damage}"
+        );
+    }
+    env.assert_still_serving();
+}
+
 /// A generated image of each format, with its media type.
 fn every_format() -> [(&'static str, Vec<u8>); 4] {
     [
@@ -51,16 +69,8 @@ fn garbled_uploads() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 #[test]
 fn damaged_uploads_of_every_format_are_422_unprocessable_image() {
     for_each_target(Env::builder, |env| {
-        for (content_type, damage, body) in truncated_uploads().into_iter().chain(garbled_uploads())
-        {
-            let reply = env.submit("", content_type, &body, &[]);
-            assert_eq!(
-                problem_type(&reply, 422),
-                UNPROCESSABLE,
-                "{content_type} {damage}"
-            );
-        }
-        env.assert_still_serving();
+        let uploads = truncated_uploads().into_iter().chain(garbled_uploads());
+        assert_each_refused_as_unprocessable(env, uploads, &[]);
     });
 }
 
@@ -70,15 +80,8 @@ fn damaged_uploads_of_every_format_are_422_unprocessable_image() {
 #[test]
 fn truncated_async_uploads_are_refused_at_once() {
     for_each_target(Env::builder, |env| {
-        for (content_type, damage, body) in truncated_uploads() {
-            let reply = env.submit("", content_type, &body, &[("prefer", "respond-async")]);
-            assert_eq!(
-                problem_type(&reply, 422),
-                UNPROCESSABLE,
-                "{content_type} {damage}"
-            );
-        }
-        env.assert_still_serving();
+        let headers = [("prefer", "respond-async")];
+        assert_each_refused_as_unprocessable(env, truncated_uploads(), &headers);
     });
 }
 
