@@ -3,9 +3,8 @@
 //! lease kept alive through long stages, the platform's time limit, and the
 //! store budget (what a job keeps, what a full store gets).
 
-use super::tests::{FakeHost, header, json, png, problem_status};
+use super::tests::{FakeHost, follow_ups, header, job_of, json, long_encode, png, problem_status};
 use crate::config::Dispatch;
-use crate::job::Job;
 use crate::kv::{KvStore, MemoryKv};
 use http::{Method, StatusCode};
 use std::time::Duration;
@@ -16,19 +15,6 @@ fn local_host() -> FakeHost {
     host
 }
 
-/// A 600×600 PNG to re-encode as JPEG: the encoder reports progress row by
-/// row, about a hundred times.
-fn long_encode(host: &FakeHost, headers: &[(&str, &str)]) -> super::Response {
-    let mut all = vec![("content-type", "image/png")];
-    all.extend_from_slice(headers);
-    host.send(
-        Method::POST,
-        "/images?ops=format(jpeg)",
-        &all,
-        png(600, 600),
-    )
-}
-
 fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
     kv.keys()
         .into_iter()
@@ -37,12 +23,6 @@ fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
             (key, value)
         })
         .collect()
-}
-
-fn job_of(host: &FakeHost, location: &str) -> Job {
-    let id = location.rsplit('/').next().unwrap();
-    let raw = host.kv.get(&format!("kiln:job:{id}")).unwrap().unwrap();
-    serde_json::from_slice(&raw).unwrap()
 }
 
 /// The keys a job owns in the store (its record and chunks; the shared
@@ -90,7 +70,10 @@ fn a_local_async_submission_is_run_after_its_202() {
 fn a_local_wait_that_runs_out_answers_202_and_the_job_still_finishes() {
     let host = local_host();
     host.tick.set(Duration::from_millis(100));
-    let response = long_encode(&host, &[("prefer", "respond-async, wait=2")]);
+    let response = follow_ups(
+        &host,
+        long_encode(&host, &[("prefer", "respond-async, wait=2")]),
+    );
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = header(&response, "location").to_owned();
     let job = job_of(&host, &location);
@@ -110,7 +93,7 @@ fn a_stage_longer_than_several_leases_keeps_its_one_claim() {
         // apart: the stage outlasts ten leases.
         host.tick.set(Duration::from_millis(100));
         host.watch_leases.set(true);
-        let response = long_encode(&host, &[]);
+        let response = follow_ups(&host, long_encode(&host, &[]));
         assert_eq!(response.status(), StatusCode::CREATED, "{dispatch:?}");
         let job = job_of(&host, header(&response, "location"));
         assert_eq!(job.attempts, 1, "{dispatch:?}");
@@ -126,7 +109,7 @@ fn work_beyond_the_platforms_request_limit_fails_as_processing_too_long() {
     let mut host = local_host();
     host.config.request_timeout = Some(Duration::from_secs(30));
     host.tick.set(Duration::from_millis(500));
-    let response = long_encode(&host, &[]);
+    let response = follow_ups(&host, long_encode(&host, &[]));
     assert_eq!(problem_status(&response), 422);
     let problem = json(&response);
     assert_eq!(problem["type"], "urn:kiln:problem:processing-too-long");

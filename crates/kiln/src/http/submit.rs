@@ -36,7 +36,7 @@ fn submit<B: BodyReader>(
     ctx: &Ctx<'_>,
 ) -> Result<Reply, Error> {
     let limit = ctx.config.max_upload_bytes;
-    headers::check_declared_length(request.headers(), limit)?;
+    let declared_length = headers::declared_length(request.headers(), limit)?;
     let declared = headers::declared_format(request.headers())?;
     let ops = ops_from_query(request.uri().query())?;
     let idempotency_key = request
@@ -44,7 +44,7 @@ fn submit<B: BodyReader>(
         .get("idempotency-key")
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
         .transpose()?;
-    let bytes = request.body_mut().read_to_end(limit)?;
+    let bytes = request.body_mut().read_to_end(limit, declared_length)?;
     if bytes.is_empty() {
         return Err(Error::BadRequest(
             "the body is empty: send the image's bytes".into(),
@@ -79,10 +79,7 @@ fn submit<B: BodyReader>(
     let finished = if job.status.is_terminal() {
         Some(job.clone())
     } else {
-        match ctx.config.dispatch {
-            Dispatch::Chained => dispatch_and_wait(ctx, &dispatch, job.id, wait)?,
-            Dispatch::Local => run_inline(ctx, job.id, wait, &mut follow_ups)?,
-        }
+        run_inline(ctx, job.id, inline_time(ctx, wait), &mut follow_ups)?
     };
     let response = match finished {
         None => accepted_response(&job, prefs),
@@ -94,29 +91,24 @@ fn submit<B: BodyReader>(
     })
 }
 
-/// Has a processor run the job and waits for it, for `wait` or, without
-/// one, for `max_wait_seconds`: a job not finished by then is answered
-/// `202`, and goes on (or is re-dispatched later if its processor is gone).
-fn dispatch_and_wait(
-    ctx: &Ctx<'_>,
-    dispatch: &FollowUp,
-    id: JobId,
-    wait: Option<Duration>,
-) -> Result<Option<Job>, Error> {
-    // Nothing will finish if the processor could not be reached: answer
-    // 202 at once; a later status read dispatches again.
-    let dispatched = super::run(ctx, dispatch)
-        .inspect_err(|err| ctx.runtime.log(&format!("dispatch failed: {err}")))
-        .is_ok();
-    if !dispatched {
-        return Ok(None);
+/// How long a synchronous request may run its job before answering `202`.
+///
+/// The client is waiting either way, so the job runs here rather than in a
+/// processor: the `201` goes out the moment the result is stored, with no
+/// polling of the store in between. With a processor to take over
+/// (service chaining), the wait is capped at `max_wait_seconds`; without
+/// one, the instance's own time budget is the cap.
+fn inline_time(ctx: &Ctx<'_>, wait: Option<Duration>) -> Option<Duration> {
+    match ctx.config.dispatch {
+        Dispatch::Chained => Some(wait.unwrap_or(ctx.config.max_wait)),
+        Dispatch::Local => wait,
     }
-    wait_until_finished(ctx, id, wait.unwrap_or(ctx.config.max_wait))
 }
 
 /// Runs the job in this instance before answering: to its end, or for
 /// `wait` at most, after which the job is given back and run again once the
-/// `202` is out (a follow-up). A job someone else runs is waited for.
+/// `202` is out (a follow-up: here, or by a processor). A job someone else
+/// runs is waited for.
 fn run_inline(
     ctx: &Ctx<'_>,
     id: JobId,

@@ -89,16 +89,17 @@ fn wait_answers_201_when_the_work_fits() {
 }
 
 /// `respond-async, wait=N` answers 202 after about N seconds when the work
-/// does not finish (here: its processor crashes before storing a result).
+/// does not finish in them, and the job is finished all the same (the
+/// submitting instance works on it for N seconds, then a processor takes
+/// it over).
 #[test]
 fn wait_answers_202_when_the_work_does_not_fit() {
     let env = Env::start();
-    env.faults().trap_writes("processor", "kiln:blob:", 1);
     let start = std::time::Instant::now();
     let reply = env.submit(
-        "",
+        kiln_e2e::SLOW_OPS,
         "image/png",
-        &images::png(16, 16),
+        &images::noisy_png(2000, 2000),
         &[("prefer", "respond-async, wait=1")],
     );
     let elapsed = start.elapsed();
@@ -113,6 +114,14 @@ fn wait_answers_202_when_the_work_does_not_fit() {
     assert!(
         elapsed >= Duration::from_millis(900),
         "answered after {elapsed:?}"
+    );
+    let finished = env.wait_until_finished(&reply.location(), Duration::from_secs(120));
+    assert_eq!(finished.json()["status"], "succeeded");
+    let id = finished.operation_id();
+    assert_eq!(
+        env.job_record(&id)["attempts"],
+        1,
+        "the pause counted as a crash"
     );
 }
 
