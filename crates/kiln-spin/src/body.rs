@@ -7,7 +7,8 @@ use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
-const READ_CHUNK: u64 = 64 * 1024;
+/// Large reads: each is a call into the host and a copy out of it.
+const READ_CHUNK: u64 = 1 << 20;
 
 /// Reads a wasi:http request body on demand, so a handler can refuse a
 /// large upload before it has all arrived.
@@ -16,14 +17,15 @@ pub struct IncomingBodyReader {
 }
 
 impl BodyReader for IncomingBodyReader {
-    fn read_to_end(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+    fn read_to_end(&mut self, limit: u64, expected: Option<u64>) -> Result<Vec<u8>, Error> {
         let Some(body) = self.body.take() else {
             return Ok(Vec::new());
         };
         let stream = body
             .stream()
             .map_err(|()| Error::BadRequest("the request body cannot be read".into()))?;
-        let mut bytes = Vec::new();
+        let expected = expected.unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         loop {
             match stream.blocking_read(READ_CHUNK) {
                 Ok(chunk) => {

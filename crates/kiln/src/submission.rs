@@ -52,21 +52,20 @@ impl Accepted {
 pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
     check_image(ctx, &upload)?;
     let canonical_ops = kiln_image::canonical(&upload.ops);
+    let Some(key) = &upload.idempotency_key else {
+        return create(ctx, &upload, canonical_ops).map(Accepted::New);
+    };
+    // Hashing the whole upload is only worth it when there is a key to
+    // compare it under.
     let fingerprint =
         idempotency::fingerprint(&upload.bytes, upload.declared.media_type(), &canonical_ops);
-    let earlier = match &upload.idempotency_key {
-        Some(key) => idempotency::lookup(ctx.kv, key)?,
-        None => None,
-    };
+    let earlier = idempotency::lookup(ctx.kv, key)?;
     if let Some((_, binding)) = &earlier
         && let Some(job) = replay(ctx, binding, &fingerprint)?
     {
         return Ok(Accepted::Replayed(job));
     }
     let job = create(ctx, &upload, canonical_ops)?;
-    let Some(key) = &upload.idempotency_key else {
-        return Ok(Accepted::New(job));
-    };
     let binding = Binding {
         job: job.id,
         fingerprint: fingerprint.clone(),

@@ -10,12 +10,13 @@ use kiln_image::Format;
 /// A request body that can be read up to a limit.
 pub trait BodyReader {
     /// Reads the whole body, failing with [`Error::ContentTooLarge`] as soon
-    /// as more than `limit` bytes arrive.
-    fn read_to_end(&mut self, limit: u64) -> Result<Vec<u8>, Error>;
+    /// as more than `limit` bytes arrive. `expected` is the declared length,
+    /// if any (within `limit`), to allocate for.
+    fn read_to_end(&mut self, limit: u64, expected: Option<u64>) -> Result<Vec<u8>, Error>;
 }
 
 impl BodyReader for Vec<u8> {
-    fn read_to_end(&mut self, limit: u64) -> Result<Vec<u8>, Error> {
+    fn read_to_end(&mut self, limit: u64, _expected: Option<u64>) -> Result<Vec<u8>, Error> {
         if self.len() as u64 > limit {
             return Err(Error::ContentTooLarge { max: limit });
         }
@@ -41,16 +42,16 @@ pub fn declared_format(headers: &HeaderMap) -> Result<Format, Error> {
         .ok_or_else(|| Error::UnsupportedMediaType(supported.into()))
 }
 
-/// Refuses a body whose declared `Content-Length` is over `limit` before
-/// reading any of it.
-pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), Error> {
+/// The declared `Content-Length`, if any; a body declared larger than
+/// `limit` is refused before any of it is read.
+pub fn declared_length(headers: &HeaderMap, limit: u64) -> Result<Option<u64>, Error> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
         Some(length) if length > limit => Err(Error::ContentTooLarge { max: limit }),
-        _ => Ok(()),
+        declared => Ok(declared),
     }
 }
 
@@ -118,9 +119,10 @@ mod tests {
     fn a_declared_length_over_the_limit_is_refused_before_reading() {
         let h = headers(&[("content-length", "101")]);
         assert_eq!(
-            check_declared_length(&h, 100),
+            declared_length(&h, 100),
             Err(Error::ContentTooLarge { max: 100 })
         );
-        assert_eq!(check_declared_length(&h, 101), Ok(()));
+        assert_eq!(declared_length(&h, 101), Ok(Some(101)));
+        assert_eq!(declared_length(&HeaderMap::new(), 100), Ok(None));
     }
 }
