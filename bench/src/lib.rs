@@ -1,4 +1,11 @@
-//! Shared helpers for Kiln's benchmarks: test images and timing.
+//! Shared helpers for Kiln's benchmarks: inputs, the `vips` peer, load,
+//! tables, test images and timing.
+
+pub mod corpus;
+pub mod load;
+pub mod references;
+pub mod table;
+pub mod vips;
 
 use std::time::{Duration, Instant};
 

@@ -154,7 +154,8 @@ impl EnvBuilder {
         }
     }
 
-    fn start_spin(self, spin: &Path) -> Env {
+    /// The app on `spin up` (`spin` is the binary), with this builder's variables.
+    pub fn start_spin(self, spin: &Path) -> Env {
         let process = SpinProcess::start(spin, &workspace_root(), &self.variables);
         Env {
             client: Client::new(process.base_url()),

@@ -13,7 +13,7 @@
 pub mod client;
 pub mod env;
 pub mod images;
-mod spin;
+pub mod spin;
 
 pub use client::Reply;
 pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target, job_record};

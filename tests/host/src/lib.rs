@@ -41,6 +41,7 @@
 //! - `redis_server`: [`RedisServer`], a throwaway `redis-server` for tests.
 //! - `guest_vars`: the guest variables interfaces.
 //! - `faults`: [`FaultHandle`] for injected store failures and crashes.
+//! - `memory`: the peak linear memory of each instance, for [`ComponentStats`].
 //! - `state`, `tasks`, `bindings`: store data, task tracking, generated WIT bindings.
 
 #![deny(missing_docs)]
@@ -55,6 +56,7 @@ mod headers;
 mod host;
 mod kv;
 mod manifest;
+mod memory;
 mod outbound;
 mod quotas;
 mod redis_server;

@@ -33,6 +33,9 @@ pub struct ComponentStats {
     pub timeouts: u64,
     /// Instances still running (for example working after they responded).
     pub running: u64,
+    /// The most linear memory one instance had, in bytes (Wasm memories
+    /// never shrink, so this is the size of the largest when it ended).
+    pub peak_memory_bytes: u64,
 }
 
 /// State shared by every instance a host runs.
@@ -193,6 +196,7 @@ impl HostShared {
             engine()?,
             HostState::new(self.clone(), id.clone(), deadline),
         );
+        store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         let (response_tx, response_rx) = oneshot::channel();
@@ -230,8 +234,10 @@ impl HostShared {
                     eprintln!("[kiln-test-host] `{id}` instance killed: handler time limit");
                 }
             }
+            let peak = store.data().memory.peak() as u64;
             shared.update_stats(&id, |s| {
                 s.running -= 1;
+                s.peak_memory_bytes = s.peak_memory_bytes.max(peak);
                 s.failures += u64::from(end != InstanceEnd::Returned);
                 s.timeouts += u64::from(end == InstanceEnd::TimedOut);
             });

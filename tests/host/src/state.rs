@@ -10,6 +10,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::memory::MemoryUse;
 use crate::outbound::OutboundHooks;
 use crate::runtime::HostShared;
 
@@ -23,6 +24,8 @@ pub(crate) struct HostState {
     pub component: Arc<str>,
     /// State shared by every instance of the host (store, faults, variables, ...).
     pub shared: Arc<HostShared>,
+    /// The instance's linear memory, counted as it grows.
+    pub memory: MemoryUse,
 }
 
 impl HostState {
@@ -43,6 +46,7 @@ impl HostState {
             hooks: OutboundHooks::new(shared.clone(), component.clone(), deadline),
             component,
             shared,
+            memory: MemoryUse::default(),
         }
     }
 }

@@ -1,0 +1,476 @@
+//! Kiln against its peers, in one run, as tables of figures and ratios:
+//!
+//! 1. synchronous `POST /images` of pipeline P on 4, 16 and 25 MP photos,
+//!    against the `vips` CLI (1 and 2 threads) and `kiln-image` natively;
+//! 2. the same pipeline in Wasm, stage by stage, against native;
+//! 3. full-size JPEG and PNG re-encodes against `vips`, time and bytes;
+//! 4. the `respond-async` acknowledgement of a 16 MP upload against a
+//!    component doing one key-value `set`;
+//! 5. status reads per second against a component doing one `get`;
+//! 6. the peak memory of an instance on a 25 MP photo against its RGBA frame.
+//!
+//! Everything runs on the test host (the wasmtime Spin runs on); sections
+//! 1, 4 and 5 run on `spin up` too when a `spin` binary is found (`SPIN_BIN`
+//! or `PATH`). Ratios, not absolute times, are what carries from one
+//! machine to another.
+//!
+//! Run: `bench/run [CORPUS_DIR]` (builds the components first), where
+//! CORPUS_DIR is what `../shared/corpus/make.sh CORPUS_DIR` built; without
+//! it, generated images of the same sizes stand in. `BENCH_SECTIONS=4,5`
+//! runs only those sections.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kiln_bench::corpus::{Photo, photos};
+use kiln_bench::load::get_rate;
+use kiln_bench::references::References;
+use kiln_bench::table::{Table, mb, ms, ratio};
+use kiln_bench::{median_of, vips};
+use kiln_bench_timing::{Timed, timed_process};
+use kiln_e2e::Env;
+use kiln_e2e::client::Client;
+
+/// The pipeline of issue 7: a photo made into a sharpened 1600 px JPEG.
+const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
+const RUNS: usize = 5;
+const ACK_RUNS: usize = 9;
+const CONCURRENCY: usize = 16;
+const LOAD_TIME: Duration = Duration::from_secs(3);
+
+/// Kiln and the reference components, on one runtime.
+struct Target {
+    name: &'static str,
+    kiln: Env,
+    references: References,
+}
+
+fn main() {
+    let corpus = std::env::args().nth(1).map(PathBuf::from);
+    let scratch = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    let (photos, source) = photos(corpus.as_deref(), &scratch);
+    let vips_version = vips::version();
+
+    println!("# Kiln benchmark\n");
+    println!("- machine: {}", machine());
+    println!("- inputs: {source}");
+    println!(
+        "- peer: {}",
+        vips_version.as_deref().unwrap_or(
+            "vips not installed (apt-get install libvips-tools): its columns are skipped"
+        )
+    );
+    println!("- P = `{P}`; medians of {RUNS} runs unless said\n");
+
+    let mut targets = vec![Target {
+        name: "test host",
+        kiln: Env::start(),
+        references: References::on_host(),
+    }];
+    match kiln_e2e::spin::binary() {
+        Some(spin) => targets.push(Target {
+            name: "spin up",
+            kiln: Env::builder().start_spin(&spin),
+            references: References::on_spin(&spin),
+        }),
+        None => {
+            println!("(no `spin` binary on PATH or SPIN_BIN: the `spin up` rows are skipped)\n")
+        }
+    }
+    let has_vips = vips_version.is_some();
+
+    let wanted = sections();
+    if wanted(1) {
+        synchronous_p(&photos, &targets, has_vips, &scratch);
+    }
+    if wanted(2) {
+        wasm_stages(&photos[1..], &targets[0]);
+    }
+    if wanted(3) {
+        full_size(&photos[1], &targets[0], has_vips, &scratch);
+    }
+    if wanted(4) {
+        acknowledgement(&photos[1], &targets);
+    }
+    if wanted(5) {
+        status_reads(&photos[0], &targets);
+    }
+    if wanted(6) {
+        peak_memory(&photos[2]);
+    }
+
+    drop(targets);
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: &Path) {
+    println!("## 1. Synchronous P: `POST /images` answered 201 with the image\n");
+    let mut header = vec!["photo".to_owned()];
+    header.extend(targets.iter().map(|t| format!("Kiln, {} (ms)", t.name)));
+    header.extend(
+        [
+            "kiln-image native (ms)",
+            "vips 2 threads (ms)",
+            "vips 1 thread (ms)",
+            "Kiln ÷ vips 2t",
+            "Kiln ÷ vips 1t",
+            "Kiln ÷ native",
+            "bytes Kiln / vips",
+        ]
+        .map(str::to_owned),
+    );
+    let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    let ops = kiln_image::parse_ops(P).expect("P parses");
+    for photo in photos {
+        let mut row = vec![format!(
+            "{} ({}×{})",
+            photo.label, photo.width, photo.height
+        )];
+        let mut kiln_bytes = 0;
+        let mut kiln_times = Vec::new();
+        for target in targets {
+            let time = median_of(RUNS, || {
+                let started = Instant::now();
+                let reply =
+                    target
+                        .kiln
+                        .submit(&format!("?ops={P}"), "image/jpeg", &photo.bytes, &[]);
+                let elapsed = started.elapsed();
+                assert_eq!(
+                    reply.status,
+                    201,
+                    "{}",
+                    String::from_utf8_lossy(&reply.body)
+                );
+                kiln_bytes = reply.body.len();
+                elapsed
+            });
+            kiln_times.push(time);
+            row.push(ms(time));
+        }
+        let native = median_of(RUNS, || {
+            let started = Instant::now();
+            timed_process(&photo.bytes, &ops).expect("P runs natively");
+            started.elapsed()
+        });
+        row.push(ms(native));
+        let output = scratch.join("p.jpg");
+        let steps = vips::pipeline_p(&photo.path, scratch, &output);
+        let host = kiln_times[0].as_secs_f64();
+        if has_vips {
+            let two = median_of(RUNS, || vips::run(2, &steps));
+            let one = median_of(RUNS, || vips::run(1, &steps));
+            let vips_bytes = std::fs::metadata(&output).map_or(0, |m| m.len());
+            row.extend([
+                ms(two),
+                ms(one),
+                ratio(host, two.as_secs_f64()),
+                ratio(host, one.as_secs_f64()),
+                ratio(host, native.as_secs_f64()),
+                format!("{} / {}", kiln_bytes, vips_bytes),
+            ]);
+        } else {
+            row.extend(["-".into(), "-".into(), "-".into(), "-".into()]);
+            row.push(ratio(host, native.as_secs_f64()));
+            row.push(format!("{kiln_bytes} / -"));
+        }
+        table.row(row);
+    }
+    table.print();
+}
+
+/// P run by the bare pipeline component, `runs` times; the median run.
+fn wasm_p(references: &References, photo: &Photo, ops: &str, runs: usize) -> Timed {
+    let client = references.client();
+    let mut timings: Vec<Timed> = (0..runs)
+        .map(|_| {
+            let reply = client.send(
+                "POST",
+                &format!("/pipeline?ops={ops}"),
+                &[("content-type", "image/jpeg")],
+                &photo.bytes,
+            );
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            serde_json::from_slice(&reply.body).expect("the pipeline's timings")
+        })
+        .collect();
+    timings.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
+    timings.swap_remove(runs / 2)
+}
+
+/// P natively, `runs` times; the median run.
+fn native_p(photo: &Photo, ops: &str, runs: usize) -> Timed {
+    let ops = kiln_image::parse_ops(ops).expect("valid ops");
+    let mut timings: Vec<Timed> = (0..runs)
+        .map(|_| {
+            timed_process(&photo.bytes, &ops)
+                .expect("the pipeline runs")
+                .0
+        })
+        .collect();
+    timings.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
+    timings.swap_remove(runs / 2)
+}
+
+fn wasm_stages(photos: &[Photo], target: &Target) {
+    println!("## 2. P in Wasm, stage by stage, against the same code natively\n");
+    println!(
+        "(the pipeline alone in a component of bench/spin.toml, no store; {}, median run of {RUNS})\n",
+        target.name
+    );
+    let mut table = Table::new(&[
+        "photo",
+        "stage",
+        "Wasm (ms)",
+        "native (ms)",
+        "Wasm ÷ native",
+    ]);
+    for photo in photos {
+        let wasm = wasm_p(&target.references, photo, P, RUNS);
+        let native = native_p(photo, P, RUNS);
+        for (w, n) in wasm.stages.iter().zip(&native.stages) {
+            table.row(vec![
+                photo.label.to_owned(),
+                w.stage.clone(),
+                format!("{:.1}", w.ms),
+                format!("{:.1}", n.ms),
+                ratio(w.ms, n.ms),
+            ]);
+        }
+        table.row(vec![
+            photo.label.to_owned(),
+            "**total**".into(),
+            format!("{:.1}", wasm.total_ms),
+            format!("{:.1}", native.total_ms),
+            ratio(wasm.total_ms, native.total_ms),
+        ]);
+    }
+    table.print();
+}
+
+fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
+    println!(
+        "## 3. Full-size re-encode of the {} photo (mirrored, so every pixel is decoded and encoded)\n",
+        photo.label
+    );
+    let mut table = Table::new(&[
+        "output",
+        "Kiln native (ms)",
+        "Kiln Wasm (ms)",
+        "vips 2 threads (ms)",
+        "vips 1 thread (ms)",
+        "native ÷ vips 2t",
+        "native ÷ vips 1t",
+        "Kiln (MB)",
+        "vips (MB)",
+        "bytes Kiln ÷ vips",
+    ]);
+    let cases = [
+        (
+            "JPEG, quality 80",
+            "flip(h),quality(80)",
+            "full.jpg[Q=80,strip]",
+            "full.jpg",
+        ),
+        ("PNG", "flip(h),format(png)", "full.png", "full.png"),
+    ];
+    for (label, ops, vips_output, vips_file) in cases {
+        let native = native_p(photo, ops, RUNS);
+        let wasm = wasm_p(&target.references, photo, ops, RUNS.min(3));
+        let mut row = vec![
+            label.to_owned(),
+            format!("{:.1}", native.total_ms),
+            format!("{:.1}", wasm.total_ms),
+        ];
+        if has_vips {
+            let output = scratch.join(vips_output).display().to_string();
+            let steps = vips::flip(&photo.path, &output);
+            let two = median_of(RUNS, || vips::run(2, &steps));
+            let one = median_of(RUNS, || vips::run(1, &steps));
+            let vips_bytes = std::fs::metadata(scratch.join(vips_file)).map_or(0, |m| m.len());
+            row.extend([
+                ms(two),
+                ms(one),
+                ratio(native.total_ms, two.as_secs_f64() * 1000.0),
+                ratio(native.total_ms, one.as_secs_f64() * 1000.0),
+                mb(native.bytes as u64),
+                mb(vips_bytes),
+                ratio(native.bytes as f64, vips_bytes as f64),
+            ]);
+        } else {
+            row.extend(["-", "-", "-", "-"].map(str::to_owned));
+            row.push(mb(native.bytes as u64));
+            row.extend(["-", "-"].map(str::to_owned));
+        }
+        table.row(row);
+    }
+    table.print();
+}
+
+fn acknowledgement(photo: &Photo, targets: &[Target]) {
+    println!(
+        "## 4. `Prefer: respond-async` acknowledgement of the {} upload ({:.1} MB), against one key-value `set`\n",
+        photo.label,
+        photo.bytes.len() as f64 / 1e6
+    );
+    println!("(median of {ACK_RUNS}; each Kiln job finishes, untimed, before the next upload)\n");
+    let mut table = Table::new(&[
+        "runtime",
+        "Kiln 202 (ms)",
+        "one-`set` floor (ms)",
+        "Kiln ÷ floor",
+    ]);
+    for target in targets {
+        let kiln = median_of(ACK_RUNS, || {
+            let started = Instant::now();
+            let reply = target.kiln.submit(
+                &format!("?ops={P}"),
+                "image/jpeg",
+                &photo.bytes,
+                &[("prefer", "respond-async")],
+            );
+            let elapsed = started.elapsed();
+            assert_eq!(
+                reply.status,
+                202,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            target
+                .kiln
+                .wait_until_finished(&reply.location(), Duration::from_secs(120));
+            elapsed
+        });
+        let floor = median_of(ACK_RUNS, || {
+            let started = Instant::now();
+            let reply = post_floor(target.references.client(), &photo.bytes);
+            let elapsed = started.elapsed();
+            assert_eq!(reply, 202);
+            elapsed
+        });
+        table.row(vec![
+            target.name.to_owned(),
+            ms(kiln),
+            ms(floor),
+            ratio(kiln.as_secs_f64(), floor.as_secs_f64()),
+        ]);
+    }
+    table.print();
+}
+
+fn post_floor(client: &Client, body: &[u8]) -> u16 {
+    client.send("POST", "/floor", &[], body).status
+}
+
+fn status_reads(photo: &Photo, targets: &[Target]) {
+    println!(
+        "## 5. Status reads: `GET /operations/{{id}}` of a finished job, {CONCURRENCY} clients for {} s, against one key-value `get` of the same JSON\n",
+        LOAD_TIME.as_secs()
+    );
+    let mut table = Table::new(&[
+        "runtime",
+        "Kiln (req/s)",
+        "one-`get` floor (req/s)",
+        "Kiln ÷ floor",
+    ]);
+    for target in targets {
+        let accepted = target.kiln.submit(
+            "?ops=resize(w=64)",
+            "image/jpeg",
+            &photo.bytes,
+            &[("prefer", "respond-async")],
+        );
+        let operation = accepted.location();
+        let finished = target
+            .kiln
+            .wait_until_finished(&operation, Duration::from_secs(120));
+        assert_eq!(post_floor(target.references.client(), &finished.body), 202);
+        let kiln = get_rate(target.kiln.base_url(), &operation, CONCURRENCY, LOAD_TIME);
+        let floor = get_rate(
+            target.references.client().base_url(),
+            "/floor",
+            CONCURRENCY,
+            LOAD_TIME,
+        );
+        table.row(vec![
+            target.name.to_owned(),
+            format!("{kiln:.0}"),
+            format!("{floor:.0}"),
+            ratio(kiln, floor),
+        ]);
+    }
+    table.print();
+}
+
+fn peak_memory(photo: &Photo) {
+    println!(
+        "## 6. Peak linear memory of one instance on the {} photo ({}×{}; its RGBA frame is {} MB)\n",
+        photo.label,
+        photo.width,
+        photo.height,
+        mb(photo.rgba_bytes())
+    );
+    let mut table = Table::new(&["request", "instance", "peak (MB)", "÷ RGBA frame"]);
+    let frame = photo.rgba_bytes() as f64;
+    for (label, ops) in [
+        ("synchronous P", P),
+        ("synchronous flip(h), full size", "flip(h)"),
+    ] {
+        // A fresh host per request, so its counters hold this request only.
+        let kiln = Env::start();
+        let reply = kiln.submit(&format!("?ops={ops}"), "image/jpeg", &photo.bytes, &[]);
+        assert_eq!(
+            reply.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let peak = kiln.host().stats("submit").peak_memory_bytes;
+        table.row(vec![
+            label.to_owned(),
+            "Kiln `submit`".into(),
+            mb(peak),
+            ratio(peak as f64, frame),
+        ]);
+    }
+    let references = References::on_host();
+    wasm_p(&references, photo, P, 1);
+    let peak = references
+        .stats("pipeline")
+        .map_or(0, |stats| stats.peak_memory_bytes);
+    table.row(vec![
+        "P, pipeline alone".into(),
+        "bench `pipeline`".into(),
+        mb(peak),
+        ratio(peak as f64, frame),
+    ]);
+    table.print();
+}
+
+/// Which sections to run: all, or those `BENCH_SECTIONS` lists (`4,5`).
+fn sections() -> impl Fn(u8) -> bool {
+    let only: Option<Vec<u8>> = std::env::var("BENCH_SECTIONS").ok().map(|list| {
+        list.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    });
+    move |section| only.as_ref().is_none_or(|only| only.contains(&section))
+}
+
+/// The CPU model and count, for the record.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} × {model}")
+}
