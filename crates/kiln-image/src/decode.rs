@@ -4,9 +4,15 @@
 //! limits before any pixel buffer is allocated. Opening also walks the
 //! file's structure ([`integrity`](crate::integrity)), so a file cut short
 //! is refused before its header is trusted. JPEG is decoded strictly
-//! ([`jpeg`]); the other formats through the `image` crate's readers.
+//! ([`jpeg`]), or at a reduced scale when the operations allow it
+//! ([`jpeg_scaled`], see [`crate::shrink`]); the other formats through the
+//! `image` crate's readers.
+//!
+//! The decoded frame is never copied but by an EXIF quarter rotation
+//! (which needs a second buffer) and by 16-bit input reduced to 8 bits.
 
 mod jpeg;
+pub(crate) mod jpeg_scaled;
 
 use std::io::Cursor;
 
@@ -18,10 +24,12 @@ use crate::format::Format;
 use crate::integrity;
 use crate::plan::Limits;
 use crate::probe::ImageInfo;
+use crate::shrink;
 
 /// A decoder positioned after the header.
-pub(crate) struct Header<D> {
+pub(crate) struct Header<'a, D> {
     decoder: D,
+    bytes: &'a [u8],
     orientation: Orientation,
     /// Format and displayed (oriented) dimensions.
     pub(crate) info: ImageInfo,
@@ -32,7 +40,7 @@ pub(crate) struct Header<D> {
 pub(crate) fn open(
     bytes: &[u8],
     limits: image::Limits,
-) -> Result<Header<impl ImageDecoder + '_>, ImageError> {
+) -> Result<Header<'_, impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
     integrity::check(format, bytes)?;
     let mut decoder = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
@@ -45,6 +53,7 @@ pub(crate) fn open(
     };
     Ok(Header {
         decoder,
+        bytes,
         orientation,
         info: ImageInfo {
             format,
@@ -87,11 +96,39 @@ pub(crate) fn image_limits(limits: &Limits) -> image::Limits {
 /// Decodes the pixels, applies the EXIF orientation and reduces the result
 /// to one of the 8-bit layouts the rest of the pipeline works on: `L8`,
 /// `La8`, `Rgb8`, `Rgba8`. Metadata is not carried along.
-pub(crate) fn decode(header: Header<impl ImageDecoder>) -> Result<DynamicImage, ImageError> {
-    let mut image =
-        DynamicImage::from_decoder(header.decoder).map_err(ImageError::from_decoding)?;
+///
+/// With `at_least`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, the
+/// smallest that keeps the displayed frame at least that large on both
+/// sides (see [`crate::shrink`]); other formats, and JPEGs the scaled
+/// decoder cannot read, are decoded at full size.
+pub(crate) fn decode(
+    header: Header<'_, impl ImageDecoder>,
+    at_least: Option<(u32, u32)>,
+) -> Result<DynamicImage, ImageError> {
+    let scaled = at_least.and_then(|at_least| decode_shrunk(&header, at_least));
+    let mut image = match scaled {
+        Some(image) => image,
+        None => DynamicImage::from_decoder(header.decoder).map_err(ImageError::from_decoding)?,
+    };
     image.apply_orientation(header.orientation);
     Ok(to_8_bit(image))
+}
+
+/// The frame of `header`'s JPEG decoded at the smallest scale that keeps
+/// it at least `at_least` once oriented, when that is smaller than full size
+/// and the scaled decoder can read it.
+fn decode_shrunk(
+    header: &Header<'_, impl ImageDecoder>,
+    at_least: (u32, u32),
+) -> Option<DynamicImage> {
+    if header.info.format != Format::Jpeg {
+        return None;
+    }
+    let denominator = shrink::dct_denominator((header.info.width, header.info.height), at_least);
+    if denominator == 1 {
+        return None;
+    }
+    jpeg_scaled::decode_scaled(header.bytes, denominator)
 }
 
 fn swaps_sides(orientation: Orientation) -> bool {
@@ -125,7 +162,7 @@ mod tests {
     use image::{GenericImageView, Rgb, Rgba};
 
     fn decoded(bytes: &[u8]) -> DynamicImage {
-        decode(open(bytes, image::Limits::default()).unwrap()).unwrap()
+        decode(open(bytes, image::Limits::default()).unwrap(), None).unwrap()
     }
 
     #[test]
@@ -156,7 +193,7 @@ mod tests {
     }
 
     fn decoding(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
-        open(bytes, image::Limits::default()).and_then(decode)
+        open(bytes, image::Limits::default()).and_then(|header| decode(header, None))
     }
 
     /// Files from libjpeg-turbo, libpng and libwebp (see testdata/make.sh),

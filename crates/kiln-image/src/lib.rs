@@ -13,6 +13,8 @@
 //!   before anything is decoded.
 //! - [`pipeline`]: [`process`], which runs the whole thing; [`progress`]:
 //!   how it reports [`Progress`] through every stage, within long ones too.
+//! - `shrink` (private): shrink-on-load, when a JPEG may be decoded at a
+//!   reduced scale because a downscaling `resize` comes first.
 //! - `decode`, `transform`, `blur`, [`resize`] and `encode` (private but for
 //!   [`resize::target_size`]): the stages `process` is made of. The notes
 //!   on each output encoder are below.
@@ -120,6 +122,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod resize;
+mod shrink;
 mod transform;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::format::Format;
 use crate::ops::Op;
 use crate::plan::{Limits, output_quality, preflight};
 use crate::progress::{OnProgress, Reporter, Stage};
+use crate::shrink;
 use crate::transform::apply;
 
 /// The encoded result of [`process`].
@@ -28,6 +29,9 @@ pub struct Output {
 /// Before decoding, the header is checked against `limits` and the ops (see
 /// [`preflight`]), so an oversized or impossible request costs no decoding.
 /// The EXIF orientation is always applied first and all metadata dropped.
+/// A JPEG that goes straight into a downscaling `resize` is decoded at a
+/// reduced scale (shrink-on-load, see the crate docs); the output has the
+/// same size either way.
 /// `on_progress` hears of every stage's start and end, and of progress
 /// within the stages that work row by row (see [`crate::progress`]);
 /// returning [`ControlFlow::Break`](std::ops::ControlFlow::Break) stops with
@@ -40,11 +44,16 @@ pub fn process(
 ) -> Result<Output, ImageError> {
     let header = decode::open(bytes, decode::image_limits(limits))?;
     let planned = preflight(&header.info, ops, limits)?;
+    let shrink = shrink::plan(&header.info, ops);
 
     let decoding = Reporter::start(on_progress, Stage::Decode)?;
-    let mut image = decode::decode(header)?;
+    let mut image = decode::decode(header, shrink.as_ref().map(|shrink| shrink.at_least))?;
     decoding.finish()?;
     for (index, op) in ops.iter().enumerate() {
+        let op = match &shrink {
+            Some(shrink) if shrink.resize_index == index => &shrink.resize,
+            _ => op,
+        };
         let of = ops.len();
         let mut applying = Reporter::start(on_progress, Stage::Apply { index, of })?;
         image = apply(image, op, &mut applying)?;
