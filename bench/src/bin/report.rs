@@ -431,6 +431,8 @@ fn peak_memory(photo: &Photo) {
             "{}",
             String::from_utf8_lossy(&reply.body)
         );
+        // The peak is recorded when the instance ends, after its follow-ups.
+        kiln.settle();
         let peak = kiln.host().stats("submit").peak_memory_bytes;
         table.row(vec![
             label.to_owned(),

@@ -80,7 +80,7 @@ mod tests {
             names,
             [
                 "decode",
-                "resize(w=20)",
+                "resize(w=20,fit=contain)",
                 "flip(h)",
                 "format(jpeg)",
                 "encode"

@@ -456,7 +456,7 @@ mod tests {
     /// Kiln's own JPEG input path: strict `zune-jpeg`, oriented, 8-bit.
     fn kiln_decoded(bytes: &[u8]) -> RgbImage {
         let header = crate::decode::open(bytes, image::Limits::default()).unwrap();
-        crate::decode::decode(header).unwrap().to_rgb8()
+        crate::decode::decode(header, None).unwrap().to_rgb8()
     }
 
     /// The encoder Kiln used before: two progressive scans (DC, then all

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::bindings::SpinHost;
@@ -151,7 +151,17 @@ pub(crate) fn engine() -> Result<&'static Engine> {
             let mut config = Config::new();
             config.wasm_component_model(true);
             config.epoch_interruption(true);
-            let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
+            // Instances come from a pool, as in Spin (whose defaults these
+            // are): what an instance costs to create and tear down is then
+            // what it costs there. Without the address space for the pool,
+            // each instance gets its memory from the system instead.
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+            let engine = Engine::new(&config)
+                .or_else(|_| {
+                    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                    Engine::new(&config)
+                })
+                .map_err(|e| format!("{e:#}"))?;
             let ticker = engine.weak();
             std::thread::Builder::new()
                 .name("kiln-test-host-epoch".into())
@@ -167,6 +177,33 @@ pub(crate) fn engine() -> Result<&'static Engine> {
         })
         .as_ref()
         .map_err(|e| anyhow!("cannot create the wasmtime engine: {e}"))
+}
+
+/// Spin 4's pooling allocator settings (`spin-core`): room for 1,000
+/// instances at once, each memory up to 4 GiB, 2 MiB of each memory slot
+/// kept resident between instances.
+fn pooling() -> PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
+    const INSTANCES: u32 = 1_000;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(INSTANCES)
+        .total_memories(INSTANCES)
+        .total_tables(2 * INSTANCES)
+        .total_stacks(INSTANCES)
+        .total_core_instances(4 * INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
+    pooling
 }
 
 /// Compiles `path`, reusing an earlier compilation of the same unchanged file.
