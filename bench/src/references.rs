@@ -37,11 +37,7 @@ impl References {
         };
         let app = App::load(&bench_dir().join("spin.toml"), options)
             .unwrap_or_else(|e| panic!("loading bench/spin.toml (run bench/run): {e:#}"));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
+        let runtime = kiln_e2e::env::host_runtime();
         let host = runtime
             .block_on(Host::builder(app).start())
             .unwrap_or_else(|e| panic!("starting the test host: {e:#}"));

@@ -183,7 +183,7 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
 /// P run by the bare pipeline component, `runs` times; the median run.
 fn wasm_p(references: &References, photo: &Photo, ops: &str, runs: usize) -> Timed {
     let client = references.client();
-    let mut timings: Vec<Timed> = (0..runs)
+    let timings = (0..runs)
         .map(|_| {
             let reply = client.send(
                 "POST",
@@ -200,22 +200,27 @@ fn wasm_p(references: &References, photo: &Photo, ops: &str, runs: usize) -> Tim
             serde_json::from_slice(&reply.body).expect("the pipeline's timings")
         })
         .collect();
-    timings.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
-    timings.swap_remove(runs / 2)
+    median_run(timings)
 }
 
 /// P natively, `runs` times; the median run.
 fn native_p(photo: &Photo, ops: &str, runs: usize) -> Timed {
     let ops = kiln_image::parse_ops(ops).expect("valid ops");
-    let mut timings: Vec<Timed> = (0..runs)
+    let timings: Vec<Timed> = (0..runs)
         .map(|_| {
             timed_process(&photo.bytes, &ops)
                 .expect("the pipeline runs")
                 .0
         })
         .collect();
+    median_run(timings)
+}
+
+/// The run whose total time is the median.
+fn median_run(mut timings: Vec<Timed>) -> Timed {
     timings.sort_by(|a, b| a.total_ms.total_cmp(&b.total_ms));
-    timings.swap_remove(runs / 2)
+    let middle = timings.len() / 2;
+    timings.swap_remove(middle)
 }
 
 fn wasm_stages(photos: &[Photo], target: &Target) {

@@ -135,11 +135,7 @@ impl EnvBuilder {
 
     /// Starts the app on the test host, with a fresh in-memory store unless one was given.
     pub fn start(self) -> Env {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
+        let runtime = host_runtime();
         let kv = self.store.clone().unwrap_or_default();
         let host = start_host(&runtime, &self, &kv);
         let client = Client::new(host.base_url());
@@ -162,6 +158,16 @@ impl EnvBuilder {
             target: Target::Spin { _process: process },
         }
     }
+}
+
+/// The runtime a test host runs on: multi-threaded, as Spin's, with one
+/// worker per core of the development machine.
+pub fn host_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 fn start_host(

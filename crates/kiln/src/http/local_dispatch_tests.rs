@@ -15,6 +15,16 @@ fn local_host() -> FakeHost {
     host
 }
 
+/// A small `respond-async` submission, answered but not followed up yet.
+fn submit_async_without_follow_ups(host: &FakeHost) -> super::Reply {
+    host.send_without_follow_ups(
+        Method::POST,
+        "/images",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(16, 16),
+    )
+}
+
 fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
     kv.keys()
         .into_iter()
@@ -32,28 +42,12 @@ fn keys_of(kv: &MemoryKv, location: &str) -> Vec<String> {
     kv.keys().into_iter().filter(|k| k.contains(id)).collect()
 }
 
-/// Without service chaining, the instance that accepted a synchronous
-/// submission does the work itself and answers 201 with the image.
-#[test]
-fn a_local_synchronous_submission_is_processed_by_the_accepting_instance() {
-    let host = local_host();
-    let response = host.submit(&[], "?ops=resize(w=32),format(png)");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(&response.body()[1..4], b"PNG");
-    assert_eq!(host.dispatches.get(), 0, "a processor was called");
-}
-
 /// An asynchronous submission is answered 202 first; the same instance runs
 /// the job after its answer.
 #[test]
 fn a_local_async_submission_is_run_after_its_202() {
     let host = local_host();
-    let reply = host.send_without_follow_ups(
-        Method::POST,
-        "/images",
-        &[("content-type", "image/png"), ("prefer", "respond-async")],
-        png(16, 16),
-    );
+    let reply = submit_async_without_follow_ups(&host);
     assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
     let location = header(&reply.response, "location").to_owned();
     assert_eq!(json(&host.get(&location))["status"], "notStarted");
@@ -125,12 +119,7 @@ fn work_beyond_the_platforms_request_limit_fails_as_processing_too_long() {
 #[test]
 fn a_local_long_poll_of_a_stuck_job_answers_at_once_and_runs_it_after() {
     let host = local_host();
-    let accepted = host.send_without_follow_ups(
-        Method::POST,
-        "/images",
-        &[("content-type", "image/png"), ("prefer", "respond-async")],
-        png(16, 16),
-    );
+    let accepted = submit_async_without_follow_ups(&host);
     let location = header(&accepted.response, "location").to_owned();
     host.advance(host.config.lease);
     let before = host.ctx().runtime.now();

@@ -310,15 +310,25 @@ fn answers_202_after(host: &FakeHost, headers: &[(&str, &str)], expected: Durati
 }
 
 /// A synchronous submission runs its job in the instance that accepted it,
-/// so the 201 goes out as soon as the result is stored: no processor is
-/// called and nothing polls the store.
+/// with service chaining or without, so the 201 goes out as soon as the
+/// result is stored: no processor is called and nothing polls the store.
 #[test]
 fn a_synchronous_submission_runs_its_job_itself() {
-    let host = FakeHost::new();
-    let response = host.submit(&[], "?ops=resize(w=32),format(png)");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(&response.body()[1..4], b"PNG");
-    assert_eq!(host.dispatches.get(), 0, "a processor was called");
+    for dispatch in [
+        crate::config::Dispatch::Chained,
+        crate::config::Dispatch::Local,
+    ] {
+        let mut host = FakeHost::new();
+        host.config.dispatch = dispatch;
+        let response = host.submit(&[], "?ops=resize(w=32),format(png)");
+        assert_eq!(response.status(), StatusCode::CREATED, "{dispatch:?}");
+        assert_eq!(&response.body()[1..4], b"PNG");
+        assert_eq!(
+            host.dispatches.get(),
+            0,
+            "{dispatch:?}: a processor was called"
+        );
+    }
 }
 
 /// A processor that cannot be reached does not matter to a synchronous
