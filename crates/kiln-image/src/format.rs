@@ -12,15 +12,32 @@ pub enum Format {
     Jpeg,
     /// PNG.
     Png,
-    /// WebP (lossy or lossless input; lossless output).
+    /// WebP: lossy or lossless, in and out.
     Webp,
     /// GIF (first frame only).
     Gif,
+    /// AVIF: output only. No pure-Rust AV1 decoder is fit to ship in a
+    /// component yet, so AVIF uploads are refused as unsupported.
+    Avif,
 }
 
 impl Format {
-    /// Every format, in the order used in messages.
-    pub const ALL: [Format; 4] = [Format::Jpeg, Format::Png, Format::Webp, Format::Gif];
+    /// Every format Kiln writes, in the order used in messages.
+    pub const ALL: [Format; 5] = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Avif,
+    ];
+
+    /// The formats Kiln reads, in the order used in messages.
+    pub const INPUTS: [Format; 4] = [Format::Jpeg, Format::Png, Format::Webp, Format::Gif];
+
+    /// Whether Kiln can decode this format.
+    pub fn is_input(self) -> bool {
+        Format::INPUTS.contains(&self)
+    }
 
     /// The registered media type, e.g. `image/jpeg`.
     pub fn media_type(self) -> &'static str {
@@ -29,6 +46,7 @@ impl Format {
             Format::Png => "image/png",
             Format::Webp => "image/webp",
             Format::Gif => "image/gif",
+            Format::Avif => "image/avif",
         }
     }
 
@@ -53,6 +71,8 @@ impl Format {
             Some(Format::Gif)
         } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
             Some(Format::Webp)
+        } else if is_avif(bytes) {
+            Some(Format::Avif)
         } else {
             None
         }
@@ -65,6 +85,7 @@ impl Format {
             Format::Png => "png",
             Format::Webp => "webp",
             Format::Gif => "gif",
+            Format::Avif => "avif",
         }
     }
 
@@ -80,6 +101,8 @@ impl Format {
             // VP8L stores width-1 and height-1 in 14 bits.
             Format::Webp => 16_384,
             Format::Png => i32::MAX as u32,
+            // AV1 codes each side minus one in 16 bits.
+            Format::Avif => 65_536,
         }
     }
 
@@ -89,8 +112,23 @@ impl Format {
             Format::Png => image::ImageFormat::Png,
             Format::Webp => image::ImageFormat::WebP,
             Format::Gif => image::ImageFormat::Gif,
+            Format::Avif => image::ImageFormat::Avif,
         }
     }
+}
+
+/// An ISO-BMFF file whose `ftyp` box names the AVIF brand, as major or
+/// compatible brand (`avif` for still images, `avis` for sequences).
+fn is_avif(bytes: &[u8]) -> bool {
+    if bytes.len() < 16 || &bytes[4..8] != b"ftyp" {
+        return false;
+    }
+    let box_size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let end = box_size.clamp(16, bytes.len());
+    // Major brand at 8..12, minor version at 12..16, compatible brands after.
+    std::iter::once(&bytes[8..12])
+        .chain(bytes[16..end].chunks_exact(4))
+        .any(|brand| brand == b"avif" || brand == b"avis")
 }
 
 impl fmt::Display for Format {
@@ -133,9 +171,45 @@ mod tests {
     #[test]
     fn sniff_recognises_every_encoded_format() {
         let image = gradient(16, 8);
-        for format in Format::ALL {
+        for format in Format::INPUTS {
             assert_eq!(Format::sniff(&encoded(&image, format)), Some(format));
         }
+    }
+
+    /// AVIF uploads are recognised, so that they are refused as AVIF (not
+    /// as "not an image"), whichever brand list their `ftyp` box carries.
+    #[test]
+    fn sniff_recognises_avif_by_its_ftyp_brands() {
+        let ftyp = |major: &[u8; 4], compatible: &[&[u8; 4]]| {
+            let size = 16 + 4 * compatible.len();
+            let mut bytes = (size as u32).to_be_bytes().to_vec();
+            bytes.extend_from_slice(b"ftyp");
+            bytes.extend_from_slice(major);
+            bytes.extend_from_slice(&[0; 4]);
+            compatible
+                .iter()
+                .for_each(|brand| bytes.extend_from_slice(*brand));
+            bytes.extend_from_slice(b"\0\0\0\x08meta");
+            bytes
+        };
+        assert_eq!(
+            Format::sniff(&ftyp(b"avif", &[b"mif1"])),
+            Some(Format::Avif)
+        );
+        assert_eq!(
+            Format::sniff(&ftyp(b"mif1", &[b"miaf", b"avif"])),
+            Some(Format::Avif)
+        );
+        assert_eq!(Format::sniff(&ftyp(b"avis", &[])), Some(Format::Avif));
+        assert_eq!(Format::sniff(&ftyp(b"heic", &[b"mif1", b"heic"])), None);
+        assert_eq!(Format::sniff(&ftyp(b"isom", &[b"mp41"])), None);
+    }
+
+    #[test]
+    fn avif_is_written_but_not_read() {
+        assert!(Format::ALL.contains(&Format::Avif));
+        assert!(!Format::Avif.is_input());
+        assert!(Format::INPUTS.iter().all(|format| format.is_input()));
     }
 
     #[test]

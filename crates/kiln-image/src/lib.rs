@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //!
-//! - [`mod@format`]: the four supported formats, their media types and magic bytes.
+//! - [`mod@format`]: the formats read (JPEG, PNG, WebP, GIF) and written (those and AVIF), their media types and magic bytes.
 //! - [`ops`]: the [`Op`] type, the `ops` grammar ([`parse_ops`]) and its
 //!   [`canonical`] string form.
 //! - [`mod@probe`]: format and dimensions read from the header only ([`probe()`]).
@@ -45,8 +45,8 @@
 //! | `grayscale` | none | |
 //! | `brightness(N)` | -255..=255 | Added to every colour channel. |
 //! | `contrast(F)` | -100..=100 | Percentage; negative lowers contrast. |
-//! | `format(T)` | `jpeg`, `png`, `webp`, `gif` | Output format; the last one wins. Default: the source format. |
-//! | `quality(N)` | 1..=100 | JPEG quality; the last one wins. Default 80. Ignored by the lossless formats. |
+//! | `format(T)` | `jpeg`, `png`, `webp`, `gif`, `avif`, `auto` | Output format; the last one wins. Default: the source format. `auto` is chosen from the submission's `Accept` and recorded as the format picked (see the README, "Formats"). |
+//! | `quality(N)` | 1..=100 | Quality of the lossy formats (JPEG, WebP, AVIF); the last one wins. Default: each format's own (JPEG 80; WebP and AVIF tuned to look like JPEG at 80). For WebP, `quality(100)` means lossless. Ignored by PNG and GIF. |
 //!
 //! Integers are plain decimal digits (a leading `-` where negatives are
 //! allowed); decimals are written `1`, `1.5` or `-0.25`. Every parse error

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn output_keeps_the_source_format_by_default() {
-        for format in Format::ALL {
+        for format in Format::INPUTS {
             let output = process(
                 &photo(format),
                 &default_ops(),
@@ -117,6 +117,17 @@ mod tests {
             .unwrap();
             assert_eq!(Format::sniff(&output.bytes), Some(format));
             assert_eq!((output.width, output.height), (64, 48));
+        }
+    }
+
+    /// `format(auto)` left unresolved (no `Accept` was consulted) keeps the
+    /// source format, whatever came before it.
+    #[test]
+    fn unresolved_auto_format_keeps_the_source_format() {
+        for format in Format::INPUTS {
+            let output = run(&photo(format), "format(png),format(auto)").unwrap();
+            assert_eq!(output.format, format);
+            assert_eq!(Format::sniff(&output.bytes), Some(format));
         }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::error::ImageError;
 use crate::format::Format;
-use crate::ops::{DEFAULT_QUALITY, Op};
+use crate::ops::Op;
 use crate::probe::ImageInfo;
 use crate::resize::target_size;
 
@@ -30,26 +30,26 @@ impl Default for Limits {
     }
 }
 
-/// The output format: the last `format(..)`, else `source`.
+/// The output format: the last `format(..)`, else `source`. An unresolved
+/// `format(auto)` keeps `source`, as it would without `Accept`.
 pub fn output_format(source: Format, ops: &[Op]) -> Format {
     ops.iter()
         .rev()
         .find_map(|op| match op {
             Op::Format(format) => Some(*format),
+            Op::AutoFormat => Some(source),
             _ => None,
         })
         .unwrap_or(source)
 }
 
-/// The JPEG quality: the last `quality(..)`, else 80.
-pub fn output_quality(ops: &[Op]) -> u8 {
-    ops.iter()
-        .rev()
-        .find_map(|op| match op {
-            Op::Quality(quality) => Some(*quality),
-            _ => None,
-        })
-        .unwrap_or(DEFAULT_QUALITY)
+/// The requested quality: the last `quality(..)`, else `None` (each
+/// encoder's default).
+pub fn output_quality(ops: &[Op]) -> Option<u8> {
+    ops.iter().rev().find_map(|op| match op {
+        Op::Quality(quality) => Some(*quality),
+        _ => None,
+    })
 }
 
 /// The output width and height predicted from the header and the operations
@@ -184,9 +184,9 @@ mod tests {
     }
 
     #[test]
-    fn output_quality_is_the_last_quality_op_else_eighty() {
-        assert_eq!(output_quality(&ops("grayscale")), 80);
-        assert_eq!(output_quality(&ops("quality(30),quality(60)")), 60);
+    fn output_quality_is_the_last_quality_op_else_the_encoders_default() {
+        assert_eq!(output_quality(&ops("grayscale")), None);
+        assert_eq!(output_quality(&ops("quality(30),quality(60)")), Some(60));
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
     let mut swapped = false;
     for (index, op) in ops.iter().enumerate() {
         match *op {
-            Op::Format(_) | Op::Quality(_) | Op::Flip(_) | Op::Rotate(Rotation::Deg180) => {}
+            Op::Format(_)
+            | Op::AutoFormat
+            | Op::Quality(_)
+            | Op::Flip(_)
+            | Op::Rotate(Rotation::Deg180) => {}
             Op::Rotate(Rotation::Deg90 | Rotation::Deg270) => swapped = !swapped,
             Op::Resize { width, height, fit } => {
                 let size = if swapped {

@@ -80,7 +80,7 @@ pub(crate) fn apply(
             |buffer| imageops::colorops::contrast_in_place(buffer, value),
             |image: &DynamicImage| image.adjust_contrast(value)
         ),
-        Op::Format(_) | Op::Quality(_) => {}
+        Op::Format(_) | Op::AutoFormat | Op::Quality(_) => {}
     }
     Ok(image)
 }

@@ -80,6 +80,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The 415 for a format Kiln writes but cannot read (AVIF).
+    pub fn unreadable(format: kiln_image::Format) -> Error {
+        Error::UnsupportedMediaType(format!(
+            "{} input is not supported (Kiln writes it but cannot read it); send image/jpeg, image/png, image/webp or image/gif",
+            format.media_type()
+        ))
+    }
+
     /// The HTTP status and the problem body for this error.
     pub fn to_problem(&self) -> Problem {
         let (status, slug, title, detail, operation) = match self {

@@ -35,6 +35,8 @@ pub(crate) fn check(format: Format, bytes: &[u8]) -> Result<(), ImageError> {
         Format::Png => png::walk(bytes),
         Format::Gif => gif::walk(bytes),
         Format::Webp => webp::walk(bytes),
+        // Not a format Kiln reads: nothing to walk.
+        Format::Avif => return Err(ImageError::Unsupported),
     };
     walked.map_err(|damage| ImageError::Corrupt(damage.describe(format)))
 }
@@ -101,7 +103,7 @@ mod tests {
     #[test]
     fn check_accepts_whole_files_of_every_format() {
         let image = gradient(64, 48);
-        for format in Format::ALL {
+        for format in Format::INPUTS {
             assert_eq!(check(format, &encoded(&image, format)), Ok(()), "{format}");
         }
     }

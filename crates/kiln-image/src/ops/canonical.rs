@@ -48,6 +48,7 @@ impl fmt::Display for Op {
             Op::Brightness(value) => write!(f, "brightness({value})"),
             Op::Contrast(value) => write!(f, "contrast({value})"),
             Op::Format(format) => write!(f, "format({})", format.name()),
+            Op::AutoFormat => f.write_str("format(auto)"),
             Op::Quality(value) => write!(f, "quality({value})"),
         }
     }
@@ -60,7 +61,7 @@ mod tests {
 
     const EVERY_OP: &str = "resize(w=800,h=600,fit=cover),resize(h=10),crop(x=1,y=2,w=3,h=4),\
         rotate(270),flip(v),blur(sigma=0.3),sharpen(sigma=1.25,threshold=7),grayscale,\
-        brightness(-12),contrast(33.5),format(webp),quality(55)";
+        brightness(-12),contrast(33.5),format(webp),format(auto),quality(55)";
 
     #[test]
     fn canonical_round_trips_every_op() {

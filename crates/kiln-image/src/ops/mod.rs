@@ -34,8 +34,6 @@ pub const BRIGHTNESS: RangeInclusive<i16> = -255..=255;
 pub const CONTRAST: RangeInclusive<f32> = -100.0..=100.0;
 /// Bounds of `quality`.
 pub const QUALITY: RangeInclusive<u8> = 1..=100;
-/// JPEG quality when no `quality(..)` is given.
-pub const DEFAULT_QUALITY: u8 = 80;
 
 /// One image operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,9 +81,16 @@ pub enum Op {
     Brightness(i16),
     /// `contrast(F)`, a percentage in -100..=100.
     Contrast(f32),
-    /// `format(jpeg|png|webp|gif)`: the output format.
+    /// `format(jpeg|png|webp|gif|avif)`: the output format.
     Format(Format),
-    /// `quality(N)`, 1..=100: JPEG output quality.
+    /// `format(auto)`: the output format negotiated from the request's
+    /// `Accept` at submission, which replaces this operation by the
+    /// [`Op::Format`] chosen (see [`negotiate_format`](crate::negotiate_format)).
+    /// Left unresolved, it keeps the source format, as a request without
+    /// `Accept` would.
+    AutoFormat,
+    /// `quality(N)`, 1..=100: lossy output quality (JPEG, WebP, AVIF). For
+    /// WebP, `quality(100)` selects lossless compression.
     Quality(u8),
 }
 
@@ -196,7 +201,7 @@ impl Op {
             Op::Brightness(value) => BRIGHTNESS.contains(&value),
             Op::Contrast(value) => CONTRAST.contains(&value),
             Op::Quality(value) => QUALITY.contains(&value),
-            Op::Rotate(_) | Op::Flip(_) | Op::Grayscale | Op::Format(_) => true,
+            Op::Rotate(_) | Op::Flip(_) | Op::Grayscale | Op::Format(_) | Op::AutoFormat => true,
         };
         if ok {
             Ok(())

@@ -12,6 +12,14 @@ use crate::format::Format;
 
 const OP_NAMES: &str =
     "resize, crop, rotate, flip, blur, sharpen, grayscale, brightness, contrast, format, quality";
+/// `format(auto)`: negotiated from `Accept` at submission.
+const AUTO_FORMAT: &str = "auto";
+
+/// What `format(..)` accepts: every output format, then `auto`.
+fn format_names() -> String {
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    format!("{}, {AUTO_FORMAT}", names.join(", "))
+}
 
 /// Why an `ops` spec could not be parsed, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,9 +287,12 @@ fn build(name: Token<'_>, args: &[Arg<'_>]) -> Result<Op, OpsError> {
         }
         "format" => {
             let value = single(name, args, "format(webp)")?;
+            if value.text == AUTO_FORMAT {
+                return Ok(Op::AutoFormat);
+            }
             Format::from_name(value.text)
                 .map(Op::Format)
-                .ok_or_else(|| invalid(value, "format", "one of: jpeg, png, webp, gif"))
+                .ok_or_else(|| invalid(value, "format", &format!("one of: {}", format_names())))
         }
         "quality" => {
             let value = single(name, args, "quality(75)")?;
@@ -677,6 +688,21 @@ mod tests {
         assert_eq!(err("flip(x)").position, 5);
         assert_eq!(err("resize(w=1,fit=stretch)").position, 15);
         assert_eq!(err("format(tiff)").position, 7);
+        assert!(
+            err("format(tiff)")
+                .message
+                .contains("jpeg, png, webp, gif, avif, auto"),
+            "{}",
+            err("format(tiff)")
+        );
+    }
+
+    #[test]
+    fn avif_and_auto_formats_parse() {
+        assert_eq!(
+            parse_ops("format(avif),format(auto)").unwrap(),
+            vec![Op::Format(Format::Avif), Op::AutoFormat]
+        );
     }
 
     #[test]

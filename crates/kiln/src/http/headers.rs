@@ -35,11 +35,15 @@ pub fn declared_format(headers: &HeaderMap) -> Result<Format, Error> {
     let value = headers
         .get(CONTENT_TYPE)
         .ok_or_else(|| Error::UnsupportedMediaType(format!("no Content-Type; {supported}")))?;
-    value
+    let format = value
         .to_str()
         .ok()
         .and_then(Format::from_media_type)
-        .ok_or_else(|| Error::UnsupportedMediaType(supported.into()))
+        .ok_or_else(|| Error::UnsupportedMediaType(supported.into()))?;
+    if !format.is_input() {
+        return Err(Error::unreadable(format));
+    }
+    Ok(format)
 }
 
 /// The declared `Content-Length`, if any; a body declared larger than
@@ -105,6 +109,25 @@ mod tests {
     fn content_type_parameters_are_ignored() {
         let h = headers(&[("content-type", "image/png; foo=bar")]);
         assert_eq!(declared_format(&h), Ok(Format::Png));
+    }
+
+    /// AVIF is an output format only: declaring it is a 415 that says so
+    /// and names what is read.
+    #[test]
+    fn an_avif_upload_is_refused_naming_the_supported_inputs() {
+        let Err(Error::UnsupportedMediaType(message)) =
+            declared_format(&headers(&[("content-type", "image/avif")]))
+        else {
+            panic!("image/avif accepted");
+        };
+        assert!(
+            message.contains("image/avif input is not supported"),
+            "{message}"
+        );
+        assert!(
+            message.contains("image/jpeg, image/png, image/webp or image/gif"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! instance running after its response is complete).
 
 mod headers;
+mod negotiate;
 mod process;
 mod render;
 mod resources;

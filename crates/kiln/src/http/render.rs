@@ -42,9 +42,10 @@ pub fn set(response: &mut Response, name: HeaderName, value: impl AsRef<str>) {
     }
 }
 
-/// `Vary: Prefer`: the answer to a submission depends on it.
-pub fn vary_prefer(response: &mut Response) {
-    set(response, VARY, "Prefer");
+/// `Vary`: the request headers the answer depended on (for a submission,
+/// `Prefer`, and `Accept` when it chose the output format).
+pub fn vary(response: &mut Response, request_headers: &[&str]) {
+    set(response, VARY, request_headers.join(", "));
 }
 
 /// An `application/problem+json` response for `error`.

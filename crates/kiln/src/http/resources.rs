@@ -88,7 +88,7 @@ fn operation<B>(
         job = wait_for_change(ctx, &job, timeout)?;
     }
     let mut response = render::operation(&job, StatusCode::OK);
-    render::vary_prefer(&mut response);
+    render::vary(&mut response, &["Prefer"]);
     if job.status.is_terminal()
         && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())
         && headers::if_none_match(request.headers(), etag)

@@ -2,6 +2,7 @@
 //! result when it is ready in time, or `202 Accepted` with the operation.
 
 use super::headers::{self, BodyReader};
+use super::negotiate;
 use super::render::{self, set};
 use super::{FollowUp, Reply};
 use crate::blob;
@@ -25,20 +26,32 @@ pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
         return Error::MethodNotAllowed { allow: "POST" }.into();
     }
     let prefs = headers::preferences(request.headers());
-    let mut reply = submit(request, &prefs, ctx).unwrap_or_else(|err| super::failed(ctx, err));
-    render::vary_prefer(&mut reply.response);
+    let mut negotiated = false;
+    let mut reply =
+        submit(request, &prefs, ctx, &mut negotiated).unwrap_or_else(|err| super::failed(ctx, err));
+    let varies_with: &[&str] = if negotiated {
+        &["Prefer", "Accept"]
+    } else {
+        &["Prefer"]
+    };
+    render::vary(&mut reply.response, varies_with);
     reply
 }
 
+/// Stores the upload and answers; sets `negotiated` once `format(auto)`
+/// has been resolved from `Accept`, so that every answer from then on
+/// (including errors about the chosen format) says it varies with it.
 fn submit<B: BodyReader>(
     mut request: http::Request<B>,
     prefs: &Preferences,
     ctx: &Ctx<'_>,
+    negotiated: &mut bool,
 ) -> Result<Reply, Error> {
     let limit = ctx.config.max_upload_bytes;
     let declared_length = headers::declared_length(request.headers(), limit)?;
     let declared = headers::declared_format(request.headers())?;
-    let ops = ops_from_query(request.uri().query())?;
+    let mut ops = ops_from_query(request.uri().query())?;
+    *negotiated = negotiate::resolve_auto_format(&mut ops, request.headers(), declared);
     let idempotency_key = request
         .headers()
         .get("idempotency-key")

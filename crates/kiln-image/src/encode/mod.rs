@@ -38,13 +38,15 @@
 //!   without filtering: 29.3 MB in 1.2 s for the photo (decode included),
 //!   248 KB for the screenshot. `zlib-rs` has wasm simd128 kernels (match
 //!   comparison, hash sliding, Adler-32), so Wasm keeps most of its speed.
-//! - WebP: lossless (VP8L), the only WebP encoder `image` 0.25 has.
+//! - WebP and AVIF: see [`webp`] and [`avif`].
 //! - GIF: the first (only) frame, quantized to 256 colours with NeuQuant at
 //!   speed 10, the `gif` crate's recommended trade-off (speed 1, the
 //!   `image` default, is many times slower).
 
+mod avif;
+mod webp;
+
 use image::codecs::gif::GifEncoder;
-use image::codecs::webp::WebPEncoder;
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 
@@ -66,12 +68,17 @@ const PNG_IDAT_BYTES: usize = 256 * 1024;
 /// Bytes of rows handed to the PNG writer between progress reports.
 const PNG_BAND_BYTES: usize = 1 << 20;
 
-/// Encodes `image` as `format`; `quality` (1..=100) applies to JPEG only.
-/// JPEG and PNG report their progress row by row through `reporter`.
+/// JPEG quality when no `quality(..)` is given: libjpeg's and vips'
+/// default.
+pub(crate) const JPEG_DEFAULT_QUALITY: u8 = 80;
+
+/// Encodes `image` as `format`; `quality` (1..=100, `None` for the
+/// format's default) applies to the lossy formats. JPEG and PNG report
+/// their progress row by row through `reporter`.
 pub(crate) fn encode(
     image: &DynamicImage,
     format: Format,
-    quality: u8,
+    quality: Option<u8>,
     reporter: &mut Reporter<'_, '_>,
 ) -> Result<Vec<u8>, ImageError> {
     let (width, height) = image.dimensions();
@@ -83,17 +90,21 @@ pub(crate) fn encode(
     }
     let mut out = Vec::new();
     match format {
-        Format::Jpeg => jpeg(image, quality, &mut out, reporter)?,
+        Format::Jpeg => jpeg(
+            image,
+            quality.unwrap_or(JPEG_DEFAULT_QUALITY),
+            &mut out,
+            reporter,
+        )?,
         Format::Png => png_streamed(image, &mut out, reporter)?,
-        Format::Webp => WebPEncoder::new_lossless(&mut out)
-            .encode(image.as_bytes(), width, height, image.color().into())
-            .map_err(|e| encoding_failed(format, &e.to_string()))?,
+        Format::Webp => webp::webp(image, quality, &mut out)?,
         Format::Gif => gif(image, &mut out).map_err(|e| encoding_failed(format, &e.to_string()))?,
+        Format::Avif => avif::avif(image, quality, &mut out)?,
     }
     Ok(out)
 }
 
-fn encoding_failed(format: Format, reason: &str) -> ImageError {
+pub(super) fn encoding_failed(format: Format, reason: &str) -> ImageError {
     ImageError::Encoding(format!("cannot encode the result as {format}: {reason}"))
 }
 
@@ -354,7 +365,7 @@ mod tests {
             }
         };
         let mut reporter = Reporter::start(&mut count, Stage::Encode).unwrap();
-        let result = super::encode(image, format, 80, &mut reporter);
+        let result = super::encode(image, format, Some(80), &mut reporter);
         (result, within)
     }
 
