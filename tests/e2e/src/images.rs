@@ -158,3 +158,108 @@ pub fn corrupt(bytes: &[u8]) -> Vec<u8> {
     out.extend((0..bytes.len() - keep).map(|i| (i * 7 + 13) as u8));
     out
 }
+
+/// A PNG gradient whose left half is fully transparent.
+pub fn half_transparent_png(width: u32, height: u32) -> Vec<u8> {
+    let mut image = gradient(width, height).to_rgba8();
+    for (x, _, pixel) in image.enumerate_pixels_mut() {
+        if x < width / 2 {
+            pixel[3] = 0;
+        }
+    }
+    encode(&DynamicImage::ImageRgba8(image), ImageFormat::Png)
+}
+
+/// A photo-like PNG: smooth shading with fine texture, where lossy codecs
+/// behave as on photos (a plain gradient flatters them).
+pub fn photo_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let photo = RgbaImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let grain = (state % 24) as f32 - 12.0;
+        let (fx, fy) = (x as f32 / width as f32, y as f32 / height as f32);
+        let wave = ((fx * 9.0).sin() * (fy * 7.0).cos() * 60.0) + grain;
+        let channel = |base: f32| (base + wave).clamp(0.0, 255.0) as u8;
+        image::Rgba([
+            channel(90.0 + 100.0 * fx),
+            channel(120.0),
+            channel(200.0 - 120.0 * fy),
+            255,
+        ])
+    });
+    encode(&DynamicImage::ImageRgba8(photo), ImageFormat::Png)
+}
+
+/// The four-character codes of a WebP file's chunks, in order (`VP8 ` is
+/// lossy, `VP8L` lossless, `ALPH` the alpha of a lossy image).
+pub fn webp_chunks(bytes: &[u8]) -> Vec<String> {
+    assert!(
+        bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP"),
+        "not a WebP file"
+    );
+    let mut chunks = Vec::new();
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        chunks.push(String::from_utf8_lossy(&bytes[at..at + 4]).into_owned());
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += 8 + size + size % 2;
+    }
+    chunks
+}
+
+/// `bytes` decoded by Debian's `avifdec` (libavif with dav1d, independent
+/// of Kiln's encoder), or `None` when `avifdec` is not installed. Panics if
+/// `avifdec` refuses the file.
+pub fn decode_avif(bytes: &[u8]) -> Option<DynamicImage> {
+    let scratch = std::env::temp_dir().join(format!(
+        "kiln-e2e-avif-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let (input, output) = (scratch.join("in.avif"), scratch.join("out.png"));
+    std::fs::write(&input, bytes).unwrap();
+    let run = std::process::Command::new("avifdec")
+        .arg(&input)
+        .arg(&output)
+        .output();
+    let decoded = match run {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "avifdec not installed (Debian package libavif-bin): AVIF decode check skipped"
+            );
+            None
+        }
+        Err(err) => panic!("running avifdec: {err}"),
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "avifdec refused Kiln's AVIF: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(image::open(&output).expect("avifdec wrote a PNG"))
+        }
+    };
+    std::fs::remove_dir_all(&scratch).ok();
+    decoded
+}
+
+/// Peak signal-to-noise ratio of `b` against `a` over RGB, in dB.
+pub fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (a, b) = (a.to_rgb8(), b.to_rgb8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let squared: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = squared / a.as_raw().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}

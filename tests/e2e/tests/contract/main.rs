@@ -9,6 +9,7 @@ mod bad_input;
 mod cloud;
 mod concurrency;
 mod faults;
+mod formats;
 mod images;
 mod long_jobs;
 mod operations;

@@ -1,0 +1,252 @@
+//! Output formats: lossy and lossless WebP, AVIF (checked by an independent
+//! decoder), AVIF uploads refused, and `format(auto)` negotiated from
+//! `Accept` once, at submission.
+
+use image::{GenericImageView, ImageFormat};
+use kiln_e2e::images::{self, decode_avif, inspect, psnr, webp_chunks};
+use kiln_e2e::{Env, Reply, for_each_target};
+use std::time::Duration;
+
+/// What Chrome sends for an `<img>`.
+const BROWSER_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+fn convert(env: &Env, ops: &str, png: &[u8], headers: &[(&str, &str)]) -> Reply {
+    let reply = env.submit(&format!("?ops={ops}"), "image/png", png, headers);
+    assert_eq!(
+        reply.status,
+        201,
+        "{ops}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
+}
+
+fn is_avif(bytes: &[u8]) -> bool {
+    bytes.get(4..12) == Some(b"ftypavif")
+}
+
+/// `format(webp)` is lossy (a `VP8 ` chunk), decodes in an independent
+/// decoder to the requested size, and stays close to the source.
+#[test]
+fn webp_output_is_lossy_and_faithful() {
+    for_each_target(Env::builder, |env| {
+        let source = images::photo_png(320, 240);
+        let reply = convert(env, "format(webp)", &source, &[]);
+        assert_eq!(reply.header("content-type"), "image/webp");
+        assert_eq!(webp_chunks(&reply.body), ["VP8 "], "{}", env.name());
+        let decoded = image::load_from_memory(&reply.body).unwrap();
+        assert_eq!(decoded.dimensions(), (320, 240));
+        let quality = psnr(&image::load_from_memory(&source).unwrap(), &decoded);
+        assert!(quality > 30.0, "PSNR {quality:.1} dB");
+    });
+}
+
+/// `quality(100)` asks WebP for lossless compression: every pixel comes
+/// back exactly.
+#[test]
+fn webp_at_quality_100_is_lossless() {
+    let env = Env::start();
+    let source = images::photo_png(200, 150);
+    let reply = convert(&env, "format(webp),quality(100)", &source, &[]);
+    assert_eq!(webp_chunks(&reply.body), ["VP8L"]);
+    let decoded = image::load_from_memory(&reply.body).unwrap().to_rgba8();
+    assert_eq!(
+        decoded,
+        image::load_from_memory(&source).unwrap().to_rgba8()
+    );
+}
+
+/// Transparency survives lossy WebP and AVIF: clear pixels stay clear,
+/// opaque ones opaque.
+#[test]
+fn lossy_outputs_keep_transparency() {
+    let env = Env::start();
+    let source = images::half_transparent_png(64, 48);
+    let webp = convert(&env, "format(webp)", &source, &[]);
+    assert!(
+        webp_chunks(&webp.body).contains(&"ALPH".to_owned()),
+        "{:?}",
+        webp_chunks(&webp.body)
+    );
+    let mut decoded = vec![image::load_from_memory(&webp.body).unwrap()];
+    let avif = convert(&env, "format(avif)", &source, &[]);
+    decoded.extend(decode_avif(&avif.body));
+    for image in decoded {
+        let rgba = image.to_rgba8();
+        assert_eq!(rgba.get_pixel(5, 20)[3], 0, "left half transparent");
+        assert_eq!(rgba.get_pixel(60, 20)[3], 255, "right half opaque");
+    }
+}
+
+/// `format(avif)` answers an AVIF file that Debian's `avifdec` (libavif
+/// and dav1d, nothing shared with Kiln's encoder) decodes to the requested
+/// size, close to the source; asynchronously too, served from its image
+/// resource.
+#[test]
+fn avif_output_decodes_in_an_independent_decoder() {
+    for_each_target(Env::builder, |env| {
+        let source = images::photo_png(320, 240);
+        let reply = convert(env, "resize(w=160),format(avif)", &source, &[]);
+        assert_eq!(reply.header("content-type"), "image/avif");
+        assert!(is_avif(&reply.body), "{}", env.name());
+        if let Some(decoded) = decode_avif(&reply.body) {
+            assert_eq!(decoded.dimensions(), (160, 120));
+            let reference = image::load_from_memory(&source).unwrap().resize_exact(
+                160,
+                120,
+                image::imageops::FilterType::Lanczos3,
+            );
+            let quality = psnr(&reference, &decoded);
+            assert!(quality > 28.0, "PSNR {quality:.1} dB");
+        }
+        let accepted = env.submit_async("?ops=format(avif)", &images::png(48, 32));
+        let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+        let image = env.get(done.json()["resourceLocation"].as_str().unwrap(), &[]);
+        assert_eq!(image.status, 200);
+        assert_eq!(image.header("content-type"), "image/avif");
+        assert!(is_avif(&image.body));
+    });
+}
+
+/// `quality(N)` is honoured by every lossy format: lower is smaller.
+#[test]
+fn lower_quality_gives_smaller_files_in_every_lossy_format() {
+    let env = Env::start();
+    let source = images::photo_png(240, 180);
+    for format in ["jpeg", "webp", "avif"] {
+        let high = convert(&env, &format!("format({format}),quality(90)"), &source, &[]);
+        let low = convert(&env, &format!("format({format}),quality(30)"), &source, &[]);
+        assert!(
+            low.body.len() < high.body.len(),
+            "{format}: q30 {} bytes, q90 {} bytes",
+            low.body.len(),
+            high.body.len()
+        );
+    }
+}
+
+/// AVIF is written, not read: an AVIF upload is a 415 whose detail says so
+/// and names the formats read, whether declared or only sniffed, and
+/// nothing is stored.
+#[test]
+fn an_avif_upload_is_415_naming_the_formats_read() {
+    let env = Env::start();
+    let avif = convert(&env, "format(avif)", &images::png(32, 32), &[]).body;
+    env.settle();
+    let before = env.kv().keys();
+    for content_type in ["image/avif", "image/png"] {
+        let reply = env.submit("", content_type, &avif, &[]);
+        let problem = reply.problem(415);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("image/avif input is not supported"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("image/jpeg, image/png, image/webp or image/gif"),
+            "{detail}"
+        );
+    }
+    env.settle();
+    assert_eq!(env.kv().keys(), before);
+    env.assert_still_serving();
+}
+
+/// `format(auto)` picks AVIF for a client that names it, WebP for one that
+/// names only WebP, and keeps the source format without `Accept` or with
+/// wildcards only; `q=0` excludes. The answer says it varies with `Accept`.
+#[test]
+fn format_auto_follows_accept() {
+    for_each_target(Env::builder, |env| {
+        let source = images::jpeg(40, 30);
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[("accept", BROWSER_ACCEPT)], "image/avif"),
+            (&[("accept", "image/webp,image/*;q=0.8")], "image/webp"),
+            (&[("accept", "image/avif;q=0, image/webp")], "image/webp"),
+            (&[("accept", "*/*")], "image/jpeg"),
+            (&[("accept", "image/png")], "image/png"),
+            (&[], "image/jpeg"),
+        ];
+        for (headers, expected) in cases {
+            let reply = env.submit(
+                "?ops=resize(w=20),format(auto)",
+                "image/jpeg",
+                &source,
+                headers,
+            );
+            assert_eq!(reply.status, 201, "{headers:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                expected,
+                "{headers:?} on {}",
+                env.name()
+            );
+            assert_eq!(reply.header("vary"), "Prefer, Accept", "{headers:?}");
+        }
+    });
+}
+
+/// The negotiated format is recorded with the job: the image under its id
+/// is the same bytes whatever a later reader accepts, and its resource does
+/// not vary with `Accept`.
+#[test]
+fn a_negotiated_format_is_fixed_at_submission() {
+    let env = Env::start();
+    let accepted = env.submit(
+        "?ops=format(auto)",
+        "image/png",
+        &images::png(48, 32),
+        &[("prefer", "respond-async"), ("accept", "image/webp")],
+    );
+    assert_eq!(accepted.status, 202);
+    assert_eq!(accepted.header("vary"), "Prefer, Accept");
+    let id = accepted.operation_id();
+    assert!(
+        env.job_record(&id)["ops"]
+            .as_str()
+            .unwrap()
+            .contains("format(webp)"),
+        "{}",
+        env.job_record(&id)
+    );
+    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+    let path = done.json()["resourceLocation"].as_str().unwrap().to_owned();
+    let first = env.get(&path, &[("accept", "image/avif")]);
+    let second = env.get(&path, &[("accept", "image/png")]);
+    assert_eq!(first.header("content-type"), "image/webp");
+    assert_eq!(first.body, second.body);
+    assert!(
+        !first
+            .maybe_header("vary")
+            .unwrap_or_default()
+            .contains("Accept")
+    );
+    assert_eq!(inspect(&first.body), (ImageFormat::WebP, 48, 32));
+}
+
+/// An explicit format ignores `Accept`, and the answer does not vary
+/// with it.
+#[test]
+fn an_explicit_format_ignores_accept() {
+    let env = Env::start();
+    let reply = convert(
+        &env,
+        "format(gif)",
+        &images::png(16, 16),
+        &[("accept", BROWSER_ACCEPT)],
+    );
+    assert_eq!(reply.header("content-type"), "image/gif");
+    assert_eq!(reply.header("vary"), "Prefer");
+}
+
+/// An unknown format is a 400 naming every format Kiln writes.
+#[test]
+fn an_unknown_format_is_400_naming_the_supported_ones() {
+    let env = Env::start();
+    let reply = env.submit("?ops=format(tiff)", "image/png", &images::png(8, 8), &[]);
+    let detail = reply.problem(400)["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("jpeg, png, webp, gif, avif, auto"),
+        "{detail}"
+    );
+}
