@@ -2,6 +2,7 @@
 //! tables, test images and timing.
 
 pub mod corpus;
+pub mod formats;
 pub mod load;
 pub mod references;
 pub mod table;

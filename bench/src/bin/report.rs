@@ -7,7 +7,10 @@
 //! 4. the `respond-async` acknowledgement of a 16 MP upload against a
 //!    component doing one key-value `set`;
 //! 5. status reads per second against a component doing one `get`;
-//! 6. the peak memory of an instance on a 25 MP photo against its RGBA frame.
+//! 6. the peak memory of an instance on a 25 MP photo against its RGBA frame;
+//! 7. the output formats: JPEG, WebP and AVIF at their default quality
+//!    against `cwebp` and `avifenc`, and bytes at equal SSIMULACRA 2
+//!    (`kiln_bench::formats`).
 //!
 //! Everything runs on the test host (the wasmtime Spin runs on); sections
 //! 1, 4 and 5 run on `spin up` too when a `spin` binary is found (`SPIN_BIN`
@@ -98,6 +101,9 @@ fn main() {
     }
     if wanted(6) {
         peak_memory(&photos[2]);
+    }
+    if wanted(7) {
+        kiln_bench::formats::section(&photos[..2], &targets[0].references, &scratch);
     }
 
     drop(targets);

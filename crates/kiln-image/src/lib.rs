@@ -127,6 +127,7 @@ mod transform;
 #[cfg(test)]
 mod test_support;
 
+pub use encode::{AVIF_SPEED, default_quality};
 pub use error::ImageError;
 pub use format::Format;
 pub use ops::{

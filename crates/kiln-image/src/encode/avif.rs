@@ -6,6 +6,11 @@ use super::encoding_failed;
 use crate::error::ImageError;
 use crate::format::Format;
 
+/// The quality without `quality(..)` (tuning pending).
+pub(super) const DEFAULT_QUALITY: u8 = 80;
+/// The encoder's speed setting (tuning pending).
+pub const SPEED: u8 = 6;
+
 /// Encodes `image` as AVIF into `out`.
 pub(super) fn avif(
     _image: &DynamicImage,

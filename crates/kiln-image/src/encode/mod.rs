@@ -72,6 +72,19 @@ const PNG_BAND_BYTES: usize = 1 << 20;
 /// default.
 pub(crate) const JPEG_DEFAULT_QUALITY: u8 = 80;
 
+pub use avif::SPEED as AVIF_SPEED;
+
+/// The quality a lossy format is written at without `quality(..)`; `None`
+/// for the lossless formats (PNG, GIF).
+pub fn default_quality(format: Format) -> Option<u8> {
+    match format {
+        Format::Jpeg => Some(JPEG_DEFAULT_QUALITY),
+        Format::Webp => Some(webp::DEFAULT_QUALITY),
+        Format::Avif => Some(avif::DEFAULT_QUALITY),
+        Format::Png | Format::Gif => None,
+    }
+}
+
 /// Encodes `image` as `format`; `quality` (1..=100, `None` for the
 /// format's default) applies to the lossy formats. JPEG and PNG report
 /// their progress row by row through `reporter`.

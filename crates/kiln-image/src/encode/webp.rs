@@ -8,6 +8,9 @@ use super::encoding_failed;
 use crate::error::ImageError;
 use crate::format::Format;
 
+/// The lossy quality without `quality(..)` (tuning pending).
+pub(super) const DEFAULT_QUALITY: u8 = 80;
+
 /// Encodes `image` as WebP into `out`.
 pub(super) fn webp(
     image: &DynamicImage,
