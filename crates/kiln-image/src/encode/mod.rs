@@ -591,10 +591,12 @@ mod tests {
         assert_eq!(sof_sampling_factors(&jpeg).len(), 1);
     }
 
+    /// PNG is always lossless (its quality is ignored); WebP is lossy but
+    /// for `quality(100)`, which asks for lossless WebP.
     #[test]
-    fn png_and_webp_are_lossless() {
-        for format in [Format::Png, Format::Webp] {
-            let bytes = encode(&photo(), format, 80).unwrap();
+    fn png_and_webp_at_quality_100_are_lossless() {
+        for (format, quality) in [(Format::Png, 80), (Format::Webp, 100)] {
+            let bytes = encode(&photo(), format, quality).unwrap();
             assert_eq!(decoded(&bytes).to_rgb8(), photo().to_rgb8(), "{format}");
         }
     }
