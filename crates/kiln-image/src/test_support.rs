@@ -35,6 +35,41 @@ pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// A photo-like image: smooth gradients, a hard-edged disc and
+/// deterministic noise, so that the codecs do realistic work.
+pub(crate) fn photo_like(width: u32, height: u32) -> RgbImage {
+    let mut state = 0x2545_f491_u32;
+    RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 24) as u8;
+        let (dx, dy) = (x.abs_diff(width / 2), y.abs_diff(height / 3));
+        let disc = if dx * dx + dy * dy < (height / 4).pow(2) {
+            90
+        } else {
+            0
+        };
+        image::Rgb([
+            ((x * 200 / width) as u8).saturating_add(noise) + disc,
+            ((y * 200 / height) as u8).saturating_add(noise),
+            (((x + y) * 127 / (width + height)) as u8).saturating_add(noise) + disc / 2,
+        ])
+    })
+}
+
+/// Peak signal-to-noise ratio of `decoded` against `source`, in dB.
+pub(crate) fn psnr(source: &RgbImage, decoded: &RgbImage) -> f64 {
+    let squared: u64 = source
+        .as_raw()
+        .iter()
+        .zip(decoded.as_raw())
+        .map(|(a, b)| u64::from(a.abs_diff(*b)).pow(2))
+        .sum();
+    let mse = squared as f64 / source.as_raw().len() as f64;
+    10.0 * (255.0 * 255.0 / mse).log10()
+}
+
 /// `image` encoded as `format` by the `image` crate (not by Kiln's encoder).
 pub(crate) fn encoded(image: &RgbImage, format: Format) -> Vec<u8> {
     let mut bytes = Vec::new();
