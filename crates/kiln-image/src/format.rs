@@ -101,8 +101,9 @@ impl Format {
             // VP8L stores width-1 and height-1 in 14 bits.
             Format::Webp => 16_384,
             Format::Png => i32::MAX as u32,
-            // AV1 codes each side minus one in 16 bits.
-            Format::Avif => 65_536,
+            // AV1 codes each side minus one in 16 bits, but rav1e refuses
+            // sides above 65,535 (libavif's decoder, by default, above 32,768).
+            Format::Avif => 65_535,
         }
     }
 

@@ -169,6 +169,50 @@ pub(crate) fn first_scan_start(jpeg: &[u8]) -> usize {
     }
 }
 
+/// `avif` decoded by Debian's `avifdec` (libavif with dav1d: a decoder
+/// independent of Kiln's encoder), or `None`, with a note, when `avifdec`
+/// is not installed (`apt-get install libavif-bin`).
+pub(crate) fn avifdec(avif: &[u8]) -> Option<DynamicImage> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "kiln-image-avifdec-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    )));
+    std::fs::create_dir_all(&scratch.0).expect("a scratch directory");
+    let (input, output) = (scratch.0.join("in.avif"), scratch.0.join("out.png"));
+    std::fs::write(&input, avif).expect("a scratch file");
+    let run = match std::process::Command::new("avifdec")
+        .arg(&input)
+        .arg(&output)
+        .output()
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "note: avifdec is not installed (apt-get install libavif-bin): AVIF output not decoded"
+            );
+            return None;
+        }
+        run => run.expect("avifdec runs"),
+    };
+    assert!(
+        run.status.success(),
+        "avifdec refused the file: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    Some(image::open(&output).expect("avifdec's PNG"))
+}
+
+/// A directory removed when dropped, even when a test fails.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The CRC-32 that PNG chunks carry (bitwise; only tiny inputs here).
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
