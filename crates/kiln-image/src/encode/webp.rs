@@ -7,8 +7,10 @@
 //! encoder on crates.io that builds with Rust 1.95 under a licence Kiln
 //! can ship (`zenwebp` is AGPL, `webpkit` needs Rust 1.96, `image-webp`
 //! 0.2.4 and `rusty_webp` only encode losslessly). The other candidate,
-//! `webp-rust` 0.3.2, needed 1.3 to 1.7 times cwebp's bytes at equal
-//! score, twice vaam's time, and wrote a corrupt file at quality 99.
+//! `webp-rust` 0.3.2, needed 1.26 to 1.68 times cwebp's bytes at equal
+//! score on the 16 MP photo, twice vaam's time, never reached JPEG 80's
+//! score (72.3 at quality 95) and wrote a corrupt file at quality 99 (its
+//! method 6: 1.27 to 1.29 times, 17 to 42 s a frame).
 //!
 //! vaam 0.1.0 drops the last row and column of odd sizes (they decode
 //! black, then green) and pads partial macroblocks with zeros. Kiln hands
@@ -20,6 +22,11 @@
 //! alpha plane compressed losslessly (the `image` crate's VP8L encoder,
 //! whose image stream ALPH carries without the VP8L header). An alpha
 //! channel that is opaque everywhere is not written.
+//!
+//! Lossy WebP is refused (as an invalid operation, pointing to resizing or
+//! to `quality(100)`) past what VP8 can hold: 16383 pixels a side, and
+//! [`MAX_LOSSY_MACROBLOCKS`] (about 14 megapixels), which keeps the
+//! encoder's first partition under its 512 KiB limit.
 //!
 //! Measured on the corpus photos (`shared/corpus`) resized by Kiln to
 //! 1600 px wide, SSIMULACRA 2 against that frame (higher is better),
@@ -39,9 +46,14 @@
 //! three photos (within 0.25). vaam's quality scale is not libwebp's: its
 //! 80 scores about 54, where `cwebp -q 80` scores 70 to 74. At equal score
 //! it needs 1.08 to 1.21 times cwebp's bytes from quality 85 to 94, 1.17
-//! to 1.26 at 95, and more above (1.3 to 1.4 at 97 to 99). It takes about
+//! to 1.26 at 95, and more above (1.25 to 1.44 at 97 to 99). It takes about
 //! three times cwebp's time: 0.3 to 0.8 s for these frames against 0.1 to
-//! 0.25 s (`cwebp -v`), where Kiln's JPEG takes 15 to 25 ms.
+//! 0.25 s (`cwebp -v`), where Kiln's JPEG takes 15 to 25 ms. In Wasm
+//! (test host, `bench/run` section 2 with WebP output, median of 5) the
+//! encode stage took 780 ms for the 16 MP photo at 1600×1000 (native 482),
+//! 434 ms for the 25 MP one at 1600×667 (native 357) and 3.2 s at
+//! 4096×2560 (native 2.6 s): about 4.3 s at the macroblock limit, within a
+//! lease, which matters as vaam reports no progress.
 
 use std::borrow::Cow;
 
@@ -60,6 +72,19 @@ pub(super) const DEFAULT_QUALITY: u8 = 95;
 const LOSSLESS_QUALITY: u8 = 100;
 /// VP8 codes the picture in macroblocks of 16×16 pixels.
 const MACROBLOCK: u32 = 16;
+/// VP8 stores each side in 14 bits (VP8L, lossless, stores the side minus
+/// one: 16384).
+const MAX_LOSSY_SIDE: u32 = (1 << 14) - 1;
+/// The most macroblocks Kiln codes as lossy WebP. VP8 gives its first
+/// partition (the modes of every macroblock) 19 bits of size, 512 KiB, and
+/// vaam 0.1.0 panics when it writes more (a trap in Wasm: no error to
+/// catch). Measured in that partition: 5.8 to 6.7 bytes a macroblock on the
+/// corpus photos at quality 95 to 99, 8.7 on random noise (the most seen);
+/// 55,000 macroblocks of 9.5 bytes stay below the limit. That is 14
+/// megapixels (4096×3424; a 12-megapixel phone photo fits); the 16- and
+/// 25-megapixel corpus photos at full size are refused (the 25 one makes
+/// vaam panic at quality 95).
+pub(super) const MAX_LOSSY_MACROBLOCKS: u32 = 55_000;
 /// The first byte of a VP8L bitstream; a size, an alpha flag and a version
 /// follow in four bytes, then the image stream.
 const VP8L_SIGNATURE: u8 = 0x2f;
@@ -99,6 +124,20 @@ fn lossy(image: &DynamicImage, quality: u8, out: &mut Vec<u8>) -> Result<(), Ima
     let (width, height) = image.dimensions();
     if width == 0 || height == 0 {
         return Err(failed("the image is empty"));
+    }
+    if width.max(height) > MAX_LOSSY_SIDE {
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for lossy WebP output, which allows at most \
+             {MAX_LOSSY_SIDE} pixels a side; resize it first, or ask for lossless WebP with quality(100)"
+        )));
+    }
+    let macroblocks = width.div_ceil(MACROBLOCK) * height.div_ceil(MACROBLOCK);
+    if macroblocks > MAX_LOSSY_MACROBLOCKS {
+        let megapixels = f64::from(MAX_LOSSY_MACROBLOCKS * MACROBLOCK * MACROBLOCK) / 1e6;
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for lossy WebP output, which allows about \
+             {megapixels:.0} megapixels; resize it first, or ask for lossless WebP with quality(100)"
+        )));
     }
     let vp8 = vp8_frame(&macroblock_padded(image), width, height, quality)?;
     match alpha_plane(image) {
@@ -407,6 +446,26 @@ mod tests {
             .map(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap())
             .max();
         assert!(spread <= Some(1), "{spread:?}");
+    }
+
+    /// Past its limits lossy WebP is refused as the request's fault, naming
+    /// the way out, rather than written wrong or crashing the encoder.
+    #[test]
+    fn lossy_webp_refuses_what_vp8_cannot_hold() {
+        let too_many_macroblocks = DynamicImage::new_rgb8(4096, 3440);
+        let too_wide = DynamicImage::new_rgb8(MAX_LOSSY_SIDE + 1, 1);
+        for image in [&too_many_macroblocks, &too_wide] {
+            let mut out = Vec::new();
+            let refused = webp(image, None, &mut out);
+            assert!(
+                matches!(&refused, Err(ImageError::InvalidOp(m)) if m.contains("quality(100)")),
+                "{refused:?}"
+            );
+        }
+        // (`image` 0.25 cannot decode a 16384-pixel side; libwebp's
+        // `dwebp` decodes this file.)
+        let lossless = encoded(&too_wide, Some(LOSSLESS_QUALITY));
+        assert_eq!(chunk_names(&lossless), ["VP8L"]);
     }
 
     /// `quality(100)` is lossless: every pixel, transparency included,
