@@ -27,8 +27,8 @@
 //! (the bench's delivery width), one thread, encoding alone; scores are
 //! SSIMULACRA 2 of `avifdec`'s decoding against the resized PNG. Native is
 //! the release build's CPU time, Wasm the same code as a wasm32-wasip2
-//! command under wasmtime 48 (Cranelift), both on the shared 2-core
-//! development machine:
+//! command under wasmtime 48 (Cranelift), both single runs (ranges: two)
+//! on the shared 2-core development machine:
 //!
 //! | speed | quality | bytes | SSIMULACRA 2 | native (s) | Wasm (s) |
 //! |---|---|---|---|---|---|
@@ -44,9 +44,11 @@
 //! | 6 (5 alike) | 82 | 126,783 | 75.4 | 5.6 | 9.5 |
 //! | 4 | 82 | 122,144 | 75.8 | 13.4 | 22.0 |
 //! | Kiln JPEG | 80 | 230,771 | 75.8 | | |
-//! | `avifenc` (aom 3.6), speed 6, 4:2:0 | `--min 22 --max 22` | 118,382 | 75.8 | 1.0 | |
+//! | `avifenc` (aom 3.6, SIMD), speed 6, 4:2:0, whole command | `--min 22 --max 22` | 118,382 | 75.8 | 1.0 | |
 //!
-//! [`SPEED`] 9: a 1600-px photo encodes in about 3 s in Wasm. Speeds 8
+//! [`SPEED`] 9: a 1600-px photo encodes in about 3 s in Wasm (the bench's
+//! pipeline component, encode stage, median of 3: 2,985 ms for the 4 MP
+//! photo, 3,147 ms for the 16 MP one, both at 1600×1000). Speeds 8
 //! and below save 5–12% of the bytes for twice the time or more; 10 writes
 //! 19–24% more bytes to save a quarter to a third of the time.
 //!
