@@ -90,12 +90,7 @@ pub fn preflight(info: &ImageInfo, ops: &[Op], limits: &Limits) -> Result<ImageI
     }
     let format = output_format(info.format, ops);
     let (width, height) = size;
-    if width.max(height) > format.max_side() {
-        return Err(ImageError::InvalidOp(format!(
-            "a {width}x{height} image is too large for {format} output, which allows at most {} pixels a side; resize it first",
-            format.max_side()
-        )));
-    }
+    crate::encode::check_fits(format, output_quality(ops), width, height)?;
     Ok(ImageInfo {
         format,
         width,
@@ -280,6 +275,35 @@ mod tests {
         let error = preflight(&wide, &ops("format(webp)"), &Limits::default()).unwrap_err();
         assert!(matches!(error, ImageError::InvalidOp(m) if m.contains("webp")));
         assert!(preflight(&wide, &[], &Limits::default()).is_ok());
+    }
+
+    /// The formats whose encoder cannot stop midway (AVIF) or cannot hold a
+    /// large frame (lossy WebP) refuse a full-size 16 MP photo from its
+    /// header, saying to resize; resized, or as lossless WebP, it passes.
+    #[test]
+    fn preflight_refuses_outputs_too_large_for_avif_or_lossy_webp() {
+        let photo = ImageInfo {
+            format: Format::Jpeg,
+            width: 5120,
+            height: 3200,
+        };
+        for spec in ["format(avif)", "format(webp)", "format(webp),quality(90)"] {
+            let error = preflight(&photo, &ops(spec), &Limits::default()).unwrap_err();
+            assert!(
+                matches!(&error, ImageError::InvalidOp(m) if m.contains("resize it first")),
+                "{spec}: {error:?}"
+            );
+        }
+        for spec in [
+            "resize(w=1600),format(avif)",
+            "format(webp),quality(100)",
+            "resize(w=4000),format(webp)",
+        ] {
+            assert!(
+                preflight(&photo, &ops(spec), &Limits::default()).is_ok(),
+                "{spec}"
+            );
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod job;
 pub mod keys;
 pub mod keyset;
 pub mod kv;
+pub mod negotiation;
 pub mod pending;
 pub mod prefer;
 pub mod problem;

@@ -8,6 +8,7 @@ use crate::id::JobId;
 use crate::idempotency::{self, Binding, IdempotencyKey};
 use crate::job::{Job, Status};
 use crate::keys;
+use crate::negotiation::{self, Accept};
 use crate::pending;
 use crate::problem::Error;
 use crate::repo::Jobs;
@@ -22,8 +23,10 @@ pub struct Upload {
     pub declared: Format,
     /// The body.
     pub bytes: Vec<u8>,
-    /// The operations to apply.
+    /// The operations to apply, `format(auto)` still unresolved.
     pub ops: Vec<Op>,
+    /// The request's `Accept`, which resolves `format(auto)`.
+    pub accept: Accept,
     /// The `Idempotency-Key`, if sent.
     pub idempotency_key: Option<IdempotencyKey>,
 }
@@ -50,8 +53,8 @@ impl Accepted {
 /// earlier request with the same idempotency key). When this returns `Ok`,
 /// the upload is durably stored.
 pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
-    check_image(ctx, &upload)?;
-    let canonical_ops = kiln_image::canonical(&upload.ops);
+    let ops = check_image(ctx, &upload)?;
+    let canonical_ops = kiln_image::canonical(&ops);
     let Some(key) = &upload.idempotency_key else {
         return create(ctx, &upload, canonical_ops).map(Accepted::New);
     };
@@ -91,8 +94,9 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
 
 /// Refuses what can be refused without decoding: wrong type, a file cut
 /// short (`probe` walks its structure), too many pixels in or out, a crop
-/// outside the image.
-fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
+/// outside the image, an output too large for its format. Returns the
+/// operations to record, `format(auto)` resolved for this image.
+fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Op>, Error> {
     let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
         Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
     })?;
@@ -107,8 +111,12 @@ fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<(), Error> {
         )));
     }
     let info = kiln_image::probe(&upload.bytes)?;
-    kiln_image::preflight(&info, &upload.ops, &ctx.config.image_limits())?;
-    Ok(())
+    let limits = ctx.config.image_limits();
+    let ops = negotiation::resolve_auto_format(&upload.ops, &upload.accept, info.format, |ops| {
+        kiln_image::preflight(&info, ops, &limits).is_ok()
+    });
+    kiln_image::preflight(&info, &ops, &limits)?;
+    Ok(ops)
 }
 
 /// The job bound to an idempotency key, if it still exists; a different

@@ -77,6 +77,28 @@ pub(super) const DEFAULT_QUALITY: u8 = 83;
 /// 1600-px photo encodes within about 3 s in Wasm (see the module doc).
 pub const SPEED: u8 = 9;
 
+/// The most pixels Kiln writes as AVIF: 4.2 megapixels (2048×2048, or
+/// 2560×1638). `rav1e` codes the frame in one call that neither reports
+/// progress nor stops, at about 2 s a megapixel in Wasm at [`SPEED`]
+/// (3.1 s for 1600×1000, 26 s for a 16-megapixel photo): past this, one
+/// job would outlast the 15 s lease the processor renews between stages,
+/// and a second processor would claim it. Delivery sizes fit; a full-size
+/// photo is resized first.
+pub(super) const MAX_PIXELS: u64 = 2048 * 2048;
+
+/// Refuses an AVIF output larger than [`MAX_PIXELS`].
+pub(super) fn check_fits(width: u32, height: u32) -> Result<(), ImageError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS {
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for AVIF output, which allows at most {:.1} \
+             megapixels (its encoder runs in one uninterruptible step); resize it first",
+            MAX_PIXELS as f64 / 1e6
+        )));
+    }
+    Ok(())
+}
+
 /// Encodes `image` as AVIF into `out`.
 pub(super) fn avif(
     image: &DynamicImage,
@@ -248,6 +270,24 @@ mod tests {
         let wider = DynamicImage::new_luma8(Format::Avif.max_side() + 1, 1);
         assert!(matches!(
             kiln_encoded(&wider, Format::Avif, 50),
+            Err(ImageError::InvalidOp(_))
+        ));
+    }
+
+    /// More pixels than one uninterruptible encode may take are refused
+    /// with a message saying to resize; the largest allowed frame passes
+    /// the check.
+    #[test]
+    fn more_pixels_than_avif_allows_are_refused() {
+        assert!(check_fits(2048, 2048).is_ok());
+        let refused = check_fits(2049, 2048);
+        assert!(
+            matches!(&refused, Err(ImageError::InvalidOp(m)) if m.contains("resize it first")),
+            "{refused:?}"
+        );
+        let large = DynamicImage::new_rgb8(4096, 1025);
+        assert!(matches!(
+            kiln_encoded(&large, Format::Avif, 50),
             Err(ImageError::InvalidOp(_))
         ));
     }

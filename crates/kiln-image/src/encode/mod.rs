@@ -85,6 +85,30 @@ pub fn default_quality(format: Format) -> Option<u8> {
     }
 }
 
+/// Refuses, as the request's fault, a `width`×`height` output that
+/// `format` at `quality` cannot be written at: a side its header cannot
+/// store, or more pixels than its encoder handles within a lease (lossy
+/// WebP, AVIF). [`preflight`](crate::preflight) calls it from the header,
+/// so such a request is refused before anything is stored.
+pub fn check_fits(
+    format: Format,
+    quality: Option<u8>,
+    width: u32,
+    height: u32,
+) -> Result<(), ImageError> {
+    if width.max(height) > format.max_side() {
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for {format} output, which allows at most {} pixels a side; resize it first",
+            format.max_side()
+        )));
+    }
+    match format {
+        Format::Webp => webp::check_fits(quality, width, height),
+        Format::Avif => avif::check_fits(width, height),
+        Format::Jpeg | Format::Png | Format::Gif => Ok(()),
+    }
+}
+
 /// Encodes `image` as `format`; `quality` (1..=100, `None` for the
 /// format's default) applies to the lossy formats. JPEG and PNG report
 /// their progress row by row through `reporter`.
@@ -95,12 +119,7 @@ pub(crate) fn encode(
     reporter: &mut Reporter<'_, '_>,
 ) -> Result<Vec<u8>, ImageError> {
     let (width, height) = image.dimensions();
-    if width.max(height) > format.max_side() {
-        return Err(ImageError::InvalidOp(format!(
-            "a {width}x{height} image is too large for {format} output, which allows at most {} pixels a side",
-            format.max_side()
-        )));
-    }
+    check_fits(format, quality, width, height)?;
     let mut out = Vec::new();
     match format {
         Format::Jpeg => jpeg(

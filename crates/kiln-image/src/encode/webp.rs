@@ -109,6 +109,30 @@ pub(super) fn webp(
     }
 }
 
+/// Refuses what lossy WebP cannot hold (see [`MAX_LOSSY_SIDE`] and
+/// [`MAX_LOSSY_MACROBLOCKS`]); lossless WebP takes any size up to
+/// `Format::Webp.max_side()`.
+pub(super) fn check_fits(quality: Option<u8>, width: u32, height: u32) -> Result<(), ImageError> {
+    if quality == Some(LOSSLESS_QUALITY) {
+        return Ok(());
+    }
+    if width.max(height) > MAX_LOSSY_SIDE {
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for lossy WebP output, which allows at most \
+             {MAX_LOSSY_SIDE} pixels a side; resize it first, or ask for lossless WebP with quality(100)"
+        )));
+    }
+    let macroblocks = width.div_ceil(MACROBLOCK) * height.div_ceil(MACROBLOCK);
+    if macroblocks > MAX_LOSSY_MACROBLOCKS {
+        let megapixels = f64::from(MAX_LOSSY_MACROBLOCKS * MACROBLOCK * MACROBLOCK) / 1e6;
+        return Err(ImageError::InvalidOp(format!(
+            "a {width}x{height} image is too large for lossy WebP output, which allows about \
+             {megapixels:.0} megapixels; resize it first, or ask for lossless WebP with quality(100)"
+        )));
+    }
+    Ok(())
+}
+
 fn failed(reason: &str) -> ImageError {
     encoding_failed(Format::Webp, reason)
 }
@@ -125,20 +149,7 @@ fn lossy(image: &DynamicImage, quality: u8, out: &mut Vec<u8>) -> Result<(), Ima
     if width == 0 || height == 0 {
         return Err(failed("the image is empty"));
     }
-    if width.max(height) > MAX_LOSSY_SIDE {
-        return Err(ImageError::InvalidOp(format!(
-            "a {width}x{height} image is too large for lossy WebP output, which allows at most \
-             {MAX_LOSSY_SIDE} pixels a side; resize it first, or ask for lossless WebP with quality(100)"
-        )));
-    }
-    let macroblocks = width.div_ceil(MACROBLOCK) * height.div_ceil(MACROBLOCK);
-    if macroblocks > MAX_LOSSY_MACROBLOCKS {
-        let megapixels = f64::from(MAX_LOSSY_MACROBLOCKS * MACROBLOCK * MACROBLOCK) / 1e6;
-        return Err(ImageError::InvalidOp(format!(
-            "a {width}x{height} image is too large for lossy WebP output, which allows about \
-             {megapixels:.0} megapixels; resize it first, or ask for lossless WebP with quality(100)"
-        )));
-    }
+    check_fits(Some(quality), width, height)?;
     let vp8 = vp8_frame(&macroblock_padded(image), width, height, quality)?;
     match alpha_plane(image) {
         None => write_riff(out, &[(b"VP8 ", &vp8)]),

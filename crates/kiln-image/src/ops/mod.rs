@@ -85,7 +85,7 @@ pub enum Op {
     Format(Format),
     /// `format(auto)`: the output format negotiated from the request's
     /// `Accept` at submission, which replaces this operation by the
-    /// [`Op::Format`] chosen (see [`negotiate_format`](crate::negotiate_format)).
+    /// [`Op::Format`] chosen (`kiln::negotiation`).
     /// Left unresolved, it keeps the source format, as a request without
     /// `Accept` would.
     AutoFormat,

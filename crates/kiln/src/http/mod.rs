@@ -4,7 +4,6 @@
 //! instance running after its response is complete).
 
 mod headers;
-mod negotiate;
 mod process;
 mod render;
 mod resources;

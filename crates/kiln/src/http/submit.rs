@@ -2,7 +2,6 @@
 //! result when it is ready in time, or `202 Accepted` with the operation.
 
 use super::headers::{self, BodyReader};
-use super::negotiate;
 use super::render::{self, set};
 use super::{FollowUp, Reply};
 use crate::blob;
@@ -10,6 +9,7 @@ use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::idempotency::IdempotencyKey;
 use crate::job::{Job, Status};
+use crate::negotiation::Accept;
 use crate::prefer::{Preferences, Return};
 use crate::problem::Error;
 use crate::processing::{self, Outcome};
@@ -38,9 +38,9 @@ pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
     reply
 }
 
-/// Stores the upload and answers; sets `negotiated` once `format(auto)`
-/// has been resolved from `Accept`, so that every answer from then on
-/// (including errors about the chosen format) says it varies with it.
+/// Stores the upload and answers; sets `negotiated` once the ops are known
+/// to ask for `format(auto)`, so that every answer from then on (including
+/// errors about the chosen format) says it varies with `Accept`.
 fn submit<B: BodyReader>(
     mut request: http::Request<B>,
     prefs: &Preferences,
@@ -50,8 +50,9 @@ fn submit<B: BodyReader>(
     let limit = ctx.config.max_upload_bytes;
     let declared_length = headers::declared_length(request.headers(), limit)?;
     let declared = headers::declared_format(request.headers())?;
-    let mut ops = ops_from_query(request.uri().query())?;
-    *negotiated = negotiate::resolve_auto_format(&mut ops, request.headers(), declared);
+    let ops = ops_from_query(request.uri().query())?;
+    *negotiated = ops.contains(&kiln_image::Op::AutoFormat);
+    let accept = Accept::from_headers(request.headers());
     let idempotency_key = request
         .headers()
         .get("idempotency-key")
@@ -69,6 +70,7 @@ fn submit<B: BodyReader>(
             declared,
             bytes,
             ops,
+            accept,
             idempotency_key,
         },
     )?;

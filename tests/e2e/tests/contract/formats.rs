@@ -224,6 +224,41 @@ fn a_negotiated_format_is_fixed_at_submission() {
     assert_eq!(inspect(&first.body), (ImageFormat::WebP, 48, 32));
 }
 
+/// AVIF and lossy WebP take frames up to a size (the AVIF encoder cannot
+/// stop midway; VP8 cannot hold more): past it, an explicit request is a
+/// 422 from the header, nothing stored, and `format(auto)` passes over
+/// AVIF for the next format the client names.
+#[test]
+fn outputs_too_large_for_a_format_are_refused_or_negotiated_around() {
+    let env = Env::start();
+    let large = images::png(2100, 2100);
+    env.settle();
+    let before = env.kv().keys();
+    let refused = env.submit("?ops=format(avif)", "image/png", &large, &[]);
+    let detail = refused.problem(422)["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("too large for AVIF output") && detail.contains("resize it first"),
+        "{detail}"
+    );
+    env.settle();
+    assert_eq!(env.kv().keys(), before);
+    let negotiated = env.submit(
+        "?ops=format(auto)",
+        "image/png",
+        &large,
+        &[("accept", BROWSER_ACCEPT)],
+    );
+    assert_eq!(negotiated.status, 201);
+    assert_eq!(negotiated.header("content-type"), "image/webp");
+    let resized = convert(
+        &env,
+        "resize(w=1000),format(auto)",
+        &large,
+        &[("accept", BROWSER_ACCEPT)],
+    );
+    assert_eq!(resized.header("content-type"), "image/avif");
+}
+
 /// An explicit format ignores `Accept`, and the answer does not vary
 /// with it.
 #[test]

@@ -13,32 +13,47 @@
 //! 5. the source format (nothing acceptable: RFC 9110 lets a server
 //!    disregard `Accept` rather than answer 406).
 //!
-//! `q=0` excludes a format, even one a wildcard would accept.
+//! `q=0` excludes a format, even one a wildcard would accept. AVIF and
+//! WebP are only chosen in rules 2 and 4 when the output fits them (see
+//! `kiln_image::preflight`: AVIF up to 4.2 megapixels, lossy WebP about 14);
+//! a client asking for a full-size photo then gets its source format.
 
 use http::HeaderMap;
 use http::header::ACCEPT;
 use kiln_image::{Format, Op};
 
-/// Replaces every `format(auto)` in `ops` by the format negotiated from
-/// `headers`' `Accept` for an upload in `source` format. Returns whether
-/// the outcome depended on `Accept` (the response then needs
-/// `Vary: Accept`).
-pub fn resolve_auto_format(ops: &mut [Op], headers: &HeaderMap, source: Format) -> bool {
+/// `ops` with every `format(auto)` replaced by the format negotiated from
+/// `accept` for an upload in `source` format. `fits` says whether
+/// operations (with a candidate's `format(..)` in place) can be carried
+/// out on this image.
+pub fn resolve_auto_format(
+    ops: &[Op],
+    accept: &Accept,
+    source: Format,
+    fits: impl Fn(&[Op]) -> bool,
+) -> Vec<Op> {
     if !ops.contains(&Op::AutoFormat) {
-        return false;
+        return ops.to_vec();
     }
-    let chosen = auto_format(&Accept::parse(headers), source);
-    for op in ops.iter_mut().filter(|op| **op == Op::AutoFormat) {
-        *op = Op::Format(chosen);
-    }
-    true
+    let with = |format: Format| -> Vec<Op> {
+        ops.iter()
+            .map(|op| match op {
+                Op::AutoFormat => Op::Format(format),
+                other => other.clone(),
+            })
+            .collect()
+    };
+    let chosen = accept.choose(source, |format| fits(&with(format)));
+    with(chosen)
 }
 
-fn auto_format(accept: &Accept<'_>, source: Format) -> Format {
+/// The format for `source` under the module's rules; `fits` filters the
+/// formats chosen for being named.
+fn choose(accept: &Accept, source: Format, fits: impl Fn(Format) -> bool) -> Format {
     if accept.ranges.is_empty() {
         return source;
     }
-    let named = |format: Format| accept.named(format).filter(|&q| q > 0);
+    let named = |format: Format| accept.named(format).filter(|&q| q > 0 && fits(format));
     let modern = [Format::Avif, Format::Webp]
         .into_iter()
         .filter_map(|format| Some((format, named(format)?)))
@@ -63,20 +78,25 @@ fn auto_format(accept: &Accept<'_>, source: Format) -> Format {
         .unwrap_or(source)
 }
 
-/// The media ranges of every `Accept` field line, with their weights.
-struct Accept<'a> {
-    ranges: Vec<MediaRange<'a>>,
+/// The media ranges of every `Accept` field line of a request, with their
+/// weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accept {
+    ranges: Vec<MediaRange>,
 }
 
 /// `type/subtype;q=0.5`, with `q` in thousandths (1000 when absent).
-struct MediaRange<'a> {
-    kind: &'a str,
-    subtype: &'a str,
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MediaRange {
+    kind: String,
+    subtype: String,
     q: u16,
 }
 
-impl<'a> Accept<'a> {
-    fn parse(headers: &'a HeaderMap) -> Accept<'a> {
+impl Accept {
+    /// The `Accept` of a request (all its lines; malformed elements are
+    /// ignored).
+    pub fn from_headers(headers: &HeaderMap) -> Accept {
         let ranges = headers
             .get_all(ACCEPT)
             .iter()
@@ -85,6 +105,12 @@ impl<'a> Accept<'a> {
             .filter_map(MediaRange::parse)
             .collect();
         Accept { ranges }
+    }
+
+    /// The format `format(auto)` becomes for a `source` upload (see the
+    /// module doc); `fits` filters AVIF, WebP and other named formats.
+    pub fn choose(&self, source: Format, fits: impl Fn(Format) -> bool) -> Format {
+        choose(self, source, fits)
     }
 
     /// The weight of `format` from the most specific range that matches
@@ -108,10 +134,10 @@ impl<'a> Accept<'a> {
     }
 }
 
-impl<'a> MediaRange<'a> {
+impl MediaRange {
     /// One comma-separated element; `None` when it is not a media range or
     /// its `q` is not a valid qvalue (such an element is ignored).
-    fn parse(element: &'a str) -> Option<MediaRange<'a>> {
+    fn parse(element: &str) -> Option<MediaRange> {
         let mut parts = element.split(';');
         let (kind, subtype) = parts.next()?.trim().split_once('/')?;
         if kind.is_empty() || subtype.is_empty() || (kind == "*" && subtype != "*") {
@@ -125,7 +151,11 @@ impl<'a> MediaRange<'a> {
                 q = parse_qvalue(value.trim())?;
             }
         }
-        Some(MediaRange { kind, subtype, q })
+        Some(MediaRange {
+            kind: kind.to_owned(),
+            subtype: subtype.to_owned(),
+            q,
+        })
     }
 
     /// 2 for `type/subtype`, 1 for `type/*`, 0 for `*/*`; `None` when the
@@ -168,14 +198,19 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn chosen(accept: &[&'static str], source: Format) -> Format {
+    fn accept(lines: &[&'static str]) -> Accept {
         let mut headers = HeaderMap::new();
-        for value in accept {
+        for value in lines {
             headers.append(ACCEPT, HeaderValue::from_static(value));
         }
-        let mut ops = vec![Op::Grayscale, Op::AutoFormat];
-        assert!(resolve_auto_format(&mut ops, &headers, source));
-        match ops[1] {
+        Accept::from_headers(&headers)
+    }
+
+    fn chosen(lines: &[&'static str], source: Format) -> Format {
+        let ops = [Op::Grayscale, Op::AutoFormat];
+        let resolved = resolve_auto_format(&ops, &accept(lines), source, |_| true);
+        assert_eq!(resolved[0], Op::Grayscale);
+        match resolved[1] {
             Op::Format(format) => format,
             ref other => panic!("format(auto) left as {other:?}"),
         }
@@ -301,10 +336,33 @@ mod tests {
     /// Operations without `format(auto)` never depend on `Accept`.
     #[test]
     fn explicit_formats_ignore_accept() {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("image/avif"));
-        let mut ops = vec![Op::Format(Format::Png)];
-        assert!(!resolve_auto_format(&mut ops, &headers, Format::Jpeg));
-        assert_eq!(ops, vec![Op::Format(Format::Png)]);
+        let ops = [Op::Format(Format::Png)];
+        let resolved = resolve_auto_format(&ops, &accept(&["image/avif"]), Format::Jpeg, |_| true);
+        assert_eq!(resolved, ops);
+    }
+
+    /// A format the output does not fit (a full-size photo as AVIF) is
+    /// passed over for the next one the client names, else the source.
+    #[test]
+    fn formats_the_output_does_not_fit_are_passed_over() {
+        let not = |excluded: &'static [Format]| {
+            move |ops: &[Op]| {
+                !ops.iter()
+                    .any(|op| matches!(op, Op::Format(f) if excluded.contains(f)))
+            }
+        };
+        let ops = [Op::AutoFormat];
+        let browser = accept(&[CHROME]);
+        let pick = |fits| resolve_auto_format(&ops, &browser, Format::Jpeg, fits);
+        assert_eq!(pick(not(&[Format::Avif])), [Op::Format(Format::Webp)]);
+        assert_eq!(
+            pick(not(&[Format::Avif, Format::Webp])),
+            [Op::Format(Format::Jpeg)]
+        );
+        let png_only = accept(&["image/png, image/avif"]);
+        assert_eq!(
+            resolve_auto_format(&ops, &png_only, Format::Gif, not(&[Format::Avif])),
+            [Op::Format(Format::Png)]
+        );
     }
 }
