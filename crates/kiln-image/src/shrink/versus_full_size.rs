@@ -133,18 +133,11 @@ fn processed(bytes: &[u8], ops: &[Op]) -> DynamicImage {
     image
 }
 
-/// Peak signal-to-noise ratio over the RGB channels, in dB.
+/// Peak signal-to-noise ratio over the RGB channels, in dB (the crate's
+/// test measure, on frames of the same size).
 fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
-    let (a, b) = (a.to_rgb8(), b.to_rgb8());
     assert_eq!(a.dimensions(), b.dimensions());
-    let squared: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    let mse = squared / a.as_raw().len() as f64;
-    10.0 * (255.0 * 255.0 / mse.max(1e-12)).log10()
+    crate::test_support::psnr(&a.to_rgb8(), &b.to_rgb8())
 }
 
 /// A resize of a `size` (displayed) image that the decoder shrinks by
