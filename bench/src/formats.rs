@@ -203,21 +203,7 @@ fn median_kiln(bytes: &[u8], ops: &str) -> (Timed, Vec<u8>) {
 /// The same pipeline in the bench's Wasm pipeline component.
 fn median_wasm(references: &References, bytes: &[u8], ops: &str) -> Timed {
     let mut runs: Vec<Timed> = (0..RUNS)
-        .map(|_| {
-            let reply = references.client().send(
-                "POST",
-                &format!("/pipeline?ops={ops}"),
-                &[("content-type", "image/png")],
-                bytes,
-            );
-            assert_eq!(
-                reply.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            serde_json::from_slice(&reply.body).expect("the pipeline's timings")
-        })
+        .map(|_| references.pipeline("image/png", bytes, ops))
         .collect();
     runs.sort_by(|a, b| encode_ms(a).total_cmp(&encode_ms(b)));
     runs.swap_remove(RUNS / 2)

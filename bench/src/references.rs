@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_bench_timing::Timed;
 use kiln_e2e::client::Client;
 use kiln_e2e::spin::SpinProcess;
 use kiln_test_host::{App, ComponentStats, Host, LoadOptions};
@@ -62,6 +63,24 @@ impl References {
     /// A client for it.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// One run of Kiln's pipeline in the bare pipeline component: `bytes`
+    /// (of `content_type`) through `ops`, and the timings it reports.
+    pub fn pipeline(&self, content_type: &str, bytes: &[u8], ops: &str) -> Timed {
+        let reply = self.client.send(
+            "POST",
+            &format!("/pipeline?ops={ops}"),
+            &[("content-type", content_type)],
+            bytes,
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        serde_json::from_slice(&reply.body).expect("the pipeline's timings")
     }
 
     /// A component's counters, on the test host.

@@ -188,23 +188,8 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
 
 /// P run by the bare pipeline component, `runs` times; the median run.
 fn wasm_p(references: &References, photo: &Photo, ops: &str, runs: usize) -> Timed {
-    let client = references.client();
     let timings = (0..runs)
-        .map(|_| {
-            let reply = client.send(
-                "POST",
-                &format!("/pipeline?ops={ops}"),
-                &[("content-type", "image/jpeg")],
-                &photo.bytes,
-            );
-            assert_eq!(
-                reply.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            serde_json::from_slice(&reply.body).expect("the pipeline's timings")
-        })
+        .map(|_| references.pipeline("image/jpeg", &photo.bytes, ops))
         .collect();
     median_run(timings)
 }

@@ -76,13 +76,24 @@ pub fn to_http_request(
 
 /// Writes `bytes` and finishes the body.
 pub fn write_all(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    write_each(body, std::iter::once(bytes))
+}
+
+/// Writes each piece as it comes, flushed, and finishes the body after the
+/// last.
+pub fn write_each(
+    body: OutgoingBody,
+    pieces: impl IntoIterator<Item = impl AsRef<[u8]>>,
+) -> Result<(), String> {
     let stream = body
         .write()
         .map_err(|()| "response body already taken".to_owned())?;
-    for chunk in bytes.chunks(WRITE_CHUNK) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| format!("{e:?}"))?;
+    for piece in pieces {
+        for chunk in piece.as_ref().chunks(WRITE_CHUNK) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("{e:?}"))?;
+        }
     }
     drop(stream);
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))

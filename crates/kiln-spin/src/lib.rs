@@ -12,7 +12,7 @@ mod body;
 mod kv;
 mod runtime;
 
-use kiln::http::{FollowUp, Reply, Response, follow_up};
+use kiln::http::{EventStream, FollowUp, Reply, Response, follow_up};
 use kiln::{Config, Ctx, Error};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use std::time::Duration;
@@ -58,7 +58,10 @@ pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: 
         Ok(request) => handler(request, &ctx),
         Err(err) => Reply::from(err),
     };
-    send(&reply.response, response_out, is_head);
+    match reply.stream {
+        Some(stream) => send_stream(&ctx, &reply.response, stream, response_out),
+        None => send(&reply.response, response_out, is_head),
+    }
     run_follow_ups(&ctx, reply.follow_ups);
 }
 
@@ -86,42 +89,79 @@ fn run_follow_ups(ctx: &Ctx<'_>, follow_ups: Vec<FollowUp>) {
 /// Sends a fully buffered response. `Content-Length` is set from the body
 /// unless the domain set it (it does for `HEAD`, where the body is empty).
 fn send(response: &Response, response_out: ResponseOutparam, is_head: bool) {
-    let mut headers: Vec<(String, Vec<u8>)> = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
     let status = response.status();
     let has_body = !(status.is_informational()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED);
-    if has_body
+    let length = (has_body
         && !response
             .headers()
-            .contains_key(http::header::CONTENT_LENGTH)
-    {
-        headers.push((
-            "content-length".into(),
-            response.body().len().to_string().into_bytes(),
-        ));
-    }
-    let Ok(fields) = Fields::from_list(&headers) else {
-        return fail(response_out);
+            .contains_key(http::header::CONTENT_LENGTH))
+    .then(|| response.body().len());
+    let Some(body) = start(response, length, response_out) else {
+        return;
     };
-    let outgoing = OutgoingResponse::new(fields);
-    if outgoing.set_status_code(status.as_u16()).is_err() {
-        return fail(response_out);
-    }
-    let Ok(body) = outgoing.body() else {
-        return fail(response_out);
-    };
-    response_out.set(outgoing);
     if let Err(err) = body::write_all(body, response.body()) {
         // The `HEAD` body is deliberately shorter than its Content-Length.
         if !is_head {
             eprintln!("kiln: writing the response failed: {err}");
         }
     }
+}
+
+/// Sends an event stream: the response's body (its first events) at once,
+/// then each event as the domain produces it, flushed so the client sees
+/// it immediately; the body ends with the stream.
+fn send_stream(
+    ctx: &Ctx<'_>,
+    response: &Response,
+    mut stream: EventStream,
+    response_out: ResponseOutparam,
+) {
+    let Some(body) = start(response, None, response_out) else {
+        return;
+    };
+    let events = std::iter::once(response.body().clone())
+        .chain(std::iter::from_fn(|| stream.next_event(ctx)));
+    if let Err(err) = body::write_each(body, events) {
+        // Most often the client went away; it reconnects if it wants more.
+        eprintln!("kiln: writing the event stream stopped: {err}");
+    }
+}
+
+/// Sets the response's status and headers (with `Content-Length` when
+/// given) and returns its body, open for writing.
+fn start(
+    response: &Response,
+    content_length: Option<usize>,
+    response_out: ResponseOutparam,
+) -> Option<OutgoingBody> {
+    let mut headers: Vec<(String, Vec<u8>)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    if let Some(length) = content_length {
+        headers.push(("content-length".into(), length.to_string().into_bytes()));
+    }
+    let Ok(fields) = Fields::from_list(&headers) else {
+        fail(response_out);
+        return None;
+    };
+    let outgoing = OutgoingResponse::new(fields);
+    if outgoing
+        .set_status_code(response.status().as_u16())
+        .is_err()
+    {
+        fail(response_out);
+        return None;
+    }
+    let Ok(body) = outgoing.body() else {
+        fail(response_out);
+        return None;
+    };
+    response_out.set(outgoing);
+    Some(body)
 }
 
 /// Answers a bare 500 when even building the response failed.

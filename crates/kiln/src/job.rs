@@ -98,6 +98,11 @@ pub struct Job {
     pub dispatched_at: Timestamp,
     /// The key of its `Idempotency-Key` entry, if it was submitted with one.
     pub idempotency_entry: Option<String>,
+    /// Counts the changes a client can see (1 when created): the id of the
+    /// operation's Server-Sent Events, so a reconnecting client resumes
+    /// after the last one it saw.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// What a processor's claim on a job came to.
@@ -246,6 +251,7 @@ impl Job {
     fn touched(&self, now: Timestamp) -> Job {
         let mut next = self.clone();
         next.last_updated_at = now;
+        next.version += 1;
         next
     }
 }
@@ -277,6 +283,7 @@ pub(crate) mod tests {
             lease: None,
             attempts: 0,
             dispatched_at: now,
+            version: 1,
             idempotency_entry: None,
         }
     }

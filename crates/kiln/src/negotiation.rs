@@ -53,7 +53,11 @@ fn choose(accept: &Accept, source: Format, fits: impl Fn(Format) -> bool) -> For
     if accept.ranges.is_empty() {
         return source;
     }
-    let named = |format: Format| accept.named(format).filter(|&q| q > 0 && fits(format));
+    let named = |format: Format| {
+        accept
+            .named(format.media_type())
+            .filter(|&q| q > 0 && fits(format))
+    };
     let modern = [Format::Avif, Format::Webp]
         .into_iter()
         .filter_map(|format| Some((format, named(format)?)))
@@ -113,10 +117,23 @@ impl Accept {
         choose(self, source, fits)
     }
 
-    /// The weight of `format` from the most specific range that matches
-    /// it (type/subtype over type/* over */*); 0 when none does.
+    /// Whether the client asks for a Server-Sent Events stream: it names
+    /// `text/event-stream`, with a weight above 0 and not below JSON's (a
+    /// wildcard alone never turns a read into a stream).
+    pub fn wants_event_stream(&self) -> bool {
+        self.named("text/event-stream")
+            .is_some_and(|q| q > 0 && q >= self.weight("application/json"))
+    }
+
+    /// The weight of `format` (see [`Self::weight`]).
     fn quality(&self, format: Format) -> u16 {
-        let (kind, subtype) = split_media_type(format.media_type());
+        self.weight(format.media_type())
+    }
+
+    /// The weight of `media_type` from the most specific range that matches
+    /// it (type/subtype over type/* over */*); 0 when none does.
+    fn weight(&self, media_type: &str) -> u16 {
+        let (kind, subtype) = split_media_type(media_type);
         self.ranges
             .iter()
             .filter_map(|range| Some((range.specificity(kind, subtype)?, range.q)))
@@ -124,9 +141,9 @@ impl Accept {
             .map_or(0, |(_, q)| q)
     }
 
-    /// The weight of a range naming `format` exactly, if there is one.
-    fn named(&self, format: Format) -> Option<u16> {
-        let (kind, subtype) = split_media_type(format.media_type());
+    /// The weight of a range naming `media_type` exactly, if there is one.
+    fn named(&self, media_type: &str) -> Option<u16> {
+        let (kind, subtype) = split_media_type(media_type);
         self.ranges
             .iter()
             .find(|range| range.specificity(kind, subtype) == Some(2))
@@ -364,5 +381,18 @@ mod tests {
             resolve_auto_format(&ops, &png_only, Format::Gif, not(&[Format::Avif])),
             [Op::Format(Format::Png)]
         );
+    }
+
+    /// A stream is what `EventSource` asks for (`text/event-stream` named);
+    /// a wildcard, a `q=0`, or JSON weighed higher keeps the JSON read.
+    #[test]
+    fn an_event_stream_is_served_only_when_named_and_not_outweighed() {
+        assert!(accept(&["text/event-stream"]).wants_event_stream());
+        assert!(accept(&["application/json;q=0.5, text/event-stream"]).wants_event_stream());
+        assert!(!accept(&[]).wants_event_stream());
+        assert!(!accept(&["*/*"]).wants_event_stream());
+        assert!(!accept(&["text/*"]).wants_event_stream());
+        assert!(!accept(&["text/event-stream;q=0"]).wants_event_stream());
+        assert!(!accept(&["text/event-stream;q=0.5, application/json"]).wants_event_stream());
     }
 }

@@ -194,6 +194,7 @@ fn new_job(
         attempts: 0,
         dispatched_at: now,
         idempotency_entry: upload.idempotency_key.as_ref().map(|k| k.entry_key()),
+        version: 1,
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::events::EventStream;
+
 /// A complete response.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -132,5 +134,25 @@ impl Client {
             headers,
             body,
         }
+    }
+
+    /// `GET path` as a Server-Sent Events stream (`Accept:
+    /// text/event-stream` plus `headers`), read as it arrives.
+    pub fn events(&self, path: &str, headers: &[(&str, &str)]) -> EventStream {
+        let mut request = http::Request::builder()
+            .uri(format!("{}{path}", self.base))
+            .header("accept", "text/event-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(()).expect("a valid request");
+        let response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("GET {path} (events): {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().into_reader();
+        EventStream::new(status, headers, Box::new(body))
     }
 }

@@ -253,6 +253,11 @@ impl Env {
         self.client.send(method, path, headers, body)
     }
 
+    /// `GET path` as a Server-Sent Events stream, read as it arrives.
+    pub fn events(&self, path: &str, headers: &[(&str, &str)]) -> crate::events::EventStream {
+        self.client.events(path, headers)
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         self.send("GET", path, headers, &[])

@@ -6,12 +6,14 @@
 //! - [`for_each_target`]: runs a contract test against the test host and, if
 //!   a `spin` binary is available, against `spin up` too.
 //! - [`Reply`]: a response with the assertions every test needs.
+//! - [`events`]: a Server-Sent Events client.
 //! - [`images`]: test images, generated, never downloaded.
 //! - [`RedisServer`], [`KeyValueStore`]: a `redis-server` started by the
 //!   test, and stores on it for [`EnvBuilder::store`].
 
 pub mod client;
 pub mod env;
+pub mod events;
 pub mod images;
 pub mod spin;
 

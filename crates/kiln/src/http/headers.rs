@@ -59,6 +59,18 @@ pub fn declared_length(headers: &HeaderMap, limit: u64) -> Result<Option<u64>, E
     }
 }
 
+/// `Last-Event-ID`: the version of the last event a reconnecting
+/// `EventSource` saw; absent or not a version, the stream starts over.
+pub fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110
 /// §13.1.2: `W/` prefixes are ignored; `*` matches any current entity).
 pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {

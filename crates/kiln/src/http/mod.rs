@@ -3,12 +3,14 @@
 //! [`Reply`]'s response, and then runs the reply's follow-ups (Spin keeps an
 //! instance running after its response is complete).
 
+mod events;
 mod headers;
 mod process;
 mod render;
 mod resources;
 mod submit;
 
+pub use events::EventStream;
 pub use headers::BodyReader;
 pub use process::handle as handle_process;
 pub use resources::handle as handle_resources;
@@ -45,6 +47,9 @@ pub enum FollowUp {
 pub struct Reply {
     /// Send this first.
     pub response: Response,
+    /// Then, for an event stream, write its events as they come, after
+    /// the response's body (which holds the first) and before finishing it.
+    pub stream: Option<EventStream>,
     /// Then do these, in order.
     pub follow_ups: Vec<FollowUp>,
 }
@@ -53,6 +58,7 @@ impl From<Response> for Reply {
     fn from(response: Response) -> Self {
         Reply {
             response,
+            stream: None,
             follow_ups: Vec::new(),
         }
     }
@@ -135,6 +141,8 @@ fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
     retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts).map(drop)
 }
 
+#[cfg(test)]
+mod events_tests;
 #[cfg(test)]
 mod local_dispatch_tests;
 #[cfg(test)]

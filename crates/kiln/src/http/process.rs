@@ -22,6 +22,7 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
     };
     match processing::claim(ctx, id) {
         Ok(Claimed::Started { job, ticket }) => Reply {
+            stream: None,
             response: render::operation(&job, StatusCode::ACCEPTED),
             follow_ups: vec![FollowUp::Process(ticket)],
         },

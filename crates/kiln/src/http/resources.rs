@@ -1,6 +1,7 @@
 //! `/operations/{id}` and `/images/{id}`: read, long-poll, cancel, fetch,
 //! delete.
 
+use super::events;
 use super::headers::{self, BodyReader};
 use super::render;
 use super::{FollowUp, Reply, follow_up};
@@ -8,6 +9,7 @@ use crate::blob;
 use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::job::{Job, Status};
+use crate::negotiation::Accept;
 use crate::problem::Error;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
@@ -75,6 +77,9 @@ fn operation<B>(
     if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
         follow_ups.push(FollowUp::Redispatch(id));
     }
+    if method == Method::GET && Accept::from_headers(request.headers()).wants_event_stream() {
+        return Ok(events::respond(request.headers(), ctx, job, follow_ups));
+    }
     let stuck = !follow_ups.is_empty();
     if let Some(seconds) = headers::preferences(request.headers()).wait
         && !job.status.is_terminal()
@@ -88,7 +93,7 @@ fn operation<B>(
         job = wait_for_change(ctx, &job, timeout)?;
     }
     let mut response = render::operation(&job, StatusCode::OK);
-    render::vary(&mut response, &["Prefer"]);
+    render::vary(&mut response, &["Prefer", "Accept"]);
     if job.status.is_terminal()
         && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())
         && headers::if_none_match(request.headers(), etag)
@@ -101,6 +106,7 @@ fn operation<B>(
     }
     Ok(Reply {
         response,
+        stream: None,
         follow_ups,
     })
 }

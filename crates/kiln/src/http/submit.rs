@@ -83,6 +83,7 @@ fn submit<B: BodyReader>(
         // The time to this answer must not depend on the processing: the
         // processor is only called once the 202 is out.
         return Ok(Reply {
+            stream: None,
             response: accepted_response(&job, prefs),
             follow_ups: vec![dispatch, FollowUp::Maintain],
         });
@@ -101,6 +102,7 @@ fn submit<B: BodyReader>(
         Some(job) => finished_response(ctx, &job, prefs)?,
     };
     Ok(Reply {
+        stream: None,
         response,
         follow_ups,
     })

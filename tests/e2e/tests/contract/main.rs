@@ -8,6 +8,7 @@
 mod bad_input;
 mod cloud;
 mod concurrency;
+mod events;
 mod faults;
 mod formats;
 mod images;
