@@ -103,7 +103,7 @@ fn main() {
         peak_memory(&photos[2]);
     }
     if wanted(7) {
-        kiln_bench::formats::section(&photos[..2], &targets[0].references, &scratch);
+        kiln_bench::formats::section(&photos, &targets[0].references, &scratch);
     }
 
     drop(targets);

@@ -2,6 +2,7 @@
 //! `spin.toml`) through a lookup function so tests never touch the real
 //! environment.
 
+use crate::webhook::{AllowedHost, Secret};
 use std::time::Duration;
 
 /// Validated configuration for one request.
@@ -28,6 +29,17 @@ pub struct Config {
     /// How long the platform lets one request's instance run, if it limits
     /// it (Fermyon Cloud: 30 s); work is planned to end well before.
     pub request_timeout: Option<Duration>,
+    /// Webhooks, when `webhook_secret` is set.
+    pub webhooks: Option<Webhooks>,
+}
+
+/// What webhooks need from the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Signs every event (`webhook_secret`).
+    pub secret: Secret,
+    /// Where events may go (`webhook_allowed_hosts`; `None`: nowhere).
+    pub allowed: Option<AllowedHost>,
 }
 
 /// Who runs a job once it is stored.
@@ -66,6 +78,7 @@ impl Default for Config {
             blob_chunk_bytes: 256 * 1024,
             dispatch: Dispatch::Chained,
             request_timeout: None,
+            webhooks: None,
         }
     }
 }
@@ -127,8 +140,29 @@ impl Config {
                 0 => None,
                 seconds => Some(Duration::from_secs(seconds)),
             },
+            webhooks: webhooks(&lookup)?,
         })
     }
+}
+
+/// `webhook_secret` and `webhook_allowed_hosts`, both optional: without a
+/// secret there are no webhooks (a `Webhook-Url` is refused as not
+/// configured).
+fn webhooks(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Webhooks>, ConfigError> {
+    let secret = lookup("webhook_secret").unwrap_or_default();
+    if secret.trim().is_empty() {
+        return Ok(None);
+    }
+    let secret = Secret::parse(&secret).map_err(|reason| ConfigError {
+        name: "webhook_secret",
+        reason,
+    })?;
+    let allowed = AllowedHost::parse(&lookup("webhook_allowed_hosts").unwrap_or_default())
+        .map_err(|err| ConfigError {
+            name: "webhook_allowed_hosts",
+            reason: err.to_string(),
+        })?;
+    Ok(Some(Webhooks { secret, allowed }))
 }
 
 #[cfg(test)]
@@ -171,6 +205,29 @@ mod tests {
         assert!(config.max_upload_bytes <= 10_000_000);
         assert!(config.blob_chunk_bytes <= 1_000_000);
         assert!(config.max_wait < Duration::from_secs(25));
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut vars = spin_defaults();
+        vars.extend(extra.iter().copied());
+        Config::from_lookup(|n| vars.get(n).map(|v| v.to_string()))
+    }
+
+    /// Without a secret there are no webhooks; with one, the allowed host
+    /// is parsed, and either being malformed is a named configuration error.
+    #[test]
+    fn webhooks_need_a_secret_and_a_valid_allowed_host() {
+        let secret = ("webhook_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        assert_eq!(with(&[]).unwrap().webhooks, None);
+        let hosts = ("webhook_allowed_hosts", "http://127.0.0.1:*");
+        assert_eq!(with(&[hosts]).unwrap().webhooks, None);
+        let webhooks = with(&[secret, hosts]).unwrap().webhooks.unwrap();
+        assert_eq!(webhooks.allowed.unwrap().to_string(), "http://127.0.0.1:*");
+        assert_eq!(with(&[secret]).unwrap().webhooks.unwrap().allowed, None);
+        let bad_secret = with(&[("webhook_secret", "hunter2")]).unwrap_err();
+        assert_eq!(bad_secret.name, "webhook_secret");
+        let bad_hosts = with(&[secret, ("webhook_allowed_hosts", "127.0.0.1")]).unwrap_err();
+        assert_eq!(bad_hosts.name, "webhook_allowed_hosts");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::blob::BlobRef;
 use crate::clock::Timestamp;
 use crate::id::JobId;
 use crate::problem::Problem;
+use crate::webhook::Delivery;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -103,6 +104,9 @@ pub struct Job {
     /// after the last one it saw.
     #[serde(default)]
     pub version: u64,
+    /// Where to POST the event when it finishes, and how that went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Delivery>,
 }
 
 /// What a processor's claim on a job came to.
@@ -142,10 +146,8 @@ impl Job {
         if !claimable {
             return Claim::Refused;
         }
-        let mut next = self.touched(now);
         if self.attempts >= max_attempts {
-            next.status = Status::Failed;
-            next.lease = None;
+            let mut next = self.ended(Status::Failed, now);
             next.percent_complete = None;
             next.error = Some(crate::problem::Problem {
                 type_: format!("{}processing-crashed", crate::problem::PROBLEM_TYPE_PREFIX),
@@ -159,6 +161,7 @@ impl Job {
             });
             return Claim::GaveUp(next);
         }
+        let mut next = self.touched(now);
         next.status = Status::Running;
         next.attempts += 1;
         next.percent_complete = Some(0);
@@ -206,10 +209,8 @@ impl Job {
     /// Records the result, if `token` still holds the lease.
     pub fn succeed(&self, token: &str, result: ImageRef, now: Timestamp) -> Option<Job> {
         self.is_held_by(token).then(|| {
-            let mut next = self.touched(now);
-            next.status = Status::Succeeded;
+            let mut next = self.ended(Status::Succeeded, now);
             next.percent_complete = Some(100);
-            next.lease = None;
             next.result = Some(result);
             next
         })
@@ -218,9 +219,7 @@ impl Job {
     /// Records why processing failed, if `token` still holds the lease.
     pub fn fail(&self, token: &str, error: Problem, now: Timestamp) -> Option<Job> {
         self.is_held_by(token).then(|| {
-            let mut next = self.touched(now);
-            next.status = Status::Failed;
-            next.lease = None;
+            let mut next = self.ended(Status::Failed, now);
             next.error = Some(error);
             next
         })
@@ -228,12 +227,7 @@ impl Job {
 
     /// Cancels an unfinished job; `None` if it already finished.
     pub fn cancel(&self, now: Timestamp) -> Option<Job> {
-        (!self.status.is_terminal()).then(|| {
-            let mut next = self.touched(now);
-            next.status = Status::Canceled;
-            next.lease = None;
-            next
-        })
+        (!self.status.is_terminal()).then(|| self.ended(Status::Canceled, now))
     }
 
     /// Notes that a processor was asked to run the job.
@@ -246,6 +240,22 @@ impl Job {
     /// Whether the job runs under the lease of `token`.
     pub fn is_held_by(&self, token: &str) -> bool {
         self.status == Status::Running && self.lease.as_ref().is_some_and(|l| l.token == token)
+    }
+
+    /// The job finished at `now` in `status`: no lease any more, and its
+    /// webhook's event due.
+    fn ended(&self, status: Status, now: Timestamp) -> Job {
+        let mut next = self.touched(now);
+        next.status = status;
+        next.lease = None;
+        next.webhook = next.webhook.map(|webhook| webhook.scheduled(now));
+        next
+    }
+
+    /// Whether the job still needs someone's attention: it is unfinished,
+    /// or its webhook is not delivered (nor given up on) yet.
+    pub fn is_open(&self) -> bool {
+        !self.status.is_terminal() || self.webhook.as_ref().is_some_and(Delivery::is_open)
     }
 
     fn touched(&self, now: Timestamp) -> Job {
@@ -285,6 +295,7 @@ pub(crate) mod tests {
             dispatched_at: now,
             version: 1,
             idempotency_entry: None,
+            webhook: None,
         }
     }
 

@@ -18,6 +18,9 @@
 //! - [`pending`], [`retention`], [`keyset`]: the indexes that find lost and
 //!   expired jobs without scanning the store.
 //! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
+//! - [`webhook`]: `Webhook-Url` checked against the allowed hosts, the
+//!   delivery state machine and Standard Webhooks signatures (sending is
+//!   a follow-up, in [`http`]).
 //! - [`problem`]: RFC 9457 problem details; the one mapping of errors to
 //!   HTTP statuses.
 //! - [`kv`]: the five-method storage seam and an in-memory store;
@@ -48,6 +51,7 @@ pub mod repo;
 pub mod retention;
 pub mod runtime;
 pub mod submission;
+pub mod webhook;
 
 pub use clock::Timestamp;
 pub use config::{Config, Dispatch};

@@ -1,6 +1,8 @@
-//! The index of unfinished jobs, so that a job whose processor died (trap,
-//! host restart, lost dispatch) is found and re-dispatched by a later
-//! request, without a cron and without scanning the store.
+//! The index of open jobs (unfinished, or with a webhook not delivered
+//! yet), so that a job whose processor died (trap, host restart, lost
+//! dispatch) is found and re-dispatched, and a webhook due for another
+//! attempt is sent, by a later request, without a cron and without
+//! scanning the store.
 
 use crate::clock::Timestamp;
 use crate::id::JobId;
@@ -30,19 +32,28 @@ pub fn add(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvE
     keyset::insert(kv, keys::PENDING, &member(id, created_at))
 }
 
-/// Forgets a job that finished or was deleted.
+/// Forgets a job that needs nothing more (finished, its webhook settled)
+/// or was deleted.
 pub fn remove(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvError> {
     keyset::remove(kv, keys::PENDING, &[member(id, created_at)])
 }
 
-/// Pending jobs that need a processor now, among up to [`JOBS_PER_CHECK`]
-/// of them (a window that moves with the clock, so that every pending job is
-/// looked at sooner or later); forgets entries of jobs that finished or
-/// disappeared.
-pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<JobId>, Error> {
+/// What the pending jobs looked at need now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Jobs that need a processor.
+    pub dispatch: Vec<JobId>,
+    /// Finished jobs whose webhook attempt is due.
+    pub notify: Vec<JobId>,
+}
+
+/// What up to [`JOBS_PER_CHECK`] pending jobs need now (a window that moves
+/// with the clock, so that every pending job is looked at sooner or later);
+/// forgets entries of jobs that need nothing more or disappeared.
+pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Due, Error> {
     let jobs = Jobs::new(kv);
     let mut gone = Vec::new();
-    let mut stale = Vec::new();
+    let mut due = Due::default();
     let mut members = keyset::members(kv, keys::PENDING)?;
     if !members.is_empty() {
         let len = members.len();
@@ -54,11 +65,11 @@ pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<Jo
             continue;
         };
         match jobs.get(id, now)? {
-            Some(job) if !job.status.is_terminal() => {
-                if job.needs_dispatch(now, lease) {
-                    stale.push(id);
-                }
+            Some(job) if job.needs_dispatch(now, lease) => due.dispatch.push(id),
+            Some(job) if job.webhook.as_ref().is_some_and(|w| w.is_due(now)) => {
+                due.notify.push(id);
             }
+            Some(job) if job.is_open() => {}
             // No record yet: its upload may still be under way.
             None if now < created_at.after(lease) => {}
             _ => gone.push(member),
@@ -67,7 +78,7 @@ pub fn stale(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Vec<Jo
     if !gone.is_empty() {
         keyset::remove(kv, keys::PENDING, &gone)?;
     }
-    Ok(stale)
+    Ok(due)
 }
 
 #[cfg(test)]
@@ -84,8 +95,16 @@ mod tests {
         let job = new_job(Timestamp(0));
         Jobs::new(&kv).insert(&job).unwrap();
         add(&kv, job.id, job.created_at).unwrap();
-        assert!(stale(&kv, Timestamp(1_000), LEASE).unwrap().is_empty());
-        assert_eq!(stale(&kv, Timestamp(60_000), LEASE).unwrap(), [job.id]);
+        assert!(
+            due(&kv, Timestamp(1_000), LEASE)
+                .unwrap()
+                .dispatch
+                .is_empty()
+        );
+        assert_eq!(
+            due(&kv, Timestamp(60_000), LEASE).unwrap().dispatch,
+            [job.id]
+        );
     }
 
     #[test]
@@ -100,7 +119,11 @@ mod tests {
         }
         let mut seen = std::collections::HashSet::new();
         for second in 0..(JOBS_PER_CHECK as u64 * 3) {
-            seen.extend(stale(&kv, Timestamp(60_000 + second * 1000), LEASE).unwrap());
+            seen.extend(
+                due(&kv, Timestamp(60_000 + second * 1000), LEASE)
+                    .unwrap()
+                    .dispatch,
+            );
         }
         assert_eq!(seen.len(), ids.len());
     }
@@ -109,7 +132,7 @@ mod tests {
     fn an_entry_whose_record_is_not_stored_yet_is_kept_for_one_lease() {
         let kv = MemoryKv::new();
         add(&kv, JobId::random(), Timestamp(0)).unwrap();
-        assert!(stale(&kv, Timestamp(59_999), LEASE).unwrap().is_empty());
+        assert_eq!(due(&kv, Timestamp(59_999), LEASE).unwrap(), Due::default());
         assert_eq!(keyset::members(&kv, keys::PENDING).unwrap().len(), 1);
     }
 
@@ -117,7 +140,7 @@ mod tests {
     fn entries_of_vanished_jobs_are_forgotten() {
         let kv = MemoryKv::new();
         add(&kv, JobId::random(), Timestamp(0)).unwrap();
-        assert!(stale(&kv, Timestamp(60_000), LEASE).unwrap().is_empty());
+        assert_eq!(due(&kv, Timestamp(60_000), LEASE).unwrap(), Due::default());
         assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
     }
 

@@ -44,6 +44,10 @@ pub enum Error {
     /// The request is malformed (empty body, bad `ops`, bad header).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A `Webhook-Url` that is refused (malformed, not allowed, or webhooks
+    /// are not configured).
+    #[error("webhook refused: {0}")]
+    WebhookRefused(String),
     /// The image or its operations cannot be processed as asked.
     #[error("unprocessable: {0}")]
     Unprocessable(String),
@@ -106,6 +110,13 @@ impl Error {
                 None,
             ),
             Error::BadRequest(d) => (400, "bad-request", "Bad request", Some(d.clone()), None),
+            Error::WebhookRefused(d) => (
+                400,
+                "webhook-refused",
+                "Webhook refused",
+                Some(d.clone()),
+                None,
+            ),
             Error::Unprocessable(d) => (
                 422,
                 "unprocessable-image",

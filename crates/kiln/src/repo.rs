@@ -93,13 +93,16 @@ impl<'a> Jobs<'a> {
         Err(contention(&keys::job(id)).into())
     }
 
-    /// What a job no longer needs once finished: its pending entry, and its
+    /// What a job no longer needs once finished: its pending entry (unless
+    /// its webhook is still to be sent), and its
     /// upload (a finished job is never processed again), so that a retained
     /// job holds only its record and its result. Best effort: a stale
     /// pending entry costs a lookup, and chunks left by a failure here are
     /// deleted with the job.
     fn forget_finished(&self, job: &Job) {
-        crate::pending::remove(self.kv, job.id, job.created_at).ok();
+        if !job.is_open() {
+            crate::pending::remove(self.kv, job.id, job.created_at).ok();
+        }
         blob::delete(self.kv, &job.source).ok();
     }
 

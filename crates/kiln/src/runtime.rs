@@ -20,6 +20,16 @@ pub trait Runtime {
     /// Asks a processor to run job `id`, and returns once it has answered
     /// (a processor answers as soon as it has claimed the job, then works).
     fn dispatch(&self, id: JobId) -> Result<(), String>;
+    /// POSTs `body` to `url` (an absolute `http` or `https` URL the
+    /// operator allowed) with `headers`, waiting at most `timeout` for the
+    /// response; its status, or why there was none.
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<u16, String>;
     /// Reports an internal error to the operator (never to the client).
     fn log(&self, message: &str);
 }

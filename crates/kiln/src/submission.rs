@@ -14,6 +14,7 @@ use crate::problem::Error;
 use crate::repo::Jobs;
 use crate::retention;
 use crate::runtime::Ctx;
+use crate::webhook::{Delivery, WebhookUrl};
 use kiln_image::{Format, Op};
 
 /// A validated-so-far upload.
@@ -29,6 +30,8 @@ pub struct Upload {
     pub accept: Accept,
     /// The `Idempotency-Key`, if sent.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Where to POST the outcome (`Webhook-Url`, checked).
+    pub webhook: Option<WebhookUrl>,
 }
 
 /// The job an upload resulted in.
@@ -60,8 +63,14 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
     };
     // Hashing the whole upload is only worth it when there is a key to
     // compare it under.
+    // The webhook is part of the request: the same key with another
+    // receiver is another request.
+    let fingerprinted = match &upload.webhook {
+        Some(url) => format!("{canonical_ops} webhook={}", url.as_str()),
+        None => canonical_ops.clone(),
+    };
     let fingerprint =
-        idempotency::fingerprint(&upload.bytes, upload.declared.media_type(), &canonical_ops);
+        idempotency::fingerprint(&upload.bytes, upload.declared.media_type(), &fingerprinted);
     let earlier = idempotency::lookup(ctx.kv, key)?;
     if let Some((_, binding)) = &earlier
         && let Some(job) = replay(ctx, binding, &fingerprint)?
@@ -195,6 +204,10 @@ fn new_job(
         dispatched_at: now,
         idempotency_entry: upload.idempotency_key.as_ref().map(|k| k.entry_key()),
         version: 1,
+        webhook: upload
+            .webhook
+            .as_ref()
+            .map(|url| Delivery::new(url.as_str().to_owned())),
     }
 }
 

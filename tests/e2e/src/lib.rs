@@ -8,6 +8,7 @@
 //! - [`Reply`]: a response with the assertions every test needs.
 //! - [`events`]: a Server-Sent Events client.
 //! - [`images`]: test images, generated, never downloaded.
+//! - [`webhooks`]: a webhook receiver on loopback that checks signatures.
 //! - [`RedisServer`], [`KeyValueStore`]: a `redis-server` started by the
 //!   test, and stores on it for [`EnvBuilder::store`].
 
@@ -16,6 +17,7 @@ pub mod env;
 pub mod events;
 pub mod images;
 pub mod spin;
+pub mod webhooks;
 
 pub use client::Reply;
 pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target, job_record};

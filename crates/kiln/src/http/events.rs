@@ -105,12 +105,13 @@ pub(super) fn respond(
     }
     let now = ctx.runtime.now();
     let unsticks = ctx.config.dispatch == Dispatch::Chained;
+    let stuck = follow_ups.contains(&FollowUp::Redispatch(job.id));
     let deadline = if unsticks {
         // The stream re-dispatches a stuck job itself, once the client has
         // the state it found.
-        follow_ups.clear();
+        follow_ups.retain(|f| *f != FollowUp::Redispatch(job.id));
         now.after(ctx.config.max_wait)
-    } else if follow_ups.is_empty() {
+    } else if !stuck {
         now.after(ctx.config.max_wait)
     } else {
         // This instance runs the stuck job itself once the stream ends:

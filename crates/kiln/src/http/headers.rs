@@ -1,8 +1,10 @@
 //! Reading requests: the request body under a size limit, `Prefer`,
-//! `Content-Type`, `If-None-Match`.
+//! `Content-Type`, `If-None-Match`, `Last-Event-ID`, `Webhook-Url`.
 
+use crate::config::Webhooks;
 use crate::prefer::Preferences;
 use crate::problem::Error;
+use crate::webhook::WebhookUrl;
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_NONE_MATCH};
 use kiln_image::Format;
@@ -44,6 +46,31 @@ pub fn declared_format(headers: &HeaderMap) -> Result<Format, Error> {
         return Err(Error::unreadable(format));
     }
     Ok(format)
+}
+
+/// The checked `Webhook-Url`, if sent: one absolute URL that
+/// `webhooks` allow (see [`WebhookUrl::parse`]).
+pub fn webhook_url(
+    headers: &HeaderMap,
+    webhooks: Option<&Webhooks>,
+) -> Result<Option<WebhookUrl>, Error> {
+    let mut values = headers.get_all("webhook-url").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let refused = |why: &str| Err(Error::WebhookRefused(why.to_owned()));
+    let Some(webhooks) = webhooks else {
+        return refused("webhooks are not configured on this server (no webhook_secret)");
+    };
+    if values.next().is_some() {
+        return refused("send one Webhook-Url");
+    }
+    let Ok(text) = value.to_str() else {
+        return refused("Webhook-Url must be ASCII (percent-encode the rest)");
+    };
+    WebhookUrl::parse(text, webhooks.allowed.as_ref())
+        .map(Some)
+        .map_err(Error::WebhookRefused)
 }
 
 /// The declared `Content-Length`, if any; a body declared larger than

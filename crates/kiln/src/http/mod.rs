@@ -5,6 +5,7 @@
 
 mod events;
 mod headers;
+mod notify;
 mod process;
 mod render;
 mod resources;
@@ -40,6 +41,8 @@ pub enum FollowUp {
     Maintain,
     /// Run a job this processor has claimed.
     Process(processing::Ticket),
+    /// Send the job's webhook event, if an attempt is due.
+    Notify(JobId),
 }
 
 /// A response and what to do once it is sent.
@@ -80,10 +83,25 @@ pub(crate) fn failed(ctx: &Ctx<'_>, error: Error) -> Reply {
 }
 
 /// Runs a follow-up; failures are logged, never reported (the client has
-/// its answer already).
+/// its answer already). A follow-up that may have finished a job here then
+/// sends its webhook.
 pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
     if let Err(err) = run(ctx, &follow_up) {
         ctx.runtime.log(&format!("{follow_up:?} failed: {err}"));
+    }
+    let finished_here = match &follow_up {
+        FollowUp::Process(ticket) => Some(ticket.id),
+        FollowUp::Dispatch(id) | FollowUp::Redispatch(id)
+            if ctx.config.dispatch == Dispatch::Local =>
+        {
+            Some(*id)
+        }
+        _ => None,
+    };
+    if let Some(id) = finished_here
+        && let Err(err) = notify::deliver_if_due(ctx, id)
+    {
+        ctx.runtime.log(&format!("webhook of {id} failed: {err}"));
     }
 }
 
@@ -94,6 +112,7 @@ fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
         FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id),
         FollowUp::Maintain => maintain(ctx),
         FollowUp::Process(ticket) => processing::run(ctx, ticket, None).map(drop),
+        FollowUp::Notify(id) => notify::deliver_if_due(ctx, *id),
     }
 }
 
@@ -129,13 +148,20 @@ fn redispatch_if_stuck(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     }
 }
 
-/// Re-dispatches stuck jobs and sweeps expired ones; one failed dispatch
-/// (the processor may be down) does not stop the rest.
+/// Re-dispatches stuck jobs, sends due webhooks and sweeps expired jobs;
+/// one failure (the processor or a receiver may be down) does not stop the
+/// rest.
 fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
-    for id in pending::stale(ctx.kv, ctx.runtime.now(), ctx.config.lease)? {
+    let due = pending::due(ctx.kv, ctx.runtime.now(), ctx.config.lease)?;
+    for id in due.dispatch {
         if let Err(err) = redispatch_if_stuck(ctx, id) {
             ctx.runtime
                 .log(&format!("re-dispatch of {id} failed: {err}"));
+        }
+    }
+    for id in due.notify {
+        if let Err(err) = notify::deliver_if_due(ctx, id) {
+            ctx.runtime.log(&format!("webhook of {id} failed: {err}"));
         }
     }
     retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts).map(drop)
@@ -147,3 +173,5 @@ mod events_tests;
 mod local_dispatch_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;

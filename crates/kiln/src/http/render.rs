@@ -2,8 +2,10 @@
 //! resource. Every header Kiln sends is set here.
 
 use super::Response;
+use crate::clock::Timestamp;
 use crate::job::{Job, Status};
 use crate::problem::{Error, Problem};
+use crate::webhook::DeliveryStatus;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
     LOCATION, RETRY_AFTER, VARY,
@@ -84,12 +86,26 @@ struct OperationBody<'a> {
     resource_location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook: Option<WebhookBody<'a>>,
 }
 
-/// The operation resource, with the caching and polling headers its state
-/// calls for: unfinished ones say when to poll again and must not be cached;
-/// finished ones carry an ETag for cheap revalidation.
-pub fn operation(job: &Job, status: StatusCode) -> Response {
+/// How the webhook's delivery is going (its URL is not shown: it may carry
+/// the client's own token).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookBody<'a> {
+    status: DeliveryStatus,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<String>,
+}
+
+/// The operation resource's JSON; `with_webhook` adds the delivery state
+/// (a webhook event's `data` leaves it out: it changes with every attempt).
+pub fn operation_json(job: &Job, with_webhook: bool) -> Vec<u8> {
     let body = OperationBody {
         id: job.id.to_string(),
         status: job.status,
@@ -99,8 +115,28 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
         percent_complete: job.percent_complete,
         resource_location: (job.status == Status::Succeeded).then(|| image_path(job)),
         error: job.error.as_ref(),
+        webhook: job
+            .webhook
+            .as_ref()
+            .filter(|_| with_webhook)
+            .map(|delivery| WebhookBody {
+                status: delivery.status,
+                attempts: delivery.attempts,
+                last_error: delivery.last_error.as_deref(),
+                next_attempt_at: delivery
+                    .next_attempt_at
+                    .filter(|_| delivery.status == DeliveryStatus::Pending)
+                    .map(Timestamp::to_rfc3339),
+            }),
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The operation resource, with the caching and polling headers its state
+/// calls for: unfinished ones say when to poll again and must not be cached;
+/// finished ones carry an ETag for cheap revalidation.
+pub fn operation(job: &Job, status: StatusCode) -> Response {
+    let bytes = operation_json(job, true);
     let etag = crate::etag::strong(&bytes);
     let mut response = response(status, bytes);
     set(&mut response, CONTENT_TYPE, "application/json");

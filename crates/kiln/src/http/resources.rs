@@ -59,7 +59,11 @@ fn operation<B>(
     if method == Method::DELETE {
         let now = ctx.runtime.now();
         return match jobs.update(id, now, |job| job.cancel(now))? {
-            Update::Changed(job) => Ok(render::operation(&job, StatusCode::OK).into()),
+            Update::Changed(job) => Ok(Reply {
+                response: render::operation(&job, StatusCode::OK),
+                stream: None,
+                follow_ups: vec![FollowUp::Notify(id)],
+            }),
             Update::Unchanged(job) => Err(Error::Conflict(format!(
                 "the operation already finished ({})",
                 serde_json::to_value(job.status)
@@ -77,18 +81,28 @@ fn operation<B>(
     if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
         follow_ups.push(FollowUp::Redispatch(id));
     }
+    if job
+        .webhook
+        .as_ref()
+        .is_some_and(|w| w.is_due(ctx.runtime.now()))
+    {
+        follow_ups.push(FollowUp::Notify(id));
+    }
     if method == Method::GET && Accept::from_headers(request.headers()).wants_event_stream() {
         return Ok(events::respond(request.headers(), ctx, job, follow_ups));
     }
-    let stuck = !follow_ups.is_empty();
+    let stuck = follow_ups.contains(&FollowUp::Redispatch(id));
     if let Some(seconds) = headers::preferences(request.headers()).wait
         && !job.status.is_terminal()
         // With the local dispatch this instance runs a stuck job itself,
         // after answering: waiting first would only delay it.
         && !(stuck && ctx.config.dispatch == Dispatch::Local)
     {
-        // A stuck job would never change while we wait: unstick it first.
-        follow_ups.drain(..).for_each(|f| follow_up(ctx, f));
+        if stuck {
+            // A stuck job would never change while we wait: unstick it first.
+            follow_ups.retain(|f| *f != FollowUp::Redispatch(id));
+            follow_up(ctx, FollowUp::Redispatch(id));
+        }
         let timeout = Duration::from_secs(seconds).min(ctx.config.max_wait);
         job = wait_for_change(ctx, &job, timeout)?;
     }

@@ -58,6 +58,7 @@ fn submit<B: BodyReader>(
         .get("idempotency-key")
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
         .transpose()?;
+    let webhook = headers::webhook_url(request.headers(), ctx.config.webhooks.as_ref())?;
     let bytes = request.body_mut().read_to_end(limit, declared_length)?;
     if bytes.is_empty() {
         return Err(Error::BadRequest(
@@ -72,6 +73,7 @@ fn submit<B: BodyReader>(
             ops,
             accept,
             idempotency_key,
+            webhook,
         },
     )?;
     let job = accepted.job().clone();
@@ -97,6 +99,9 @@ fn submit<B: BodyReader>(
     } else {
         run_inline(ctx, job.id, inline_time(ctx, wait), &mut follow_ups)?
     };
+    if finished.is_some() {
+        follow_ups.insert(0, FollowUp::Notify(job.id));
+    }
     let response = match finished {
         None => accepted_response(&job, prefs),
         Some(job) => finished_response(ctx, &job, prefs)?,

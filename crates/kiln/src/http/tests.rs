@@ -8,7 +8,7 @@ use crate::job::Status;
 use crate::kv::{KvStore, MemoryKv};
 use crate::runtime::Runtime;
 use http::{Method, StatusCode};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 /// How the fake processor behaves when dispatched.
@@ -39,6 +39,18 @@ pub(super) struct FakeHost {
     pub(super) watch_leases: Cell<bool>,
     /// Readings of the clock that found a running job's lease run out.
     pub(super) lapsed_leases: Cell<usize>,
+    /// The webhook POSTs sent, in order.
+    pub(super) posts: RefCell<Vec<Post>>,
+    /// What the webhook receiver answers: a status, or a network error.
+    pub(super) receiver: Cell<Result<u16, &'static str>>,
+}
+
+/// A webhook POST as the receiver got it.
+#[derive(Debug, Clone)]
+pub(super) struct Post {
+    pub(super) url: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 impl FakeHost {
@@ -53,6 +65,8 @@ impl FakeHost {
             dispatches: Cell::new(0),
             watch_leases: Cell::new(false),
             lapsed_leases: Cell::new(0),
+            posts: RefCell::new(Vec::new()),
+            receiver: Cell::new(Ok(204)),
         }
     }
 
@@ -145,6 +159,23 @@ impl Runtime for FakeHost {
             }
         }
         Ok(())
+    }
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        _timeout: Duration,
+    ) -> Result<u16, String> {
+        self.posts.borrow_mut().push(Post {
+            url: url.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            body: body.to_vec(),
+        });
+        self.receiver.get().map_err(str::to_owned)
     }
     fn log(&self, _message: &str) {}
 }

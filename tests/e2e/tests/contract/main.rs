@@ -18,3 +18,4 @@ mod quotas;
 mod redis;
 mod routing;
 mod submit;
+mod webhooks;
