@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
 use crate::quotas::Quotas;
-use crate::runtime::{ComponentStats, HostShared};
+use crate::runtime::{ComponentStats, HostShared, ResolvedConfig};
 use crate::server::spawn_accept_loop;
 use crate::tasks::TaskGroup;
 use crate::variables;
@@ -63,18 +63,32 @@ impl HostBuilder {
     /// Resolves variables and starts serving on `127.0.0.1` on an ephemeral port. Must be
     /// called within a tokio runtime; guest instances run as tasks on that runtime.
     ///
-    /// Fails if a variable is unknown or missing, or if the app needs service chaining and the
+    /// Fails if a variable is unknown or missing, if a templated `allowed_outbound_hosts` entry
+    /// resolves to an invalid entry, or if the app needs service chaining and the
     /// [`quotas`](Self::quotas) do not offer it.
     pub async fn start(self) -> Result<Host> {
         let manifest = self.app.manifest();
         if let Some(quotas) = &self.quotas {
             quotas.check_app(manifest)?;
         }
-        let resolved = variables::resolve(
-            &manifest.variables,
-            &self.variables,
-            manifest.components.iter().map(|(id, c)| (id, &c.variables)),
-        )?;
+        let values = variables::app_values(&manifest.variables, &self.variables)?;
+        let resolved = ResolvedConfig {
+            variables: variables::render_components(
+                &values,
+                manifest.components.iter().map(|(id, c)| (id, &c.variables)),
+            )?,
+            allowed_hosts: manifest
+                .components
+                .iter()
+                .map(|(id, c)| {
+                    let hosts = c
+                        .allowed_outbound_hosts
+                        .resolve(&values)
+                        .with_context(|| format!("component `{id}`"))?;
+                    Ok((id.clone(), hosts))
+                })
+                .collect::<Result<_>>()?,
+        };
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .context("cannot bind 127.0.0.1:0")?;

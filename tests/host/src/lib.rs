@@ -32,7 +32,9 @@
 //! - `host`: [`Host`] and [`HostBuilder`]: start, observe, shut down, kill.
 //! - `server`: the hyper accept loop and request routing.
 //! - `runtime`: one request through a fresh instance, tracked as a background task.
-//! - `outbound`: `allowed_outbound_hosts` and in-process service chaining.
+//! - `allowed_hosts`: `allowed_outbound_hosts` (Spin's grammar, templated entries, matching).
+//! - `outbound`: where a guest's request goes; in-process service chaining.
+//! - `loopback`: outbound HTTP/1.1 over the network, to loopback only.
 //! - `quotas`: [`Quotas`] (e.g. Fermyon Cloud's) and the rules enforcing them; `body_limit`:
 //!   the request body quota.
 //! - `headers`: the `spin-*` request headers.
@@ -46,6 +48,7 @@
 
 #![deny(missing_docs)]
 
+mod allowed_hosts;
 mod app;
 mod bindings;
 mod body_limit;
@@ -55,6 +58,7 @@ mod guest_vars;
 mod headers;
 mod host;
 mod kv;
+mod loopback;
 mod manifest;
 mod memory;
 mod outbound;

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
-use crate::outbound::AllowedHosts;
+use crate::allowed_hosts::OutboundHostsConfig;
 use crate::routes::RoutePattern;
 use crate::variables::{AppVariable, Template, validate_name};
 
@@ -39,7 +39,7 @@ pub(crate) struct ComponentManifest {
     /// `source` as written (relative to the manifest directory).
     pub source: String,
     pub key_value_stores: Vec<String>,
-    pub allowed_outbound_hosts: AllowedHosts,
+    pub allowed_outbound_hosts: OutboundHostsConfig,
     pub variables: BTreeMap<String, Template>,
     pub environment: BTreeMap<String, String>,
 }
@@ -252,7 +252,8 @@ fn parse_component(
             "key_value_stores: store `{label}` is not defined (only \"{DEFAULT_STORE}\" exists)"
         );
     }
-    let allowed_outbound_hosts = AllowedHosts::parse(&raw.allowed_outbound_hosts)?;
+    let allowed_outbound_hosts =
+        OutboundHostsConfig::parse(&raw.allowed_outbound_hosts, app_variables)?;
     let mut variables = BTreeMap::new();
     for (name, template) in raw.variables {
         validate_name(&name).with_context(|| format!("variables: `{name}`"))?;
@@ -421,6 +422,23 @@ mod tests {
              [component.b]\nsource = \"b.wasm\"\n",
         );
         assert!(text.contains("b.spin.internal"), "{text}");
+    }
+
+    /// A templated entry beside a chaining entry loads; the chaining entry is still checked.
+    #[test]
+    fn templated_outbound_host_loads_beside_a_chaining_entry() {
+        let manifest = parse(&format!(
+            "[variables]\nhooks = {{ default = \"http://127.0.0.1:1\" }}\n\
+             [component.a]\nsource = \"a.wasm\"\n\
+             allowed_outbound_hosts = [\"http://processor.spin.internal\", \"{{{{ hooks }}}}\"]\n{PROCESSOR}"
+        ))
+        .expect("valid manifest");
+        assert!(manifest.components.contains_key("a"));
+        let text = error_text(
+            "[variables]\nhooks = { default = \"\" }\n\
+             [component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"{{ hooks }}\"]\n",
+        );
+        assert!(text.contains("Spin 4.0.2 refuses"), "{text}");
     }
 
     #[test]

@@ -67,8 +67,7 @@ impl Quotas {
     ///
     /// "MB" and "GB" are read as 10^6 and 10^9 bytes, the smaller (conservative) reading.
     /// Service chaining is off: the quota page does not say Fermyon Cloud supports it, so Kiln
-    /// treats it as unavailable. The quota of 500 outbound requests per hour is not modelled:
-    /// the host makes no network requests, and without chaining there are no others.
+    /// treats it as unavailable. The quota of 500 outbound requests per hour is not modelled.
     pub fn fermyon_cloud() -> Self {
         Self {
             max_key_bytes: 255,

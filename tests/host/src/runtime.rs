@@ -13,6 +13,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::app::{App, engine};
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
@@ -38,6 +39,14 @@ pub struct ComponentStats {
     pub peak_memory_bytes: u64,
 }
 
+/// What a host resolves from the application variables when it starts, per component.
+pub(crate) struct ResolvedConfig {
+    /// `component -> variable -> value`.
+    pub variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// `component -> allowed_outbound_hosts`.
+    pub allowed_hosts: BTreeMap<String, AllowedHosts>,
+}
+
 /// State shared by every instance a host runs.
 pub(crate) struct HostShared {
     pub app: App,
@@ -46,6 +55,7 @@ pub(crate) struct HostShared {
     /// Guest instance tasks, including those still working after responding.
     pub guests: TaskGroup,
     variables: BTreeMap<String, BTreeMap<String, String>>,
+    allowed_hosts: BTreeMap<String, AllowedHosts>,
     stats: Mutex<BTreeMap<String, ComponentStats>>,
     chained_first_byte_timeout: bool,
     quotas: Option<Quotas>,
@@ -56,7 +66,7 @@ impl HostShared {
     pub fn new(
         app: App,
         kv: KeyValueStore,
-        variables: BTreeMap<String, BTreeMap<String, String>>,
+        resolved: ResolvedConfig,
         chained_first_byte_timeout: bool,
         quotas: Option<Quotas>,
     ) -> Self {
@@ -65,7 +75,8 @@ impl HostShared {
             kv,
             faults: FaultHandle::default(),
             guests: TaskGroup::new(),
-            variables,
+            variables: resolved.variables,
+            allowed_hosts: resolved.allowed_hosts,
             stats: Mutex::default(),
             chained_first_byte_timeout,
             kv_quota: quotas.clone().map(KvQuotaGate::new),
@@ -110,6 +121,11 @@ impl HostShared {
     /// All of `component`'s resolved variables.
     pub fn variables(&self, component: &str) -> impl Iterator<Item = (&String, &String)> {
         self.variables.get(component).into_iter().flatten()
+    }
+
+    /// `component`'s `allowed_outbound_hosts`, templates resolved.
+    pub fn allowed_hosts(&self, component: &str) -> Option<&AllowedHosts> {
+        self.allowed_hosts.get(component)
     }
 
     /// `component`'s `environment` table.

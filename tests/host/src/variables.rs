@@ -3,7 +3,8 @@
 //! `[variables]` declare names with a `default` or `required = true`; `[component.<id>.variables]`
 //! are templates such as `"{{ retention_seconds }}"` or `"prefix-{{ name }}"`. Values are resolved
 //! once when a host starts, from the defaults plus the test's overrides, and a required variable
-//! without a value or an override of an undeclared variable is refused.
+//! without a value or an override of an undeclared variable is refused. `allowed_outbound_hosts`
+//! entries are templates too (`allowed_hosts`).
 
 use std::collections::BTreeMap;
 
@@ -61,7 +62,13 @@ impl Template {
         })
     }
 
-    fn render(&self, values: &BTreeMap<String, String>) -> Result<String> {
+    /// Whether the template has no placeholder.
+    pub fn is_literal(&self) -> bool {
+        self.references().next().is_none()
+    }
+
+    /// The text with every placeholder replaced by its variable's value from `values`.
+    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -103,13 +110,12 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Resolves the application variables (defaults overlaid with `overrides`), then renders every
-/// component's templates. Returns `component -> name -> value`.
-pub(crate) fn resolve<'a>(
+/// The application variables' values: defaults overlaid with `overrides`. An override of an
+/// undeclared variable, or a required variable without a value, is refused.
+pub(crate) fn app_values(
     app: &BTreeMap<String, AppVariable>,
     overrides: &BTreeMap<String, String>,
-    components: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, Template>)>,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+) -> Result<BTreeMap<String, String>> {
     for name in overrides.keys() {
         ensure!(
             app.contains_key(name),
@@ -127,11 +133,20 @@ pub(crate) fn resolve<'a>(
         };
         values.insert(name.clone(), value);
     }
+    Ok(values)
+}
+
+/// Renders every component's variable templates from the application variables' `values`.
+/// Returns `component -> name -> value`.
+pub(crate) fn render_components<'a>(
+    values: &BTreeMap<String, String>,
+    components: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, Template>)>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
     let mut resolved = BTreeMap::new();
     for (component, templates) in components {
         let mut rendered = BTreeMap::new();
         for (name, template) in templates {
-            rendered.insert(name.clone(), template.render(&values)?);
+            rendered.insert(name.clone(), template.render(values)?);
         }
         resolved.insert(component.clone(), rendered);
     }
@@ -152,6 +167,14 @@ mod tests {
         vars.iter()
             .map(|(n, t)| (n.to_string(), Template::parse(t).expect("valid template")))
             .collect()
+    }
+
+    fn resolve<'a>(
+        app: &BTreeMap<String, AppVariable>,
+        overrides: &BTreeMap<String, String>,
+        components: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, Template>)>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        render_components(&app_values(app, overrides)?, components)
     }
 
     fn overrides(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
