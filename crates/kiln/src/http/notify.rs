@@ -30,16 +30,30 @@ pub(super) fn deliver_if_due(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let jobs = Jobs::new(ctx.kv);
     let now = ctx.runtime.now();
     let timeout = attempt_timeout(ctx);
+    let policy = RetryPolicy::default();
     let claimed = jobs.update(id, now, |job| {
         let delivery = job.webhook.as_ref()?;
-        (job.status.is_terminal() && delivery.is_due(now)).then(|| Job {
-            webhook: Some(delivery.started(now, timeout)),
+        if !(job.status.is_terminal() && delivery.is_due(now)) {
+            return None;
+        }
+        let next = if delivery.attempts >= policy.max_attempts {
+            // Every attempt was spent, the last one lost with its sender.
+            delivery.failed(now, "the last attempt was lost".into(), &policy)
+        } else {
+            delivery.started(now, timeout)
+        };
+        Some(Job {
+            webhook: Some(next),
             ..job.clone()
         })
     })?;
     let Update::Changed(job) = claimed else {
         return Ok(());
     };
+    if !job.is_open() {
+        pending::remove(ctx.kv, job.id, job.created_at).ok();
+        return Ok(());
+    }
     let Some((url, attempt)) = job.webhook.as_ref().map(|d| (d.url.clone(), d.attempts)) else {
         return Ok(());
     };
@@ -58,7 +72,7 @@ pub(super) fn deliver_if_due(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let outcome = match ctx.runtime.post(&url, &headers, &body, timeout) {
         Ok(status) if (200..300).contains(&status) => Ok(()),
         Ok(status) => Err(format!("the receiver answered {status}")),
-        Err(err) => Err(format!("the request failed: {err}")),
+        Err(err) => Err(format!("the request failed: {}", truncated(&err, 200))),
     };
     record(ctx, id, attempt, outcome)
 }
@@ -71,6 +85,7 @@ fn record(
     attempt: u32,
     outcome: Result<(), String>,
 ) -> Result<(), Error> {
+    let policy = RetryPolicy::default();
     let now = ctx.runtime.now();
     let recorded = Jobs::new(ctx.kv).update(id, now, |job| {
         let delivery = job.webhook.as_ref()?;
@@ -79,7 +94,7 @@ fn record(
         }
         let next = match &outcome {
             Ok(()) => delivery.delivered(),
-            Err(error) => delivery.failed(now, error.clone(), &RetryPolicy::default()),
+            Err(error) => delivery.failed(now, error.clone(), &policy),
         };
         Some(Job {
             webhook: Some(next),
@@ -117,4 +132,14 @@ fn attempt_timeout(ctx: &Ctx<'_>) -> Duration {
             .clamp(Duration::from_secs(1), ATTEMPT_TIMEOUT),
         None => ATTEMPT_TIMEOUT,
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary: a host's
+/// error can be long, and it is kept in the job record.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -66,6 +66,31 @@ mod tests {
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
+    /// Signatures match an independent implementation on a Kiln-shaped
+    /// event with non-ASCII text. The expected value was produced with the
+    /// PyPI package `standardwebhooks` 1.1.0 in a throwaway venv:
+    ///
+    /// ```text
+    /// Webhook("whsec_C2FsdGVkLWtpbG4tdGVzdC1zZWNyZXQtMzItYnl0ZXMh").sign(
+    ///     "msg_0f8fad5b-d9cb-469f-a165-70867728950e",
+    ///     datetime.fromtimestamp(1772366401, tz=timezone.utc),
+    ///     BODY)  # BODY as below, a str the library encodes as UTF-8
+    /// ```
+    #[test]
+    fn agrees_with_the_python_reference_library() {
+        let secret = Secret::parse("whsec_C2FsdGVkLWtpbG4tdGVzdC1zZWNyZXQtMzItYnl0ZXMh").unwrap();
+        let body = r#"{"type":"operation.succeeded","timestamp":"2026-03-01T12:00:00.250Z","data":{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","status":"succeeded","note":"café ☕"}}"#;
+        assert_eq!(
+            sign(
+                &secret,
+                "msg_0f8fad5b-d9cb-469f-a165-70867728950e",
+                1_772_366_401,
+                body.as_bytes()
+            ),
+            "v1,swE7HQNPeiHgLt78V4ZNxCDlbVUKh9xrA/AtQYZojrI="
+        );
+    }
+
     #[test]
     fn malformed_secrets_are_refused() {
         for bad in [

@@ -201,15 +201,25 @@ impl WebhookUrl {
         if url.fragment().is_some() {
             return Err("Webhook-Url must not have a fragment".into());
         }
-        if url.host().is_none() {
-            return Err("Webhook-Url has no host".into());
+        match url.host() {
+            None => return Err("Webhook-Url has no host".into()),
+            // Spin's service chaining: even under an allow-all pattern, a
+            // client must not make Kiln POST to its own private components.
+            Some(Host::Domain(domain))
+                if domain == "spin.internal" || domain.ends_with(".spin.internal") =>
+            {
+                return Err("Webhook-Url must not name a component of this app".into());
+            }
+            Some(_) => {}
         }
         match allowed {
             Some(pattern) if pattern.allows(&url) => Ok(WebhookUrl(url)),
             Some(pattern) => Err(format!(
                 "Webhook-Url's origin is not allowed here (webhook_allowed_hosts is {pattern})"
             )),
-            None => Err("no webhook host is allowed here (webhook_allowed_hosts names none)".into()),
+            None => {
+                Err("no webhook host is allowed here (webhook_allowed_hosts names none)".into())
+            }
         }
     }
 
@@ -236,7 +246,7 @@ mod tests {
     fn bad_webhook_urls_are_refused_with_a_reason() {
         let allowed = "http://127.0.0.1:*";
         let long = format!("http://127.0.0.1:9/{}", "a".repeat(MAX_URL_BYTES));
-        let cases: [(&str, &str); 16] = [
+        let cases: [(&str, &str); 17] = [
             ("", "empty"),
             ("/hooks/kiln", "not an absolute URL"),
             ("127.0.0.1:9/hook", "not an absolute URL"),
@@ -256,9 +266,21 @@ mod tests {
             ("http://10.0.0.1:9/hook", "not allowed"),
             ("http://127.0.0.1.evil.example:9/hook", "not allowed"),
             ("https://127.0.0.1:9/hook", "not allowed"),
+            (
+                "http://processor.spin.internal/jobs/1",
+                "component of this app",
+            ),
         ];
         for (url, reason) in cases {
-            let why = check(url, allowed).expect_err(url);
+            let why = check(
+                url,
+                if url.contains("spin.internal") {
+                    "*://*:*"
+                } else {
+                    allowed
+                },
+            )
+            .expect_err(url);
             assert!(why.contains(reason), "{url:?}: {why}");
         }
     }
