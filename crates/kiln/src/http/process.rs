@@ -26,9 +26,13 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
             response: render::operation(&job, StatusCode::ACCEPTED),
             follow_ups: vec![FollowUp::Process(ticket)],
         },
-        Ok(Claimed::GaveUp(job) | Claimed::Refused(job)) => {
-            render::operation(&job, StatusCode::OK).into()
-        }
+        // A job given up on has just finished here: its webhook goes now.
+        Ok(Claimed::GaveUp(job)) => Reply {
+            stream: None,
+            response: render::operation(&job, StatusCode::OK),
+            follow_ups: vec![FollowUp::Notify(job.id)],
+        },
+        Ok(Claimed::Refused(job)) => render::operation(&job, StatusCode::OK).into(),
         Err(err) => super::failed(ctx, err),
     }
 }

@@ -51,6 +51,10 @@ fn a_finished_job_posts_one_signed_event_and_shows_it_delivered() {
     let post = &posts[0];
     assert_eq!(post.url, HOOK);
     assert_eq!(post_header(post, "content-type"), "application/json");
+    assert_eq!(
+        post_header(post, "content-length"),
+        post.body.len().to_string()
+    );
     let (id, timestamp) = (
         post_header(post, "webhook-id"),
         post_header(post, "webhook-timestamp"),

@@ -110,6 +110,8 @@ fn every_finished_state_is_posted_signed() {
                 env.name()
             );
             assert_eq!(post.header("content-type"), "application/json");
+            // Sent with its length, not chunked.
+            assert_eq!(post.header("content-length"), post.body.len().to_string());
             assert!(post.header("webhook-id").starts_with("msg_"));
             let event = post.json();
             assert_eq!(event["type"], kind, "{event}");
