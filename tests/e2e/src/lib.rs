@@ -6,16 +6,19 @@
 //! - [`for_each_target`]: runs a contract test against the test host and, if
 //!   a `spin` binary is available, against `spin up` too.
 //! - [`Reply`]: a response with the assertions every test needs.
-//! - [`events`]: a Server-Sent Events client.
+//! - [`events`]: a Server-Sent Events client; [`browser`]: the demo page
+//!   in headless Chromium; [`process`]: process groups a test ends.
 //! - [`images`]: test images, generated, never downloaded.
 //! - [`webhooks`]: a webhook receiver on loopback that checks signatures.
 //! - [`RedisServer`], [`KeyValueStore`]: a `redis-server` started by the
 //!   test, and stores on it for [`EnvBuilder::store`].
 
+pub mod browser;
 pub mod client;
 pub mod env;
 pub mod events;
 pub mod images;
+pub mod process;
 pub mod spin;
 pub mod webhooks;
 

@@ -2,9 +2,10 @@
 //! `spin up`, when a Spin binary is available here.
 
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::process::ProcessGroup;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -73,7 +74,7 @@ impl SpinProcess {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = process.group.leader.try_wait() {
+            if let Some(status) = process.group.wait(Duration::ZERO) {
                 panic!("spin up exited before listening on {port}: {status}");
             }
             assert!(
@@ -89,94 +90,6 @@ impl SpinProcess {
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
-}
-
-/// A child process leading a process group of its own; dropping it ends
-/// every process in the group: SIGTERM, a grace period to shut down, then
-/// SIGKILL for whatever still runs. The leader is reaped.
-struct ProcessGroup {
-    leader: Child,
-}
-
-impl ProcessGroup {
-    /// Long enough for `spin up` to shut down cleanly (well under a second
-    /// when idle); only a process ignoring SIGTERM waits it out.
-    const GRACE: Duration = Duration::from_secs(3);
-
-    fn spawn(mut command: Command) -> ProcessGroup {
-        // Group id = the child's pid, so the group is known without asking.
-        command.process_group(0);
-        let leader = command.spawn().expect("starting spin up");
-        ProcessGroup { leader }
-    }
-
-    fn id(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.leader.id()).expect("pids fit in pid_t")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) takes no pointers; a negative pid names the
-        // process group, which exists at least as long as its unreaped
-        // leader does.
-        unsafe {
-            libc::kill(-self.id(), signal);
-        }
-    }
-
-    /// Waits until no process of the group runs, for at most `timeout`.
-    fn wait_until_ended(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if running_in_group(self.id()).is_empty() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
-        if !self.wait_until_ended(Self::GRACE) {
-            self.signal(libc::SIGKILL);
-            self.wait_until_ended(Self::GRACE);
-        }
-        self.leader.wait().ok();
-    }
-}
-
-/// The pids of the processes in process group `group` that still run.
-///
-/// Read from `/proc` rather than probed with `kill(-group, 0)`, because
-/// that also counts zombies: an exited child of an exited parent is
-/// reparented to PID 1, and not every PID 1 (in containers, sandboxes)
-/// reaps them. A zombie runs nothing and holds no port.
-fn running_in_group(group: libc::pid_t) -> Vec<libc::pid_t> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&pid| {
-            process_state(pid).is_some_and(|(state, pgrp)| pgrp == group && state != 'Z')
-        })
-        .collect()
-}
-
-/// A process's state letter and process group, from `/proc/PID/stat`; `None`
-/// once it is gone.
-fn process_state(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
 }
 
 fn free_port() -> u16 {
@@ -256,7 +169,7 @@ mod tests {
 
     /// Whether `pid` is a process that still runs (a zombie does not).
     fn runs(pid: libc::pid_t) -> bool {
-        process_state(pid).is_some_and(|(state, _)| state != 'Z')
+        crate::process::process_state(pid).is_some_and(|(state, _)| state != 'Z')
     }
 
     fn assert_ended(parent: libc::pid_t, child: libc::pid_t, port: u16) {

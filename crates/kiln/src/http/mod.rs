@@ -12,7 +12,7 @@ mod resources;
 mod submit;
 
 pub use events::EventStream;
-pub use headers::BodyReader;
+pub use headers::{BodyReader, if_none_match};
 pub use process::handle as handle_process;
 pub use resources::handle as handle_resources;
 pub use submit::handle as handle_submit;

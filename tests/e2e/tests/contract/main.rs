@@ -18,4 +18,5 @@ mod quotas;
 mod redis;
 mod routing;
 mod submit;
+mod ui;
 mod webhooks;

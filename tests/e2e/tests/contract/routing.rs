@@ -20,11 +20,13 @@ fn the_processor_is_not_reachable_from_outside() {
     });
 }
 
-/// Paths outside the API are 404.
+/// Paths outside the API and its pages are 404 (`/` is the demo page, an
+/// exact route: nothing below it is served).
 #[test]
 fn unknown_paths_are_404() {
     for_each_target(Env::builder, |env| {
-        assert_eq!(env.get("/", &[]).status, 404);
-        assert_eq!(env.get("/imagesx", &[]).status, 404);
+        for path in ["/nope", "/imagesx", "/openapi", "/index.html"] {
+            assert_eq!(env.get(path, &[]).status, 404, "{path}");
+        }
     });
 }

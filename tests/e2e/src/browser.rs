@@ -1,0 +1,69 @@
+//! The demo page in a real browser: Debian's Chromium (`apt-get install
+//! chromium`) driven by playwright-core (`npm ci --prefix tests/browser`),
+//! through the script `tests/browser/demo.mjs`, run in a process group of
+//! the test's own so that the browser and all its children end with it.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::env::workspace_root;
+use crate::process::ProcessGroup;
+
+/// What a browser run needs, or why it cannot run here.
+fn missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let playwright = workspace_root().join("tests/browser/node_modules/playwright-core");
+    if !PathBuf::from(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if !playwright.exists() {
+        return Some("no playwright-core (npm ci --prefix tests/browser)".into());
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("no node on PATH".into());
+    }
+    None
+}
+
+/// Runs `demo.mjs` against the app at `base_url` with `image` (a PNG);
+/// its report line, or `None` when the browser is not installed and
+/// `KILN_BROWSER_REQUIRED` is unset (`.ci/run` sets it). Panics with the
+/// script's output when the page misbehaves. Screenshots go to
+/// `target/browser-screenshots/`.
+pub fn run_demo(base_url: &str, image: &[u8]) -> Option<String> {
+    if let Some(why) = missing() {
+        assert!(
+            std::env::var_os("KILN_BROWSER_REQUIRED").is_none(),
+            "the browser test must run here: {why}"
+        );
+        eprintln!("note: {why}: the demo page's browser test skipped");
+        return None;
+    }
+    let screenshots = workspace_root().join("target/browser-screenshots");
+    std::fs::create_dir_all(&screenshots).expect("the screenshot folder");
+    let image_path = screenshots.join(format!("upload-{}.png", std::process::id()));
+    std::fs::write(&image_path, image).expect("writing the test image");
+    let log = screenshots.join(format!("demo-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).expect("the browser log");
+    let mut command = Command::new("node");
+    command
+        .arg(workspace_root().join("tests/browser/demo.mjs"))
+        .args([base_url, &image_path.display().to_string()])
+        .arg(&screenshots)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("the log again"))
+        .stderr(log_file);
+    let mut group = ProcessGroup::spawn(command);
+    let status = group.wait(Duration::from_secs(120));
+    drop(group);
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_file(&image_path).ok();
+    match status {
+        Some(status) if status.success() => Some(output.trim().to_owned()),
+        Some(status) => panic!("the demo page failed in Chromium ({status}):\n{output}"),
+        None => panic!("the demo page did not finish in Chromium within 120 s:\n{output}"),
+    }
+}

@@ -1,0 +1,114 @@
+//! Processes a test starts, each leading a process group of its own, so
+//! that the test ends them and every child they started (`spin up` forks
+//! the server that does the work; a browser forks many).
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// A child process leading a process group of its own; dropping it ends
+/// every process in the group: SIGTERM, a grace period to shut down, then
+/// SIGKILL for whatever still runs. The leader is reaped.
+pub struct ProcessGroup {
+    leader: Child,
+}
+
+impl ProcessGroup {
+    /// Long enough for `spin up` to shut down cleanly (well under a second
+    /// when idle); only a process ignoring SIGTERM waits it out.
+    const GRACE: Duration = Duration::from_secs(3);
+
+    /// Starts `command` as the leader of a new process group.
+    pub fn spawn(mut command: Command) -> ProcessGroup {
+        // Group id = the child's pid, so the group is known without asking.
+        command.process_group(0);
+        let leader = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {:?}: {e}", command.get_program()));
+        ProcessGroup { leader }
+    }
+
+    /// Waits for the leader to exit, for at most `timeout`; `None` if it
+    /// still runs (dropping the group then ends it).
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.leader.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The group's id (its leader's pid).
+    pub(crate) fn id(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.leader.id()).expect("pids fit in pid_t")
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) takes no pointers; a negative pid names the
+        // process group, which exists at least as long as its unreaped
+        // leader does.
+        unsafe {
+            libc::kill(-self.id(), signal);
+        }
+    }
+
+    /// Waits until no process of the group runs, for at most `timeout`.
+    fn wait_until_ended(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if running_in_group(self.id()).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        if !self.wait_until_ended(Self::GRACE) {
+            self.signal(libc::SIGKILL);
+            self.wait_until_ended(Self::GRACE);
+        }
+        self.leader.wait().ok();
+    }
+}
+
+/// The pids of the processes in process group `group` that still run.
+///
+/// Read from `/proc` rather than probed with `kill(-group, 0)`, because
+/// that also counts zombies: an exited child of an exited parent is
+/// reparented to PID 1, and not every PID 1 (in containers, sandboxes)
+/// reaps them. A zombie runs nothing and holds no port.
+fn running_in_group(group: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&pid| {
+            process_state(pid).is_some_and(|(state, pgrp)| pgrp == group && state != 'Z')
+        })
+        .collect()
+}
+
+/// A process's state letter and process group, from `/proc/PID/stat`; `None`
+/// once it is gone.
+pub(crate) fn process_state(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
