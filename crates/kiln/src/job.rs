@@ -252,6 +252,12 @@ impl Job {
         next
     }
 
+    /// Whether an attempt at the job's webhook is due at `now` (which
+    /// implies the job finished: a delivery is pending only from then).
+    pub fn webhook_due(&self, now: Timestamp) -> bool {
+        self.webhook.as_ref().is_some_and(|w| w.is_due(now))
+    }
+
     /// Whether the job still needs someone's attention: it is unfinished,
     /// or its webhook is not delivered (nor given up on) yet.
     pub fn is_open(&self) -> bool {

@@ -66,9 +66,7 @@ pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Due, Err
         };
         match jobs.get(id, now)? {
             Some(job) if job.needs_dispatch(now, lease) => due.dispatch.push(id),
-            Some(job) if job.webhook.as_ref().is_some_and(|w| w.is_due(now)) => {
-                due.notify.push(id);
-            }
+            Some(job) if job.webhook_due(now) => due.notify.push(id),
             Some(job) if job.is_open() => {}
             // No record yet: its upload may still be under way.
             None if now < created_at.after(lease) => {}

@@ -85,7 +85,11 @@ impl<'a> Jobs<'a> {
                 .compare_and_swap(&keys::job(id), &raw, &encode(&next)?)?
             {
                 if next.status.is_terminal() && !job.status.is_terminal() {
-                    self.forget_finished(&next);
+                    self.forget_upload(&next);
+                }
+                if job.is_open() && !next.is_open() {
+                    // Best effort: a stale pending entry costs a lookup.
+                    crate::pending::remove(self.kv, next.id, next.created_at).ok();
                 }
                 return Ok(Update::Changed(next));
             }
@@ -93,16 +97,10 @@ impl<'a> Jobs<'a> {
         Err(contention(&keys::job(id)).into())
     }
 
-    /// What a job no longer needs once finished: its pending entry (unless
-    /// its webhook is still to be sent), and its
-    /// upload (a finished job is never processed again), so that a retained
-    /// job holds only its record and its result. Best effort: a stale
-    /// pending entry costs a lookup, and chunks left by a failure here are
-    /// deleted with the job.
-    fn forget_finished(&self, job: &Job) {
-        if !job.is_open() {
-            crate::pending::remove(self.kv, job.id, job.created_at).ok();
-        }
+    /// A finished job is never processed again: its upload goes, so that a
+    /// retained job holds only its record and its result. Best effort:
+    /// chunks left by a failure here are deleted with the job.
+    fn forget_upload(&self, job: &Job) {
         blob::delete(self.kv, &job.source).ok();
     }
 

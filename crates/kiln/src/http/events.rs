@@ -73,10 +73,9 @@ impl EventStream {
     fn event(&mut self, job: &Job) -> Vec<u8> {
         self.sent = job.version;
         self.finished = job.status.is_terminal();
-        let operation = render::operation(job, StatusCode::OK);
         let mut event = format!("id: {}\nevent: status\ndata: ", job.version).into_bytes();
         // Compact JSON has no line breaks, so it is one `data` line.
-        event.extend_from_slice(operation.body());
+        event.extend(render::operation_json(job));
         event.extend_from_slice(b"\n\n");
         event
     }
@@ -97,31 +96,27 @@ pub(super) fn respond(
         let mut response = render::response(StatusCode::NO_CONTENT, Vec::new());
         render::set(&mut response, CACHE_CONTROL, "no-store");
         render::vary(&mut response, &["Accept"]);
-        return Reply {
-            response,
-            follow_ups,
-            stream: None,
-        };
+        return Reply::new(response, follow_ups);
     }
     let now = ctx.runtime.now();
     let unsticks = ctx.config.dispatch == Dispatch::Chained;
     let stuck = follow_ups.contains(&FollowUp::Redispatch(job.id));
-    let deadline = if unsticks {
-        // The stream re-dispatches a stuck job itself, once the client has
-        // the state it found.
-        follow_ups.retain(|f| *f != FollowUp::Redispatch(job.id));
-        now.after(ctx.config.max_wait)
-    } else if !stuck {
-        now.after(ctx.config.max_wait)
-    } else {
+    let deadline = if stuck && !unsticks {
         // This instance runs the stuck job itself once the stream ends:
         // waiting first would only delay it, so the stream ends at once.
         now
+    } else {
+        now.after(ctx.config.max_wait)
     };
-    let deadline = match ctx.budget().work_ends_at() {
-        Some(end) if end < deadline => end,
-        _ => deadline,
-    };
+    let deadline = ctx
+        .budget()
+        .work_ends_at()
+        .map_or(deadline, |end| end.min(deadline));
+    if unsticks {
+        // The stream re-dispatches a stuck job itself, once the client has
+        // the state it found.
+        follow_ups.retain(|f| *f != FollowUp::Redispatch(job.id));
+    }
     let mut stream = EventStream {
         id: job.id,
         sent: seen,

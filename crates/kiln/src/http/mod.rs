@@ -57,13 +57,20 @@ pub struct Reply {
     pub follow_ups: Vec<FollowUp>,
 }
 
-impl From<Response> for Reply {
-    fn from(response: Response) -> Self {
+impl Reply {
+    /// A buffered `response`, then `follow_ups`.
+    pub fn new(response: Response, follow_ups: Vec<FollowUp>) -> Reply {
         Reply {
             response,
             stream: None,
-            follow_ups: Vec::new(),
+            follow_ups,
         }
+    }
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply::new(response, Vec::new())
     }
 }
 

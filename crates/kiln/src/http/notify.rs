@@ -9,7 +9,6 @@
 use super::render;
 use crate::id::JobId;
 use crate::job::Job;
-use crate::pending;
 use crate::problem::Error;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
@@ -20,7 +19,8 @@ use std::time::Duration;
 /// How long the receiver has to answer one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends job `id`'s event if an attempt is due now.
+/// Sends job `id`'s event if an attempt is due now. (The repository drops
+/// the job from the pending index once its delivery is settled.)
 pub(super) fn deliver_if_due(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let Some(webhooks) = &ctx.config.webhooks else {
         // Configured when the job was accepted, not any more: it stays
@@ -32,10 +32,10 @@ pub(super) fn deliver_if_due(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let timeout = attempt_timeout(ctx);
     let policy = RetryPolicy::default();
     let claimed = jobs.update(id, now, |job| {
-        let delivery = job.webhook.as_ref()?;
-        if !(job.status.is_terminal() && delivery.is_due(now)) {
+        if !job.webhook_due(now) {
             return None;
         }
+        let delivery = job.webhook.as_ref()?;
         let next = if delivery.attempts >= policy.max_attempts {
             // Every attempt was spent, the last one lost with its sender.
             delivery.failed(now, "the last attempt was lost".into(), &policy)
@@ -50,11 +50,13 @@ pub(super) fn deliver_if_due(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     let Update::Changed(job) = claimed else {
         return Ok(());
     };
-    if !job.is_open() {
-        pending::remove(ctx.kv, job.id, job.created_at).ok();
-        return Ok(());
-    }
-    let Some((url, attempt)) = job.webhook.as_ref().map(|d| (d.url.clone(), d.attempts)) else {
+    // A delivery given up on (its last attempt lost) has nothing to send.
+    let Some((url, attempt)) = job
+        .webhook
+        .as_ref()
+        .filter(|d| d.status == DeliveryStatus::Pending)
+        .map(|d| (d.url.clone(), d.attempts))
+    else {
         return Ok(());
     };
     let body = event(&job);
@@ -90,7 +92,7 @@ fn record(
 ) -> Result<(), Error> {
     let policy = RetryPolicy::default();
     let now = ctx.runtime.now();
-    let recorded = Jobs::new(ctx.kv).update(id, now, |job| {
+    Jobs::new(ctx.kv).update(id, now, |job| {
         let delivery = job.webhook.as_ref()?;
         if delivery.attempts != attempt || delivery.status != DeliveryStatus::Pending {
             return None;
@@ -104,11 +106,6 @@ fn record(
             ..job.clone()
         })
     })?;
-    if let Update::Changed(job) = recorded
-        && !job.is_open()
-    {
-        pending::remove(ctx.kv, job.id, job.created_at).ok();
-    }
     Ok(())
 }
 
@@ -121,8 +118,7 @@ fn event(job: &Job) -> Vec<u8> {
         .as_ref()
         .and_then(|d| d.event_at)
         .unwrap_or(job.last_updated_at);
-    let data = serde_json::from_slice(&render::operation_json(job, false)).unwrap_or_default();
-    event_body(kind, at, data)
+    event_body(kind, at, render::operation_value(job))
 }
 
 /// [`ATTEMPT_TIMEOUT`], or less when the platform will stop this instance

@@ -21,17 +21,15 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
         return Error::NotFound("operation").into();
     };
     match processing::claim(ctx, id) {
-        Ok(Claimed::Started { job, ticket }) => Reply {
-            stream: None,
-            response: render::operation(&job, StatusCode::ACCEPTED),
-            follow_ups: vec![FollowUp::Process(ticket)],
-        },
+        Ok(Claimed::Started { job, ticket }) => Reply::new(
+            render::operation(&job, StatusCode::ACCEPTED),
+            vec![FollowUp::Process(ticket)],
+        ),
         // A job given up on has just finished here: its webhook goes now.
-        Ok(Claimed::GaveUp(job)) => Reply {
-            stream: None,
-            response: render::operation(&job, StatusCode::OK),
-            follow_ups: vec![FollowUp::Notify(job.id)],
-        },
+        Ok(Claimed::GaveUp(job)) => Reply::new(
+            render::operation(&job, StatusCode::OK),
+            vec![FollowUp::Notify(job.id)],
+        ),
         Ok(Claimed::Refused(job)) => render::operation(&job, StatusCode::OK).into(),
         Err(err) => super::failed(ctx, err),
     }

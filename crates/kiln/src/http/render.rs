@@ -103,10 +103,19 @@ struct WebhookBody<'a> {
     next_attempt_at: Option<String>,
 }
 
-/// The operation resource's JSON; `with_webhook` adds the delivery state
-/// (a webhook event's `data` leaves it out: it changes with every attempt).
-pub fn operation_json(job: &Job, with_webhook: bool) -> Vec<u8> {
-    let body = OperationBody {
+/// The operation resource's JSON, as `GET` shows it.
+pub fn operation_json(job: &Job) -> Vec<u8> {
+    serde_json::to_vec(&operation_body(job, true)).unwrap_or_default()
+}
+
+/// The operation as a webhook event's `data`: without the delivery state,
+/// which changes with every attempt.
+pub fn operation_value(job: &Job) -> serde_json::Value {
+    serde_json::to_value(operation_body(job, false)).unwrap_or_default()
+}
+
+fn operation_body(job: &Job, with_webhook: bool) -> OperationBody<'_> {
+    OperationBody {
         id: job.id.to_string(),
         status: job.status,
         created_at: job.created_at.to_rfc3339(),
@@ -128,15 +137,14 @@ pub fn operation_json(job: &Job, with_webhook: bool) -> Vec<u8> {
                     .filter(|_| delivery.status == DeliveryStatus::Pending)
                     .map(Timestamp::to_rfc3339),
             }),
-    };
-    serde_json::to_vec(&body).unwrap_or_default()
+    }
 }
 
 /// The operation resource, with the caching and polling headers its state
 /// calls for: unfinished ones say when to poll again and must not be cached;
 /// finished ones carry an ETag for cheap revalidation.
 pub fn operation(job: &Job, status: StatusCode) -> Response {
-    let bytes = operation_json(job, true);
+    let bytes = operation_json(job);
     let etag = crate::etag::strong(&bytes);
     let mut response = response(status, bytes);
     set(&mut response, CONTENT_TYPE, "application/json");

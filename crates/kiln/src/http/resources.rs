@@ -59,11 +59,10 @@ fn operation<B>(
     if method == Method::DELETE {
         let now = ctx.runtime.now();
         return match jobs.update(id, now, |job| job.cancel(now))? {
-            Update::Changed(job) => Ok(Reply {
-                response: render::operation(&job, StatusCode::OK),
-                stream: None,
-                follow_ups: vec![FollowUp::Notify(id)],
-            }),
+            Update::Changed(job) => Ok(Reply::new(
+                render::operation(&job, StatusCode::OK),
+                vec![FollowUp::Notify(id)],
+            )),
             Update::Unchanged(job) => Err(Error::Conflict(format!(
                 "the operation already finished ({})",
                 serde_json::to_value(job.status)
@@ -81,11 +80,7 @@ fn operation<B>(
     if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
         follow_ups.push(FollowUp::Redispatch(id));
     }
-    if job
-        .webhook
-        .as_ref()
-        .is_some_and(|w| w.is_due(ctx.runtime.now()))
-    {
+    if job.webhook_due(ctx.runtime.now()) {
         follow_ups.push(FollowUp::Notify(id));
     }
     if method == Method::GET && Accept::from_headers(request.headers()).wants_event_stream() {
@@ -118,11 +113,7 @@ fn operation<B>(
         response.body_mut().clear();
         render::set(&mut response, CONTENT_LENGTH, length);
     }
-    Ok(Reply {
-        response,
-        stream: None,
-        follow_ups,
-    })
+    Ok(Reply::new(response, follow_ups))
 }
 
 /// Polls until the job's status changes (or it disappears), for `Prefer: wait`.

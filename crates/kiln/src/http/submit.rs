@@ -84,11 +84,10 @@ fn submit<B: BodyReader>(
     if prefs.respond_async && prefs.wait.is_none() {
         // The time to this answer must not depend on the processing: the
         // processor is only called once the 202 is out.
-        return Ok(Reply {
-            stream: None,
-            response: accepted_response(&job, prefs),
-            follow_ups: vec![dispatch, FollowUp::Maintain],
-        });
+        return Ok(Reply::new(
+            accepted_response(&job, prefs),
+            vec![dispatch, FollowUp::Maintain],
+        ));
     }
     let wait = prefs
         .wait
@@ -106,11 +105,7 @@ fn submit<B: BodyReader>(
         None => accepted_response(&job, prefs),
         Some(job) => finished_response(ctx, &job, prefs)?,
     };
-    Ok(Reply {
-        stream: None,
-        response,
-        follow_ups,
-    })
+    Ok(Reply::new(response, follow_ups))
 }
 
 /// How long a synchronous request may run its job before answering `202`.
