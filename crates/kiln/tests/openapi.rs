@@ -97,3 +97,47 @@ fn every_problem_type_and_status_is_described() {
         );
     }
 }
+
+/// No value in the document is null: in a YAML flow mapping an unquoted
+/// comma (`{description: The image, once done}`) silently splits a text
+/// into a second key with no value.
+#[test]
+fn no_value_is_null() {
+    fn nulls(value: &Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Null => found.push(path.to_owned()),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    nulls(item, &format!("{path}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    nulls(item, &format!("{path}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    nulls(&document(), "", &mut found);
+    assert!(found.is_empty(), "null values at {found:?}");
+}
+
+/// The `ops` examples the document gives are valid operations.
+#[test]
+fn the_ops_examples_parse() {
+    let document = document();
+    let ops = document["paths"]["/images"]["post"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|parameter| parameter["name"] == "ops")
+        .expect("the ops parameter");
+    let examples = ops["examples"].as_object().expect("ops examples");
+    assert!(!examples.is_empty());
+    for (name, example) in examples {
+        let spec = example["value"].as_str().expect("a text example");
+        kiln_image::parse_ops(spec).unwrap_or_else(|e| panic!("example {name}: {e}"));
+    }
+}

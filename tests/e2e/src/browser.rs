@@ -4,11 +4,11 @@
 //! the test's own so that the browser and all its children end with it.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::env::workspace_root;
-use crate::process::ProcessGroup;
+use crate::process;
 
 /// What a browser run needs, or why it cannot run here.
 fn missing() -> Option<String> {
@@ -34,32 +34,20 @@ fn missing() -> Option<String> {
 /// script's output when the page misbehaves. Screenshots go to
 /// `target/browser-screenshots/`.
 pub fn run_demo(base_url: &str, image: &[u8]) -> Option<String> {
-    if let Some(why) = missing() {
-        assert!(
-            std::env::var_os("KILN_BROWSER_REQUIRED").is_none(),
-            "the browser test must run here: {why}"
-        );
-        eprintln!("note: {why}: the demo page's browser test skipped");
+    if process::skip_without_tool(missing(), "KILN_BROWSER_REQUIRED", "the browser test") {
         return None;
     }
     let screenshots = workspace_root().join("target/browser-screenshots");
     std::fs::create_dir_all(&screenshots).expect("the screenshot folder");
     let image_path = screenshots.join(format!("upload-{}.png", std::process::id()));
     std::fs::write(&image_path, image).expect("writing the test image");
-    let log = screenshots.join(format!("demo-{}.log", std::process::id()));
-    let log_file = std::fs::File::create(&log).expect("the browser log");
     let mut command = Command::new("node");
     command
         .arg(workspace_root().join("tests/browser/demo.mjs"))
         .args([base_url, &image_path.display().to_string()])
-        .arg(&screenshots)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("the log again"))
-        .stderr(log_file);
-    let mut group = ProcessGroup::spawn(command);
-    let status = group.wait(Duration::from_secs(120));
-    drop(group);
-    let output = std::fs::read_to_string(&log).unwrap_or_default();
+        .arg(&screenshots);
+    let log = screenshots.join(format!("demo-{}.log", std::process::id()));
+    let (status, output) = process::run_logged(command, &log, Duration::from_secs(120));
     std::fs::remove_file(&image_path).ok();
     match status {
         Some(status) if status.success() => Some(output.trim().to_owned()),

@@ -7,7 +7,9 @@
 //!   a `spin` binary is available, against `spin up` too.
 //! - [`Reply`]: a response with the assertions every test needs.
 //! - [`events`]: a Server-Sent Events client; [`browser`]: the demo page
-//!   in headless Chromium; [`process`]: process groups a test ends.
+//!   in headless Chromium; [`schema`]: the OpenAPI document checked by
+//!   openapi-spec-validator and Schemathesis; [`process`]: process groups a
+//!   test ends.
 //! - [`images`]: test images, generated, never downloaded.
 //! - [`webhooks`]: a webhook receiver on loopback that checks signatures.
 //! - [`RedisServer`], [`KeyValueStore`]: a `redis-server` started by the
@@ -19,6 +21,7 @@ pub mod env;
 pub mod events;
 pub mod images;
 pub mod process;
+pub mod schema;
 pub mod spin;
 pub mod webhooks;
 

@@ -1,9 +1,11 @@
 //! Processes a test starts, each leading a process group of its own, so
 //! that the test ends them and every child they started (`spin up` forks
-//! the server that does the work; a browser forks many).
+//! the server that does the work; a browser forks many), and the rule for
+//! tests that need a tool from outside cargo.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process leading a process group of its own; dropping it ends
@@ -81,6 +83,43 @@ impl Drop for ProcessGroup {
         }
         self.leader.wait().ok();
     }
+}
+
+/// Whether a test that needs a tool from outside cargo (a browser, a
+/// Python venv) skips here: `missing` says why it cannot run, and it skips
+/// with a note, unless `$required` is set (`.ci/run` sets it), where it
+/// fails instead, so that CI never skips it.
+pub fn skip_without_tool(missing: Option<String>, required: &str, test: &str) -> bool {
+    let Some(why) = missing else {
+        return false;
+    };
+    assert!(
+        std::env::var_os(required).is_none(),
+        "{test} must run here ({required} is set): {why}"
+    );
+    eprintln!("note: {why}: {test} skipped");
+    true
+}
+
+/// Runs `command` to its end in a process group of its own, with no input
+/// and its output (stdout and stderr) written to `log`; the group is ended
+/// after `timeout`. Its exit status (`None` if it had to be ended) and its
+/// output.
+pub fn run_logged(
+    mut command: Command,
+    log: &Path,
+    timeout: Duration,
+) -> (Option<ExitStatus>, String) {
+    let log_file =
+        std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+    command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("the log again"))
+        .stderr(log_file);
+    let mut group = ProcessGroup::spawn(command);
+    let status = group.wait(timeout);
+    drop(group);
+    (status, std::fs::read_to_string(log).unwrap_or_default())
 }
 
 /// The pids of the processes in process group `group` that still run.

@@ -17,6 +17,7 @@ mod operations;
 mod quotas;
 mod redis;
 mod routing;
+mod schema;
 mod submit;
 mod ui;
 mod webhooks;
