@@ -70,7 +70,11 @@ def keyed(draw, name, required, optional):
 
 @st.composite
 def resize(draw):
-    side = number(1, 16_384)
+    # Sides up to 2048 (and the largest, 16384, alone below): any side in
+    # between is as valid, but a synchronous request that makes a 50 MP
+    # image and blurs it 32 times only makes the run slow; kiln-image's
+    # tests cover the whole range.
+    side = number(1, 2048)
     fit = st.sampled_from(["contain", "cover", "fill"])
     sides = draw(st.sampled_from([{"w": side}, {"h": side}, {"w": side, "h": side}]))
     return draw(keyed("resize", sides, {"fit": fit}))
@@ -82,6 +86,7 @@ def positional(name, values):
 
 operation = st.one_of(
     resize(),
+    st.sampled_from(["resize(w=16384)", "resize(h=16384)"]),
     keyed(
         "crop",
         {"x": number(0, U32_MAX), "y": number(0, U32_MAX), "w": number(1, U32_MAX), "h": number(1, U32_MAX)},

@@ -101,6 +101,15 @@ pub fn skip_without_tool(missing: Option<String>, required: &str, test: &str) ->
     true
 }
 
+/// Prints a tool's report (Schemathesis's summary, the browser's line)
+/// even from a passing test: written to stderr directly, as the harness
+/// captures only `print!` and `eprint!`.
+pub fn report(text: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    writeln!(stderr, "{text}").ok();
+}
+
 /// Runs `command` to its end in a process group of its own, with no input
 /// and its output (stdout and stderr) written to `log`; the group is ended
 /// after `timeout`. Its exit status (`None` if it had to be ended) and its

@@ -36,5 +36,5 @@ fn the_app_conforms_to_its_openapi_description() {
         .find("SUMMARY")
         .and_then(|at| report[..at].rfind('\n'))
         .map_or(report.as_str(), |line| &report[line + 1..]);
-    eprintln!("{summary}");
+    kiln_e2e::process::report(summary);
 }

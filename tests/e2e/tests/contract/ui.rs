@@ -55,6 +55,6 @@ fn the_openapi_description_is_served_as_yaml_and_json() {
 fn the_demo_page_runs_a_job_in_chromium() {
     let env = Env::start();
     if let Some(report) = kiln_e2e::browser::run_demo(env.base_url(), &images::png(640, 480)) {
-        eprintln!("{report}");
+        kiln_e2e::process::report(&report);
     }
 }
