@@ -32,12 +32,14 @@ fn missing() -> Option<String> {
 /// its report line, or `None` when the browser is not installed and
 /// `KILN_BROWSER_REQUIRED` is unset (`.ci/run` sets it). Panics with the
 /// script's output when the page misbehaves. Screenshots go to
-/// `target/browser-screenshots/`.
-pub fn run_demo(base_url: &str, image: &[u8]) -> Option<String> {
+/// `target/browser-screenshots/<target>/` (`test-host`, `spin-up`).
+pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
     if process::skip_without_tool(missing(), "KILN_BROWSER_REQUIRED", "the browser test") {
         return None;
     }
-    let screenshots = workspace_root().join("target/browser-screenshots");
+    let screenshots = workspace_root()
+        .join("target/browser-screenshots")
+        .join(target.replace(' ', "-"));
     std::fs::create_dir_all(&screenshots).expect("the screenshot folder");
     let image_path = screenshots.join(format!("upload-{}.png", std::process::id()));
     std::fs::write(&image_path, image).expect("writing the test image");
@@ -51,7 +53,11 @@ pub fn run_demo(base_url: &str, image: &[u8]) -> Option<String> {
     std::fs::remove_file(&image_path).ok();
     match status {
         Some(status) if status.success() => Some(output.trim().to_owned()),
-        Some(status) => panic!("the demo page failed in Chromium ({status}):\n{output}"),
-        None => panic!("the demo page did not finish in Chromium within 120 s:\n{output}"),
+        Some(status) => {
+            panic!("the demo page failed in Chromium on the {target} ({status}):\n{output}")
+        }
+        None => panic!(
+            "the demo page did not finish in Chromium on the {target} within 120 s:\n{output}"
+        ),
     }
 }

@@ -50,11 +50,14 @@ fn the_openapi_description_is_served_as_yaml_and_json() {
 
 /// In headless Chromium on a phone-sized screen, the page uploads an image
 /// asynchronously, shows the 202 and the operation's events, and renders
-/// the result at the size asked for; a bad `ops` shows its problem.
+/// the result at the size asked for; a bad `ops` shows its problem. On the
+/// test host, and on `spin up` where there is a `spin`.
 #[test]
 fn the_demo_page_runs_a_job_in_chromium() {
-    let env = Env::start();
-    if let Some(report) = kiln_e2e::browser::run_demo(env.base_url(), &images::png(640, 480)) {
-        kiln_e2e::process::report(&report);
-    }
+    for_each_target(Env::builder, |env| {
+        let image = images::png(640, 480);
+        if let Some(report) = kiln_e2e::browser::run_demo(env.name(), env.base_url(), &image) {
+            kiln_e2e::process::report(&format!("{}: {report}", env.name()));
+        }
+    });
 }
