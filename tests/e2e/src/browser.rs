@@ -49,15 +49,10 @@ pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
         .args([base_url, &image_path.display().to_string()])
         .arg(&screenshots);
     let log = screenshots.join(format!("demo-{}.log", std::process::id()));
-    let (status, output) = process::run_logged(command, &log, Duration::from_secs(120));
+    let outcome = process::run_logged(command, &log, Duration::from_secs(120));
     std::fs::remove_file(&image_path).ok();
-    match status {
-        Some(status) if status.success() => Some(output.trim().to_owned()),
-        Some(status) => {
-            panic!("the demo page failed in Chromium on the {target} ({status}):\n{output}")
-        }
-        None => panic!(
-            "the demo page did not finish in Chromium on the {target} within 120 s:\n{output}"
-        ),
+    match outcome {
+        Ok(output) => Some(output.trim().to_owned()),
+        Err(why) => panic!("the demo page failed in Chromium on the {target}: {why}"),
     }
 }

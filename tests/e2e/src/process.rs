@@ -112,13 +112,9 @@ pub fn report(text: &str) {
 
 /// Runs `command` to its end in a process group of its own, with no input
 /// and its output (stdout and stderr) written to `log`; the group is ended
-/// after `timeout`. Its exit status (`None` if it had to be ended) and its
-/// output.
-pub fn run_logged(
-    mut command: Command,
-    log: &Path,
-    timeout: Duration,
-) -> (Option<ExitStatus>, String) {
+/// after `timeout`. Its output if it exited successfully; else how it
+/// ended, then its output.
+pub fn run_logged(mut command: Command, log: &Path, timeout: Duration) -> Result<String, String> {
     let log_file =
         std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
     command
@@ -128,7 +124,12 @@ pub fn run_logged(
     let mut group = ProcessGroup::spawn(command);
     let status = group.wait(timeout);
     drop(group);
-    (status, std::fs::read_to_string(log).unwrap_or_default())
+    let output = std::fs::read_to_string(log).unwrap_or_default();
+    match status {
+        Some(status) if status.success() => Ok(output),
+        Some(status) => Err(format!("{status}:\n{output}")),
+        None => Err(format!("not finished within {timeout:?}, ended:\n{output}")),
+    }
 }
 
 /// The pids of the processes in process group `group` that still run.

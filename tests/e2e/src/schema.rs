@@ -28,17 +28,14 @@ pub fn tools(test: &str) -> Option<PathBuf> {
 }
 
 /// openapi-spec-validator's verdict on `document`: `Ok` with its report,
-/// or `Err` with what it found wrong.
+/// or `Err` with how it ended and what it found wrong.
 pub fn validate(bin: &Path, document: &Path) -> Result<String, String> {
     let mut command = Command::new(bin.join("openapi-spec-validator"));
     command.arg(document);
     let log = scratch("validator").with_extension("log");
-    let (status, output) = process::run_logged(command, &log, Duration::from_secs(60));
+    let outcome = process::run_logged(command, &log, Duration::from_secs(60));
     std::fs::remove_file(&log).ok();
-    match status {
-        Some(status) if status.success() => Ok(output),
-        _ => Err(output),
-    }
+    outcome
 }
 
 /// Runs Schemathesis, every check, against the app at `base_url` (which
@@ -74,13 +71,9 @@ pub fn run_schemathesis(bin: &Path, base_url: &str) -> String {
         // Its cache of past failures would make one run depend on another.
         .current_dir(&samples);
     let timeout = Duration::from_secs(600);
-    let (status, output) = process::run_logged(command, &samples.join("run.log"), timeout);
+    let outcome = process::run_logged(command, &samples.join("run.log"), timeout);
     std::fs::remove_dir_all(&samples).ok();
-    match status {
-        Some(status) if status.success() => output,
-        Some(status) => panic!("schemathesis found failures ({status}):\n{output}"),
-        None => panic!("schemathesis did not finish in {timeout:?}:\n{output}"),
-    }
+    outcome.unwrap_or_else(|why| panic!("schemathesis found failures or did not finish: {why}"))
 }
 
 /// A path of this test process's own under `target/`.

@@ -9,9 +9,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::EnvBuilder;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
+
+/// The `webhook_secret` the tests give the app.
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `builder`'s app with webhooks on ([`SECRET`]), allowed to any port of
+/// 127.0.0.1.
+pub fn enabled(builder: EnvBuilder) -> EnvBuilder {
+    builder
+        .variable("webhook_secret", SECRET)
+        .variable("webhook_allowed_hosts", "http://127.0.0.1:*")
+}
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]

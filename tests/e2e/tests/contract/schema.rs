@@ -26,10 +26,7 @@ fn the_app_conforms_to_its_openapi_description() {
     let Some(bin) = schema::tools("the schemathesis test") else {
         return;
     };
-    let env = Env::builder()
-        .variable("webhook_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-        .variable("webhook_allowed_hosts", "http://127.0.0.1:*")
-        .start();
+    let env = kiln_e2e::webhooks::enabled(Env::builder()).start();
     let report = schema::run_schemathesis(&bin, env.base_url());
     // From the line of the summary's heading: operations, phases, cases.
     let summary = report

@@ -2,17 +2,13 @@
 //! operation finishes, checked here by a real receiver on loopback with a
 //! Standard Webhooks check written independently of Kiln's signer.
 
-use kiln_e2e::webhooks::{Received, WebhookReceiver};
+use kiln_e2e::webhooks::{Received, SECRET, WebhookReceiver};
 use kiln_e2e::{Env, EnvBuilder, Reply, for_each_target, images};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
 /// The app with webhooks on, allowed to any port of 127.0.0.1.
 fn with_webhooks() -> EnvBuilder {
-    Env::builder()
-        .variable("webhook_secret", SECRET)
-        .variable("webhook_allowed_hosts", "http://127.0.0.1:*")
+    kiln_e2e::webhooks::enabled(Env::builder())
 }
 
 fn submit_with_hook(env: &Env, query: &str, body: &[u8], url: &str, async_: bool) -> Reply {
@@ -247,11 +243,7 @@ fn webhooks_are_refused_when_not_configured() {
 /// that accepted it) sends the event.
 #[test]
 fn the_cloud_profile_sends_webhooks_from_the_instance_that_ran_the_job() {
-    let env = Env::builder()
-        .cloud()
-        .variable("webhook_secret", SECRET)
-        .variable("webhook_allowed_hosts", "http://127.0.0.1:*")
-        .start();
+    let env = kiln_e2e::webhooks::enabled(Env::builder().cloud()).start();
     let receiver = WebhookReceiver::start();
     let accepted = submit_with_hook(
         &env,
