@@ -56,7 +56,12 @@ pub fn ms(duration: std::time::Duration) -> String {
 
 /// `a / b` as a ratio, to two decimals, with the `x` readers expect.
 pub fn ratio(a: f64, b: f64) -> String {
-    format!("{:.2}x", a / b)
+    times(a / b)
+}
+
+/// A ratio already computed, as [`ratio`] prints it.
+pub fn times(ratio: f64) -> String {
+    format!("{ratio:.2}x")
 }
 
 /// Bytes in MB (10^6), to two decimals.

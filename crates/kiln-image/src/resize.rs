@@ -1,8 +1,11 @@
 //! Resizing, always through `fast_image_resize` (Lanczos3, SIMD kernels
 //! including Wasm simd128), and the geometry of `resize`.
 
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
-use image::{DynamicImage, GenericImageView};
+use fast_image_resize::pixels::{U8, U8x2, U8x3, U8x4};
+use fast_image_resize::{
+    FilterType, IntoImageView, IntoImageViewMut, PixelTrait, ResizeAlg, ResizeOptions, Resizer,
+};
+use image::{ColorType, DynamicImage, GenericImageView};
 
 use crate::error::ImageError;
 use crate::ops::Fit;
@@ -58,12 +61,39 @@ pub(crate) fn resize(
         options = options.fit_into_destination(Some((0.5, 0.5)));
     }
     let mut resized = DynamicImage::new(w, h, image.color());
-    Resizer::new()
-        .resize(&image, &mut resized, &options)
-        // Decoding leaves only 8-bit layouts, which all have kernels; any
-        // other pixel type is a layout the pipeline does not support.
-        .map_err(|_| ImageError::Unsupported)?;
-    Ok(resized)
+    // Decoding leaves only 8-bit layouts. Naming them here, instead of
+    // letting `Resizer::resize` dispatch on any pixel type at run time,
+    // keeps the 16-bit and float kernels out of the binary, and with them a
+    // 512 KiB division table that would otherwise sit in every component's
+    // initial memory, which Spin restores for each request (`bench/run`
+    // section 5).
+    let resized_ok = match image.color() {
+        ColorType::L8 => resize_as::<U8>(&image, &mut resized, &options),
+        ColorType::La8 => resize_as::<U8x2>(&image, &mut resized, &options),
+        ColorType::Rgb8 => resize_as::<U8x3>(&image, &mut resized, &options),
+        ColorType::Rgba8 => resize_as::<U8x4>(&image, &mut resized, &options),
+        _ => false,
+    };
+    if resized_ok {
+        Ok(resized)
+    } else {
+        Err(ImageError::Unsupported)
+    }
+}
+
+/// Resizes `source` into `target` as pixels of type `P`; false when either
+/// is not of that type.
+fn resize_as<P: PixelTrait>(
+    source: &DynamicImage,
+    target: &mut DynamicImage,
+    options: &ResizeOptions,
+) -> bool {
+    match (source.image_view::<P>(), target.image_view_mut::<P>()) {
+        (Some(source), Some(mut target)) => Resizer::new()
+            .resize_typed(&source, &mut target, options)
+            .is_ok(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -149,9 +179,25 @@ mod tests {
     }
 
     #[test]
-    fn resize_keeps_the_alpha_layout() {
-        let image = DynamicImage::new_rgba8(20, 20);
-        let resized = resize(image, Some(5), None, Fit::Contain).unwrap();
-        assert_eq!(resized.color(), image::ColorType::Rgba8);
+    fn resize_keeps_every_8_bit_layout() {
+        for image in [
+            DynamicImage::new_luma8(20, 20),
+            DynamicImage::new_luma_a8(20, 20),
+            DynamicImage::new_rgb8(20, 20),
+            DynamicImage::new_rgba8(20, 20),
+        ] {
+            let color = image.color();
+            let resized = resize(image, Some(5), None, Fit::Contain).unwrap();
+            assert_eq!((resized.color(), resized.dimensions()), (color, (5, 5)));
+        }
+    }
+
+    #[test]
+    fn a_16_bit_layout_is_refused_not_resized() {
+        let image = DynamicImage::new_rgb16(20, 20);
+        assert!(matches!(
+            resize(image, Some(5), None, Fit::Contain),
+            Err(ImageError::Unsupported)
+        ));
     }
 }
