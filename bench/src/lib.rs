@@ -1,10 +1,11 @@
 //! Shared helpers for Kiln's benchmarks: inputs, the `vips` peer, load,
-//! tables, test images and timing.
+//! components' static memory, tables, test images and timing.
 
 pub mod corpus;
 pub mod formats;
 pub mod load;
 pub mod references;
+pub mod static_memory;
 pub mod table;
 pub mod vips;
 

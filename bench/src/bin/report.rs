@@ -29,7 +29,7 @@ use kiln_bench::corpus::{Photo, photos};
 use kiln_bench::load::get_rate;
 use kiln_bench::references::References;
 use kiln_bench::table::{Table, mb, ms, ratio, times};
-use kiln_bench::{median_of, vips};
+use kiln_bench::{median_of, static_memory, vips};
 use kiln_bench_timing::{Timed, timed_process};
 use kiln_e2e::Env;
 use kiln_e2e::client::Client;
@@ -415,6 +415,21 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
         ]);
     }
     table.print();
+    let wasm_dir = kiln_e2e::env::wasm_dir();
+    for (label, file) in [
+        ("Kiln `operations`", "kiln_operations.wasm"),
+        ("the floor", "kiln_bench_floor.wasm"),
+    ] {
+        match static_memory::of(&wasm_dir.join(file)) {
+            Ok(memory) => println!(
+                "- {label} starts with {} MB of linear memory, {} MB of it static data",
+                mb(memory.initial_bytes),
+                mb(memory.data_bytes)
+            ),
+            Err(err) => println!("- {label}: {err}"),
+        }
+    }
+    println!();
 }
 
 /// The middle value (of an odd count; the upper middle otherwise).
