@@ -52,3 +52,10 @@ pub fn median_of(runs: usize, mut measure: impl FnMut() -> Duration) -> Duration
     times.sort();
     times[times.len() / 2]
 }
+
+/// The median of figures measured already (rates, ratios), by the same
+/// rule as [`median_of`]: the middle one, the upper middle of an even count.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

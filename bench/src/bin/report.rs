@@ -29,7 +29,7 @@ use kiln_bench::corpus::{Photo, photos};
 use kiln_bench::load::get_rate;
 use kiln_bench::references::References;
 use kiln_bench::table::{Table, mb, ms, ratio, times};
-use kiln_bench::{median_of, static_memory, vips};
+use kiln_bench::{median, median_of, static_memory, vips};
 use kiln_bench_timing::{Timed, timed_process};
 use kiln_e2e::Env;
 use kiln_e2e::client::Client;
@@ -430,12 +430,6 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
         }
     }
     println!();
-}
-
-/// The middle value (of an odd count; the upper middle otherwise).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn peak_memory(photo: &Photo) {
