@@ -1,9 +1,11 @@
 //! Shared helpers for Kiln's benchmarks: inputs, the `vips` peer, load,
-//! components' static memory, tables, test images and timing.
+//! components' static memory, tables, test images, timing and native runs
+//! held to one core.
 
 pub mod corpus;
 pub mod formats;
 pub mod load;
+pub mod one_core;
 pub mod references;
 pub mod static_memory;
 pub mod table;
