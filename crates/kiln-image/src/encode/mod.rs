@@ -1,27 +1,5 @@
 //! Encoding the final frame: only pixels are written, no metadata.
 //!
-//! - JPEG: `jpeg-encoder`, baseline in one interleaved scan with the
-//!   standard (Annex K) Huffman tables, 4:2:0 chroma subsampling
-//!   (box-averaged rather than top-left sampled) and the requested quality:
-//!   what libjpeg, and so libvips, writes by default. Rows are pulled one
-//!   MCU row at a time and written straight out, so no coefficient store is
-//!   kept (progressive or optimized-table output holds one 16-bit
-//!   coefficient per sample, 48 MB for a 16-megapixel photo). Measured
-//!   natively, encoding alone, on a 16-megapixel photo at quality 80: 161 ms and
-//!   1,702,603 bytes (vips: 1,702,885), against 230 ms and 1,645,782 bytes
-//!   for the two-scan progressive file with optimized tables written before;
-//!   the quantized coefficients are the same, so are the decoded pixels.
-//!   Optimized tables are not worth a baseline file either: `jpeg-encoder`
-//!   0.7 then writes one scan per component, which `zune-jpeg` 0.5.15 (the
-//!   `image` crate's JPEG decoder, so Kiln's own input path and most Rust
-//!   consumers) silently decodes to garbage when chroma is subsampled
-//!   (zune-image issue 422); the interleaved scan decodes correctly
-//!   everywhere (tested against `jpeg-decoder`). Transparency is composited
-//!   onto white while rows are fed to the encoder, so no extra frame is
-//!   allocated. `jpeg-encoder`'s `simd` feature (AVX2 only, natively
-//!   about 5% off a whole re-encode) stays off, so native figures are
-//!   those of its portable code, as in Wasm; the colour conversion here is
-//!   a plain loop that the compiler vectorizes for SSE2 and simd128 alike.
 //! - PNG: zlib level 3 by `zlib-rs` (the `png` crate's `zlib-rs`
 //!   feature) with adaptive filtering. Measured natively, encoding only,
 //!   single runs on a shared machine (bytes, time):
@@ -38,22 +16,19 @@
 //!   without filtering: 29.3 MB in 1.2 s for the photo (decode included),
 //!   248 KB for the screenshot. `zlib-rs` has wasm simd128 kernels (match
 //!   comparison, hash sliding, Adler-32), so Wasm keeps most of its speed.
-//! - WebP and AVIF: see [`webp`] and [`avif`].
+//! - JPEG, WebP and AVIF: see [`jpeg`], [`webp`] and [`avif`].
 //! - GIF: the first (only) frame, quantized to 256 colours with NeuQuant at
 //!   speed 10, the `gif` crate's recommended trade-off (speed 1, the
 //!   `image` default, is many times slower).
 
 mod avif;
+mod jpeg;
 mod webp;
 
 use image::codecs::gif::GifEncoder;
-use std::cell::{Cell, RefCell};
 use std::io::Write;
 
-use image::{DynamicImage, GenericImageView, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
-use jpeg_encoder::{
-    ChromaSubsamplingMethod, Encoder, ImageBuffer, JpegColorType, SamplingFactor, rgb_to_ycbcr,
-};
+use image::{DynamicImage, GenericImageView};
 
 use crate::error::ImageError;
 use crate::format::Format;
@@ -122,7 +97,7 @@ pub(crate) fn encode(
     check_fits(format, quality, width, height)?;
     let mut out = Vec::new();
     match format {
-        Format::Jpeg => jpeg(
+        Format::Jpeg => jpeg::jpeg(
             image,
             quality.unwrap_or(JPEG_DEFAULT_QUALITY),
             &mut out,
@@ -138,51 +113,6 @@ pub(crate) fn encode(
 
 pub(super) fn encoding_failed(format: Format, reason: &str) -> ImageError {
     ImageError::Encoding(format!("cannot encode the result as {format}: {reason}"))
-}
-
-fn jpeg(
-    image: &DynamicImage,
-    quality: u8,
-    out: &mut Vec<u8>,
-    reporter: &mut Reporter<'_, '_>,
-) -> Result<(), ImageError> {
-    // `encode` checked both sides against `Format::Jpeg.max_side()`.
-    let width = u16::try_from(image.width()).expect("checked against the JPEG maximum");
-    let height = u16::try_from(image.height()).expect("checked against the JPEG maximum");
-    let encoder = jpeg_encoder(out, quality);
-    let rgba;
-    let frame = match image {
-        DynamicImage::ImageRgb8(rgb) => Frame::Rgb(rgb),
-        DynamicImage::ImageLuma8(gray) => Frame::Gray(gray),
-        DynamicImage::ImageRgba8(rgba) => Frame::RgbaOverWhite(rgba),
-        DynamicImage::ImageLumaA8(gray) => Frame::GrayAlphaOverWhite(gray),
-        other => {
-            rgba = other.to_rgba8();
-            Frame::RgbaOverWhite(&rgba)
-        }
-    };
-    let rows = Rows {
-        frame,
-        width,
-        height,
-        reporter: RefCell::new(reporter),
-        stopped: Cell::new(None),
-    };
-    let encoded = encoder.encode_image(&rows);
-    if let Some(stop) = rows.stopped.take() {
-        return Err(stop);
-    }
-    encoded.map_err(|e| encoding_failed(Format::Jpeg, &e.to_string()))
-}
-
-/// Kiln's JPEG settings (see the module doc). `jpeg-encoder` writes a
-/// baseline file in one interleaved scan unless asked for optimized
-/// tables or progressive scans, which Kiln leaves off.
-fn jpeg_encoder(out: &mut Vec<u8>, quality: u8) -> Encoder<&mut Vec<u8>> {
-    let mut encoder = Encoder::new(out, quality);
-    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
-    encoder
 }
 
 /// PNG through `png`'s streaming writer, so that rows are filtered and
@@ -251,126 +181,6 @@ fn gif(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()> {
     }
 }
 
-/// `channel` seen through `alpha` over white.
-fn over_white(channel: u8, alpha: u8) -> u8 {
-    let (c, a) = (u16::from(channel), u16::from(alpha));
-    ((c * a + 255 * (255 - a) + 127) / 255) as u8
-}
-
-/// The 8-bit layouts the JPEG encoder is fed, transparent ones as if
-/// composited onto white (so no extra frame is allocated for that).
-enum Frame<'a> {
-    Rgb(&'a RgbImage),
-    Gray(&'a GrayImage),
-    RgbaOverWhite(&'a RgbaImage),
-    GrayAlphaOverWhite(&'a GrayAlphaImage),
-}
-
-/// The rows of a frame as the JPEG encoder pulls them, one at a time,
-/// reporting progress as they go. Once the caller asked to stop, the
-/// remaining rows are fed as zeros, which costs the encoder least; the
-/// stop is returned when it is done.
-struct Rows<'f, 'r, 'a, 'b> {
-    frame: Frame<'f>,
-    width: u16,
-    height: u16,
-    reporter: RefCell<&'r mut Reporter<'a, 'b>>,
-    stopped: Cell<Option<ImageError>>,
-}
-
-impl ImageBuffer for &Rows<'_, '_, '_, '_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        match self.frame {
-            Frame::Rgb(_) | Frame::RgbaOverWhite(_) => JpegColorType::Ycbcr,
-            Frame::Gray(_) | Frame::GrayAlphaOverWhite(_) => JpegColorType::Luma,
-        }
-    }
-
-    fn width(&self) -> u16 {
-        self.width
-    }
-
-    fn height(&self) -> u16 {
-        self.height
-    }
-
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let width = usize::from(self.width);
-        let components = match self.get_jpeg_color_type() {
-            JpegColorType::Luma => 1,
-            _ => 3,
-        };
-        let stopped = self.stopped.take();
-        if stopped.is_some() {
-            self.stopped.set(stopped);
-            buffers[..components]
-                .iter_mut()
-                .for_each(|b| b.resize(b.len() + width, 0));
-            return;
-        }
-        let row = usize::from(y);
-        match self.frame {
-            Frame::Rgb(rgb) => {
-                let pixels = &rgb.as_raw()[row * width * 3..][..width * 3];
-                push_ycbcr_row(buffers, pixels.as_chunks::<3>().0, |&rgb| rgb);
-            }
-            Frame::Gray(gray) => {
-                buffers[0].extend_from_slice(&gray.as_raw()[row * width..][..width])
-            }
-            Frame::RgbaOverWhite(rgba) => {
-                let pixels = &rgba.as_raw()[row * width * 4..][..width * 4];
-                push_ycbcr_row(buffers, pixels.as_chunks::<4>().0, |&[r, g, b, alpha]| {
-                    [
-                        over_white(r, alpha),
-                        over_white(g, alpha),
-                        over_white(b, alpha),
-                    ]
-                });
-            }
-            Frame::GrayAlphaOverWhite(gray) => {
-                let pixels = &gray.as_raw()[row * width * 2..][..width * 2];
-                buffers[0].extend(
-                    pixels
-                        .as_chunks::<2>()
-                        .0
-                        .iter()
-                        .map(|&[luma, alpha]| over_white(luma, alpha)),
-                );
-            }
-        }
-        let reported = self
-            .reporter
-            .borrow_mut()
-            .rows(u32::from(y) + 1, u32::from(self.height));
-        self.stopped.set(reported.err());
-    }
-}
-
-/// Appends one row of `pixels`, made RGB by `to_rgb`, to the Y, Cb and Cr
-/// buffers. The buffers are grown once and written by index, a loop the
-/// compiler vectorizes (pushing three bytes a pixel took a seventh of a
-/// 16-megapixel re-encode).
-fn push_ycbcr_row<const N: usize>(
-    buffers: &mut [Vec<u8>; 4],
-    pixels: &[[u8; N]],
-    to_rgb: impl Fn(&[u8; N]) -> [u8; 3],
-) {
-    let [luma, cb, cr, _] = buffers;
-    let start = luma.len();
-    let end = start + pixels.len();
-    for plane in [&mut *luma, &mut *cb, &mut *cr] {
-        plane.resize(end, 0);
-    }
-    let planes = luma[start..]
-        .iter_mut()
-        .zip(&mut cb[start..])
-        .zip(&mut cr[start..]);
-    for (pixel, ((luma, cb), cr)) in pixels.iter().zip(planes) {
-        let [r, g, b] = to_rgb(pixel);
-        (*luma, *cb, *cr) = rgb_to_ycbcr(r, g, b);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,16 +232,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn feeding_jpeg_rows_one_by_one_changes_no_byte() {
-        let photo = large_photo();
-        let mut direct = Vec::new();
-        jpeg_encoder(&mut direct, 80)
-            .encode(photo.as_bytes(), 1500, 1200, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        assert!(encode(&photo, Format::Jpeg, 80).unwrap() == direct);
-    }
-
     /// Streaming (to report progress) costs no compression: the PNG is as
     /// small as the `image` crate's one-shot encoder makes it at the same
     /// settings.
@@ -458,75 +258,7 @@ mod tests {
             reference.len()
         );
     }
-    use crate::test_support::{avifdec, gradient, photo_like, psnr};
-    use image::Rgba;
-
-    /// Kiln's own JPEG input path: strict `zune-jpeg`, oriented, 8-bit.
-    fn kiln_decoded(bytes: &[u8]) -> RgbImage {
-        let header = crate::decode::open(bytes, image::Limits::default()).unwrap();
-        crate::decode::decode(header, None).unwrap().to_rgb8()
-    }
-
-    /// The encoder Kiln used before: two progressive scans (DC, then all
-    /// AC) with optimized Huffman tables, same quality and subsampling.
-    fn previous_kiln_jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut encoder = jpeg_encoder(&mut out, quality);
-        encoder.set_optimized_huffman_tables(true);
-        encoder.set_progressive_scans(2);
-        let (width, height) = (image.width() as u16, image.height() as u16);
-        encoder
-            .encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        out
-    }
-
-    /// Output must not get worse: Kiln's JPEG now differs from the previous
-    /// encoder's only in its entropy coding, so it decodes to the very same
-    /// pixels, as faithful to the source as before.
-    #[test]
-    fn jpeg_pixels_are_those_of_the_previous_encoder() {
-        // Odd sizes exercise partial MCUs in every subsampled component.
-        let source = photo_like(333, 211);
-        for quality in [50, 80, 82, 95] {
-            let now = encode(
-                &DynamicImage::ImageRgb8(source.clone()),
-                Format::Jpeg,
-                quality,
-            )
-            .unwrap();
-            let before = previous_kiln_jpeg(&source, quality);
-            let (now, before) = (kiln_decoded(&now), kiln_decoded(&before));
-            assert!(now == before, "quality {quality}: the pixels changed");
-        }
-    }
-
-    /// The zune-image 422 trap (a valid JPEG that `zune-jpeg` silently
-    /// decodes to garbage): Kiln's own decoder and the `image` crate decode
-    /// Kiln's JPEG to the same pixels, an independent decoder
-    /// (`jpeg-decoder`) agrees with them up to IDCT rounding, and all are
-    /// faithful to the source (measured: 33.0 dB at quality 80 on this image,
-    /// and a largest difference of 3 from `jpeg-decoder`; the non-interleaved
-    /// file of issue 422 decoded to 7.4 dB in Kiln).
-    #[test]
-    fn kiln_jpegs_decode_alike_in_every_decoder() {
-        let source = photo_like(333, 211);
-        let jpeg = encode(&DynamicImage::ImageRgb8(source.clone()), Format::Jpeg, 80).unwrap();
-        let kiln = kiln_decoded(&jpeg);
-        assert!(kiln == decoded(&jpeg).to_rgb8(), "Kiln and image disagree");
-        let mut independent = jpeg_decoder::Decoder::new(jpeg.as_slice());
-        let pixels = independent.decode().unwrap();
-        let independent = RgbImage::from_raw(333, 211, pixels).unwrap();
-        let largest_difference = kiln
-            .as_raw()
-            .iter()
-            .zip(independent.as_raw())
-            .map(|(a, b)| a.abs_diff(*b))
-            .max();
-        assert!(largest_difference <= Some(4), "{largest_difference:?}");
-        let fidelity = psnr(&source, &kiln);
-        assert!(fidelity > 32.0, "{fidelity} dB");
-    }
+    use crate::test_support::{avifdec, gradient, photo_like};
 
     fn photo() -> DynamicImage {
         DynamicImage::ImageRgb8(gradient(64, 48))
@@ -534,22 +266,6 @@ mod tests {
 
     fn decoded(bytes: &[u8]) -> DynamicImage {
         image::load_from_memory(bytes).unwrap()
-    }
-
-    /// The sampling factors byte of each component in the JPEG's SOF frame.
-    fn sof_sampling_factors(jpeg: &[u8]) -> Vec<u8> {
-        let mut at = 2;
-        while at + 4 <= jpeg.len() {
-            assert_eq!(jpeg[at], 0xFF, "marker expected at {at}");
-            let marker = jpeg[at + 1];
-            let length = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
-            if matches!(marker, 0xC0..=0xC2) {
-                let components = usize::from(jpeg[at + 9]);
-                return (0..components).map(|i| jpeg[at + 10 + i * 3 + 1]).collect();
-            }
-            at += 2 + length;
-        }
-        panic!("no SOF marker");
     }
 
     /// The `image` crate reads every format but AVIF, which `avifdec`
@@ -568,55 +284,6 @@ mod tests {
             };
             assert_eq!(decoded.dimensions(), (64, 48), "{format}");
         }
-    }
-
-    #[test]
-    fn jpeg_uses_four_two_zero_subsampling() {
-        let jpeg = encode(&photo(), Format::Jpeg, 95).unwrap();
-        // Y sampled 2x2, Cb and Cr 1x1.
-        assert_eq!(sof_sampling_factors(&jpeg), vec![0x22, 0x11, 0x11]);
-    }
-
-    #[test]
-    fn jpeg_decodes_faithfully_with_the_image_crate() {
-        // Odd sizes exercise partial MCUs in every subsampled component.
-        let source = DynamicImage::ImageRgb8(gradient(67, 45));
-        let jpeg = encode(&source, Format::Jpeg, 90).unwrap();
-        let decoded = decoded(&jpeg).to_rgb8();
-        let source = source.to_rgb8();
-        let total: u64 = decoded
-            .as_raw()
-            .iter()
-            .zip(source.as_raw())
-            .map(|(a, b)| u64::from(a.abs_diff(*b)))
-            .sum();
-        let mean = total as f64 / source.as_raw().len() as f64;
-        assert!(mean < 3.0, "mean channel error {mean}");
-    }
-
-    #[test]
-    fn lower_jpeg_quality_gives_a_smaller_file() {
-        let high = encode(&photo(), Format::Jpeg, 95).unwrap();
-        let low = encode(&photo(), Format::Jpeg, 20).unwrap();
-        assert!(low.len() < high.len(), "{} vs {}", low.len(), high.len());
-    }
-
-    #[test]
-    fn jpeg_composites_transparency_onto_white() {
-        let clear = DynamicImage::ImageRgba8(RgbaImage::from_pixel(16, 16, Rgba([0, 0, 0, 0])));
-        let jpeg = encode(&clear, Format::Jpeg, 90).unwrap();
-        let Rgba([r, g, b, _]) = decoded(&jpeg).get_pixel(8, 8);
-        assert!(r > 250 && g > 250 && b > 250, "{r},{g},{b}");
-    }
-
-    #[test]
-    fn jpeg_encodes_gray_frames_as_one_component() {
-        let gray = DynamicImage::ImageLuma8(photo().to_luma8());
-        let jpeg = encode(&gray, Format::Jpeg, 80).unwrap();
-        assert_eq!(sof_sampling_factors(&jpeg).len(), 1);
-        let gray_alpha = DynamicImage::ImageLumaA8(photo().to_luma_alpha8());
-        let jpeg = encode(&gray_alpha, Format::Jpeg, 80).unwrap();
-        assert_eq!(sof_sampling_factors(&jpeg).len(), 1);
     }
 
     /// PNG is always lossless (its quality is ignored); WebP is lossy but
@@ -639,13 +306,6 @@ mod tests {
             let gif = encode(&image, Format::Gif, 80).unwrap();
             assert_eq!(decoded(&gif).dimensions(), (64, 48));
         }
-    }
-
-    #[test]
-    fn over_white_keeps_opaque_and_whitens_clear_pixels() {
-        assert_eq!(over_white(10, 255), 10);
-        assert_eq!(over_white(10, 0), 255);
-        assert_eq!(over_white(0, 128), 127);
     }
 
     #[test]
