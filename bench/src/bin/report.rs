@@ -203,30 +203,34 @@ fn wasm_p(references: &References, photo: &Photo, ops: &str, runs: usize) -> Tim
     median_run(timings)
 }
 
-/// Where a native run may go.
-#[derive(Clone, Copy, PartialEq)]
-enum Cores {
-    /// One core, like a Wasm instance: the like-for-like figure.
-    One,
-    /// All of them, as the native library runs unless held back.
-    All,
+/// `ops` natively on one core, like a Wasm instance: the like-for-like
+/// figure; `runs` times, the median run.
+fn native_p(photo: &Photo, ops: &str, runs: usize) -> Timed {
+    let ops = kiln_image::parse_ops(ops).expect("valid ops");
+    median_run(
+        (0..runs)
+            .map(|_| on_one_core(|| native_run(photo, &ops)).0)
+            .collect(),
+    )
 }
 
-/// P natively, `runs` times; the median run.
-fn native_p(photo: &Photo, ops: &str, runs: usize, cores: Cores) -> Timed {
+/// `ops` natively on one core and on all (as the library runs unless held
+/// back), `runs` times each, taking turns so that both see the same load;
+/// the median run of each.
+fn native_p_on_one_and_all(photo: &Photo, ops: &str, runs: usize) -> (Timed, Timed) {
     let ops = kiln_image::parse_ops(ops).expect("valid ops");
-    let run = || {
-        timed_process(&photo.bytes, &ops)
-            .expect("the pipeline runs")
-            .0
-    };
-    let timings: Vec<Timed> = (0..runs)
-        .map(|_| match cores {
-            Cores::One => on_one_core(run).0,
-            Cores::All => run(),
-        })
-        .collect();
-    median_run(timings)
+    let (mut one, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        one.push(on_one_core(|| native_run(photo, &ops)).0);
+        all.push(native_run(photo, &ops));
+    }
+    (median_run(one), median_run(all))
+}
+
+fn native_run(photo: &Photo, ops: &[kiln_image::Op]) -> Timed {
+    timed_process(&photo.bytes, ops)
+        .expect("the pipeline runs")
+        .0
 }
 
 /// The run whose total time is the median.
@@ -253,8 +257,7 @@ fn wasm_stages(photos: &[Photo], target: &Target) {
     ]);
     for photo in photos {
         let wasm = wasm_p(&target.references, photo, P, RUNS);
-        let one = native_p(photo, P, RUNS, Cores::One);
-        let all = native_p(photo, P, RUNS, Cores::All);
+        let (one, all) = native_p_on_one_and_all(photo, P, RUNS);
         let stages = wasm.stages.iter().zip(&one.stages).zip(&all.stages);
         for ((w, one), all) in stages {
             table.row(vec![
@@ -317,7 +320,7 @@ fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
         ("PNG", "flip(h),format(png)", "full.png", "full.png"),
     ];
     for (label, ops, vips_output, vips_file) in cases {
-        let native = native_p(photo, ops, RUNS, Cores::One);
+        let native = native_p(photo, ops, RUNS);
         let wasm = wasm_p(&target.references, photo, ops, RUNS.min(3));
         let mut row = vec![
             label.to_owned(),

@@ -159,18 +159,8 @@ fn bytes_mut(image: &mut DynamicImage) -> Option<&mut [u8]> {
 mod tests {
     use super::*;
     use crate::progress::{Progress, Stage};
+    use crate::test_support::noise;
     use std::ops::ControlFlow;
-
-    /// Noise, so that any row read from the wrong neighbourhood shows.
-    fn noise(width: u32, height: u32) -> DynamicImage {
-        let mut state = 0x2545_f491_u32;
-        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(width, height, |_, _| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            image::Rgba(state.to_le_bytes())
-        }))
-    }
 
     /// Blurs with progress reports counted.
     fn blurred(image: &DynamicImage, sigma: f32) -> (DynamicImage, usize) {

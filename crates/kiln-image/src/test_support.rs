@@ -35,6 +35,18 @@ pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// RGBA noise, every channel independent, so that any sample read from the
+/// wrong place (a row's neighbourhood, a chroma block) shows.
+pub(crate) fn noise(width: u32, height: u32) -> image::DynamicImage {
+    let mut state = 0x2545_f491_u32;
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgba(state.to_le_bytes())
+    }))
+}
+
 /// A photo-like image: smooth gradients, a hard-edged disc and
 /// deterministic noise, so that the codecs do realistic work.
 pub(crate) fn photo_like(width: u32, height: u32) -> RgbImage {
