@@ -133,7 +133,6 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
         .map(str::to_owned),
     );
     let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
-    let ops = kiln_image::parse_ops(P).expect("P parses");
     for photo in photos {
         let mut row = vec![format!(
             "{} ({}×{})",
@@ -161,14 +160,7 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
             kiln_times.push(time);
             row.push(ms(time));
         }
-        let native = median_of(RUNS, || {
-            on_one_core(|| {
-                let started = Instant::now();
-                timed_process(&photo.bytes, &ops).expect("P runs natively");
-                started.elapsed()
-            })
-            .0
-        });
+        let native = Duration::from_secs_f64(native_p(photo, P, RUNS).total_ms / 1000.0);
         row.push(ms(native));
         let output = scratch.join("p.jpg");
         let steps = vips::pipeline_p(&photo.path, scratch, &output);
