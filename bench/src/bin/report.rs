@@ -312,36 +312,61 @@ fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
         ("PNG", "flip(h),format(png)", "full.png", "full.png"),
     ];
     for (label, ops, vips_output, vips_file) in cases {
-        let native = native_p(photo, ops, RUNS);
         let wasm = wasm_p(&target.references, photo, ops, RUNS.min(3));
+        let native_ops = kiln_image::parse_ops(ops).expect("valid ops");
+        let vips_steps = has_vips.then(|| {
+            vips::flip(
+                &photo.path,
+                &scratch.join(vips_output).display().to_string(),
+            )
+        });
+        // Kiln and vips take turns, so that all see the same load, and the
+        // ratios are taken round by round: the machine's speed drifts.
+        let (mut native, mut two, mut one) = (Vec::new(), Vec::new(), Vec::new());
+        let mut native_bytes = 0;
+        for _ in 0..RUNS {
+            let run = on_one_core(|| native_run(photo, &native_ops)).0;
+            native.push(run.total_ms);
+            native_bytes = run.bytes as u64;
+            if let Some(steps) = &vips_steps {
+                two.push(vips::run(2, steps).as_secs_f64() * 1000.0);
+                one.push(vips::run(1, steps).as_secs_f64() * 1000.0);
+            }
+        }
         let mut row = vec![
             label.to_owned(),
-            format!("{:.1}", native.total_ms),
+            format!("{:.1}", median(native.clone())),
             format!("{:.1}", wasm.total_ms),
         ];
         if has_vips {
-            let output = scratch.join(vips_output).display().to_string();
-            let steps = vips::flip(&photo.path, &output);
-            let two = median_of(RUNS, || vips::run(2, &steps));
-            let one = median_of(RUNS, || vips::run(1, &steps));
             let vips_bytes = std::fs::metadata(scratch.join(vips_file)).map_or(0, |m| m.len());
+            let kiln_over = |vips: &[f64]| {
+                times(median(
+                    native
+                        .iter()
+                        .zip(vips)
+                        .map(|(kiln, vips)| kiln / vips)
+                        .collect(),
+                ))
+            };
             row.extend([
-                ms(two),
-                ms(one),
-                ratio(native.total_ms, two.as_secs_f64() * 1000.0),
-                ratio(native.total_ms, one.as_secs_f64() * 1000.0),
-                mb(native.bytes as u64),
+                format!("{:.1}", median(two.clone())),
+                format!("{:.1}", median(one.clone())),
+                kiln_over(&two),
+                kiln_over(&one),
+                mb(native_bytes),
                 mb(vips_bytes),
-                ratio(native.bytes as f64, vips_bytes as f64),
+                ratio(native_bytes as f64, vips_bytes as f64),
             ]);
         } else {
             row.extend(["-", "-", "-", "-"].map(str::to_owned));
-            row.push(mb(native.bytes as u64));
+            row.push(mb(native_bytes));
             row.extend(["-", "-"].map(str::to_owned));
         }
         table.row(row);
     }
     table.print();
+    println!("(Kiln native and vips take turns; each ratio is the median of the rounds' ratios)\n");
 }
 
 fn acknowledgement(photo: &Photo, targets: &[Target]) {
