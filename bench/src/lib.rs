@@ -57,7 +57,16 @@ pub fn median_of(runs: usize, mut measure: impl FnMut() -> Duration) -> Duration
 
 /// The median of figures measured already (rates, ratios), by the same
 /// rule as [`median_of`]: the middle one, the upper middle of an even count.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// The median of the ratios `a[i] / b[i]` of figures measured in turns,
+/// round by round: a shared machine's speed drifts over seconds, and the
+/// two sides of one round saw the same drift.
+pub fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    median(&ratios)
 }

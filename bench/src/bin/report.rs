@@ -33,7 +33,7 @@ use kiln_bench::load::get_rate;
 use kiln_bench::one_core::on_one_core;
 use kiln_bench::references::References;
 use kiln_bench::table::{Table, mb, ms, ratio, times};
-use kiln_bench::{median, median_of, static_memory, vips};
+use kiln_bench::{median, median_of, median_ratio, static_memory, vips};
 use kiln_bench_timing::{Timed, timed_process};
 use kiln_e2e::Env;
 use kiln_e2e::client::Client;
@@ -201,7 +201,7 @@ fn native_p(photo: &Photo, ops: &str, runs: usize) -> Timed {
     let ops = kiln_image::parse_ops(ops).expect("valid ops");
     median_run(
         (0..runs)
-            .map(|_| on_one_core(|| native_run(photo, &ops)).0)
+            .map(|_| native_run_on_one_core(photo, &ops))
             .collect(),
     )
 }
@@ -213,10 +213,14 @@ fn native_p_on_one_and_all(photo: &Photo, ops: &str, runs: usize) -> (Timed, Tim
     let ops = kiln_image::parse_ops(ops).expect("valid ops");
     let (mut one, mut all) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        one.push(on_one_core(|| native_run(photo, &ops)).0);
+        one.push(native_run_on_one_core(photo, &ops));
         all.push(native_run(photo, &ops));
     }
     (median_run(one), median_run(all))
+}
+
+fn native_run_on_one_core(photo: &Photo, ops: &[kiln_image::Op]) -> Timed {
+    on_one_core(|| native_run(photo, ops)).0
 }
 
 fn native_run(photo: &Photo, ops: &[kiln_image::Op]) -> Timed {
@@ -287,7 +291,7 @@ fn wasm_stages(photos: &[Photo], target: &Target) {
 
 fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
     println!(
-        "## 3. Full-size re-encode of the {} photo (mirrored, so every pixel is decoded and encoded)\n",
+        "## 3. Full-size re-encode of the {} photo (mirrored, so every pixel is decoded and encoded); {RUNS} rounds, Kiln native and vips taking turns: medians, and medians of the rounds' time ratios\n",
         photo.label
     );
     let mut table = Table::new(&[
@@ -320,12 +324,12 @@ fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
                 &scratch.join(vips_output).display().to_string(),
             )
         });
-        // Kiln and vips take turns, so that all see the same load, and the
-        // ratios are taken round by round: the machine's speed drifts.
+        // Kiln and vips take turns, so that all see the same drift in the
+        // machine's speed, and the time ratios are taken round by round.
         let (mut native, mut two, mut one) = (Vec::new(), Vec::new(), Vec::new());
         let mut native_bytes = 0;
         for _ in 0..RUNS {
-            let run = on_one_core(|| native_run(photo, &native_ops)).0;
+            let run = native_run_on_one_core(photo, &native_ops);
             native.push(run.total_ms);
             native_bytes = run.bytes as u64;
             if let Some(steps) = &vips_steps {
@@ -335,25 +339,16 @@ fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
         }
         let mut row = vec![
             label.to_owned(),
-            format!("{:.1}", median(native.clone())),
+            format!("{:.1}", median(&native)),
             format!("{:.1}", wasm.total_ms),
         ];
         if has_vips {
             let vips_bytes = std::fs::metadata(scratch.join(vips_file)).map_or(0, |m| m.len());
-            let kiln_over = |vips: &[f64]| {
-                times(median(
-                    native
-                        .iter()
-                        .zip(vips)
-                        .map(|(kiln, vips)| kiln / vips)
-                        .collect(),
-                ))
-            };
             row.extend([
-                format!("{:.1}", median(two.clone())),
-                format!("{:.1}", median(one.clone())),
-                kiln_over(&two),
-                kiln_over(&one),
+                format!("{:.1}", median(&two)),
+                format!("{:.1}", median(&one)),
+                times(median_ratio(&native, &two)),
+                times(median_ratio(&native, &one)),
                 mb(native_bytes),
                 mb(vips_bytes),
                 ratio(native_bytes as f64, vips_bytes as f64),
@@ -366,7 +361,6 @@ fn full_size(photo: &Photo, target: &Target, has_vips: bool, scratch: &Path) {
         table.row(row);
     }
     table.print();
-    println!("(Kiln native and vips take turns; each ratio is the median of the rounds' ratios)\n");
 }
 
 fn acknowledgement(photo: &Photo, targets: &[Target]) {
@@ -464,12 +458,11 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
                 LOAD_TIME,
             ));
         }
-        let ratios = kiln.iter().zip(&floor).map(|(k, f)| k / f).collect();
         table.row(vec![
             target.name.to_owned(),
-            format!("{:.0}", median(kiln)),
-            format!("{:.0}", median(floor)),
-            times(median(ratios)),
+            format!("{:.0}", median(&kiln)),
+            format!("{:.0}", median(&floor)),
+            times(median_ratio(&kiln, &floor)),
         ]);
     }
     table.print();
