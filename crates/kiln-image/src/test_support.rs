@@ -35,6 +35,16 @@ pub(crate) fn gradient(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// The small gradient frame the encoder tests start from.
+pub(crate) fn small_frame() -> DynamicImage {
+    DynamicImage::ImageRgb8(gradient(64, 48))
+}
+
+/// `bytes` decoded by the `image` crate, not by Kiln's own input path.
+pub(crate) fn decoded_by_image(bytes: &[u8]) -> DynamicImage {
+    image::load_from_memory(bytes).unwrap()
+}
+
 /// RGBA noise, every channel independent, so that any sample read from the
 /// wrong place (a row's neighbourhood, a chroma block) shows.
 pub(crate) fn noise(width: u32, height: u32) -> image::DynamicImage {

@@ -335,16 +335,9 @@ mod tests {
     use super::*;
     use crate::encode::Format;
     use crate::test_support::kiln_encoded as encode;
+    use crate::test_support::{decoded_by_image as decoded, small_frame as photo};
     use crate::test_support::{gradient, noise, photo_like, psnr};
     use image::{GenericImageView, Rgba};
-
-    fn photo() -> DynamicImage {
-        DynamicImage::ImageRgb8(gradient(64, 48))
-    }
-
-    fn decoded(bytes: &[u8]) -> DynamicImage {
-        image::load_from_memory(bytes).unwrap()
-    }
 
     /// `jpeg-encoder` fed the whole frame at once, averaging chroma itself
     /// (`ChromaSubsamplingMethod::Average`): what Kiln wrote before it

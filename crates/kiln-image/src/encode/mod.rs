@@ -188,6 +188,8 @@ mod tests {
     use std::ops::ControlFlow;
 
     use crate::test_support::kiln_encoded as encode;
+    use crate::test_support::{avifdec, gradient, photo_like};
+    use crate::test_support::{decoded_by_image as decoded, small_frame as photo};
 
     /// Encodes, counting the reports within the stage; `stop_at` breaks
     /// at that many.
@@ -258,16 +260,6 @@ mod tests {
             reference.len()
         );
     }
-    use crate::test_support::{avifdec, gradient, photo_like};
-
-    fn photo() -> DynamicImage {
-        DynamicImage::ImageRgb8(gradient(64, 48))
-    }
-
-    fn decoded(bytes: &[u8]) -> DynamicImage {
-        image::load_from_memory(bytes).unwrap()
-    }
-
     /// The `image` crate reads every format but AVIF, which `avifdec`
     /// decodes when installed.
     #[test]
