@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_bench_timing::Timed;
 use kiln_e2e::client::Client;
-use kiln_e2e::spin::SpinProcess;
+use kiln_e2e::spin::{SpinApp, SpinProcess};
 use kiln_test_host::{App, ComponentStats, Host, LoadOptions};
 
 /// `bench/`, where `spin.toml` of the reference components is.
@@ -53,7 +53,7 @@ impl References {
 
     /// On `spin up`.
     pub fn on_spin(spin: &Path) -> References {
-        let process = SpinProcess::start(spin, &bench_dir(), &[]);
+        let process = SpinProcess::start(spin, SpinApp::new(bench_dir().join("spin.toml")));
         References {
             client: Client::new(process.base_url()),
             target: Target::Spin { _process: process },

@@ -16,9 +16,12 @@
 //! on all cores too (see `kiln_bench::one_core`).
 //!
 //! Everything runs on the test host (the wasmtime Spin runs on); sections
-//! 1, 4 and 5 run on `spin up` too when a `spin` binary is found (`SPIN_BIN`
-//! or `PATH`). Ratios, not absolute times, are what carries from one
-//! machine to another.
+//! 1, 4, 5 and 6 run on `spin up` too when a `spin` binary is found
+//! (`SPIN_BIN` or `PATH`; `bench/run` puts ../shared/spin/bin there, the
+//! real Spin 4.0.2). Ratios, not absolute times, are what carries from one
+//! machine to another; and figures of the key-value paths carry from the
+//! test host to real Spin only as far as their stores agree, which is not
+//! far (Spin's SQLite store commits each write on its own).
 //!
 //! Run: `bench/run [CORPUS_DIR]` (builds the components first), where
 //! CORPUS_DIR is what `../shared/corpus/make.sh CORPUS_DIR` built; without
@@ -77,11 +80,12 @@ fn main() {
         kiln: Env::start(),
         references: References::on_host(),
     }];
-    match kiln_e2e::spin::binary() {
+    let spin = kiln_e2e::spin::binary();
+    match &spin {
         Some(spin) => targets.push(Target {
             name: "spin up",
-            kiln: Env::builder().start_spin(&spin),
-            references: References::on_spin(&spin),
+            kiln: Env::builder().start_spin(spin),
+            references: References::on_spin(spin),
         }),
         None => {
             println!("(no `spin` binary on PATH or SPIN_BIN: the `spin up` rows are skipped)\n")
@@ -107,6 +111,9 @@ fn main() {
     }
     if wanted(6) {
         peak_memory(&photos[2]);
+        if let Some(spin) = &spin {
+            spin_peak_memory(&photos[2], spin);
+        }
     }
     if wanted(7) {
         kiln_bench::formats::section(&photos, &targets[0].references, &scratch);
@@ -143,18 +150,9 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
         for target in targets {
             let time = median_of(RUNS, || {
                 let started = Instant::now();
-                let reply =
-                    target
-                        .kiln
-                        .submit(&format!("?ops={P}"), "image/jpeg", &photo.bytes, &[]);
+                let image = submit_synchronously(&target.kiln, photo, P);
                 let elapsed = started.elapsed();
-                assert_eq!(
-                    reply.status,
-                    201,
-                    "{}",
-                    String::from_utf8_lossy(&reply.body)
-                );
-                kiln_bytes = reply.body.len();
+                kiln_bytes = image.len();
                 elapsed
             });
             kiln_times.push(time);
@@ -185,6 +183,19 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
         table.row(row);
     }
     table.print();
+}
+
+/// `POST /images?ops={ops}` of `photo` without `Prefer`: asserts the `201`
+/// and returns the image.
+fn submit_synchronously(kiln: &Env, photo: &Photo, ops: &str) -> Vec<u8> {
+    let reply = kiln.submit(&format!("?ops={ops}"), "image/jpeg", &photo.bytes, &[]);
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.body
 }
 
 /// P run by the bare pipeline component, `runs` times; the median run.
@@ -493,19 +504,10 @@ fn peak_memory(photo: &Photo) {
     );
     let mut table = Table::new(&["request", "instance", "peak (MB)", "÷ RGBA frame"]);
     let frame = photo.rgba_bytes() as f64;
-    for (label, ops) in [
-        ("synchronous P", P),
-        ("synchronous flip(h), full size", "flip(h)"),
-    ] {
+    for (label, ops) in PEAK_MEMORY_REQUESTS {
         // A fresh host per request, so its counters hold this request only.
         let kiln = Env::start();
-        let reply = kiln.submit(&format!("?ops={ops}"), "image/jpeg", &photo.bytes, &[]);
-        assert_eq!(
-            reply.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        submit_synchronously(&kiln, photo, ops);
         // The peak is recorded when the instance ends, after its follow-ups.
         kiln.settle();
         let (component, peak) = ["submit", "processor"]
@@ -531,6 +533,46 @@ fn peak_memory(photo: &Photo) {
         mb(peak),
         ratio(peak as f64, frame),
     ]);
+    table.print();
+}
+
+/// The requests whose peak memory section 6 measures.
+const PEAK_MEMORY_REQUESTS: [(&str, &str); 2] = [
+    ("synchronous P", P),
+    ("synchronous flip(h), full size", "flip(h)"),
+];
+
+/// Section 6 on `spin up`: what the whole `spin trigger http` process holds
+/// resident at its peak, over what it held idle, for one request on a
+/// fresh server.
+fn spin_peak_memory(photo: &Photo, spin: &Path) {
+    println!(
+        "On `spin up`: resident memory of the `spin trigger http` process (VmRSS, VmHWM), a fresh server per request\n"
+    );
+    let mut table = Table::new(&[
+        "request",
+        "idle (MB)",
+        "peak (MB)",
+        "peak − idle (MB)",
+        "(peak − idle) ÷ RGBA frame",
+    ]);
+    let frame = photo.rgba_bytes() as f64;
+    for (label, ops) in PEAK_MEMORY_REQUESTS {
+        let kiln = Env::builder().start_spin(spin);
+        let process = kiln.spin_process().expect("a spin up");
+        let idle = process.server_memory().expect("the server's memory");
+        submit_synchronously(&kiln, photo, ops);
+        kiln.settle();
+        let after = process.server_memory().expect("the server's memory");
+        let grown = after.peak.saturating_sub(idle.resident);
+        table.row(vec![
+            label.to_owned(),
+            mb(idle.resident),
+            mb(after.peak),
+            mb(grown),
+            ratio(grown as f64, frame),
+        ]);
+    }
     table.print();
 }
 

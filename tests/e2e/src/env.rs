@@ -1,7 +1,8 @@
 //! [`Env`]: the app under test, started fresh for each test.
 
 use crate::client::{Client, Reply};
-use crate::spin::SpinProcess;
+use crate::spin::{SpinApp, SpinProcess};
+use crate::store::StoreView;
 use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions, Quotas};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -116,9 +117,10 @@ impl EnvBuilder {
         self
     }
 
-    /// Runs the Fermyon Cloud profile (`spin.cloud.toml`) under Fermyon
-    /// Cloud's published quotas; [`quotas`](Self::quotas) may scale them
-    /// down afterwards. Only the test host runs it.
+    /// Runs the Fermyon Cloud profile (`spin.cloud.toml`): on the test host
+    /// under Fermyon Cloud's published quotas, which
+    /// [`quotas`](Self::quotas) may scale down afterwards; on `spin up`
+    /// without them (Spin has none).
     pub fn cloud(mut self) -> Self {
         self.manifest = Manifest::Cloud;
         self.quotas = Some(Quotas::fermyon_cloud());
@@ -127,7 +129,8 @@ impl EnvBuilder {
 
     /// Serves the app from `kv` (for example a [`KeyValueStore::redis`], or the store of
     /// another [`Env`] to run two hosts on one store) instead of a fresh in-memory store.
-    /// Only the test host uses it.
+    /// On `spin up`, `kv` must be a Redis store: Spin then uses that Redis through a
+    /// runtime configuration made from `runtime-config.redis.toml`.
     pub fn store(mut self, kv: KeyValueStore) -> Self {
         self.store = Some(kv);
         self
@@ -150,14 +153,42 @@ impl EnvBuilder {
         }
     }
 
-    /// The app on `spin up` (`spin` is the binary), with this builder's variables.
+    /// The app on `spin up` (`spin` is the binary), with this builder's
+    /// manifest, variables and store (Spin's default SQLite store in a state
+    /// directory of its own, or the Redis given to [`store`](Self::store)).
     pub fn start_spin(self, spin: &Path) -> Env {
-        let process = SpinProcess::start(spin, &workspace_root(), &self.variables);
+        let mut app = SpinApp::new(workspace_root().join(self.manifest.file_name()));
+        app.variables = self.variables;
+        if let Some(kv) = &self.store {
+            let url = kv
+                .redis_url()
+                .expect("`spin up` takes a Redis store, not the test host's in-memory one");
+            app.runtime_config = Some(redis_runtime_config(url));
+        }
+        let process = SpinProcess::start(spin, app);
         Env {
             client: Client::new(process.base_url()),
-            target: Target::Spin { _process: process },
+            target: Target::Spin {
+                process,
+                kv: self.store,
+            },
         }
     }
+}
+
+/// `runtime-config.redis.toml`, the file the README deploys replicas with,
+/// pointed at the Redis at `url` instead of the default port.
+fn redis_runtime_config(url: &str) -> String {
+    let file = workspace_root().join("runtime-config.redis.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    let default_url = "\"redis://127.0.0.1:6379\"";
+    assert!(
+        text.contains(default_url),
+        "{} no longer names {default_url}",
+        file.display()
+    );
+    text.replace(default_url, &format!("\"{url}\""))
 }
 
 /// The runtime a test host runs on: multi-threaded, as Spin's, with one
@@ -197,13 +228,31 @@ pub fn job_record(kv: &KeyValueStore, id: &str) -> serde_json::Value {
 }
 
 /// Runs `test` against the test host and, when a `spin` binary is available
-/// (`SPIN_BIN` or `spin` on `PATH`), against `spin up` as well.
+/// (`SPIN_BIN` or `spin` on `PATH`), against `spin up` as well; where
+/// `KILN_SPIN_REQUIRED` is set, a missing Spin fails instead (see
+/// [`crate::spin::binary_for_tests`]).
 pub fn for_each_target(builder: impl Fn() -> EnvBuilder, test: impl Fn(&Env)) {
-    test(&builder().start());
-    match crate::spin::binary() {
-        Some(spin) => test(&builder().start_spin(&spin)),
-        None => crate::spin::note_skipped(),
+    for env in targets(builder) {
+        test(&env);
     }
+}
+
+/// The targets of [`for_each_target`], each started when it is reached (so
+/// one runs at a time), for a test that needs to own its app (to kill and
+/// restart it).
+pub fn targets(builder: impl Fn() -> EnvBuilder) -> impl Iterator<Item = Env> {
+    let mut reached = 0;
+    std::iter::from_fn(move || {
+        reached += 1;
+        let env = match reached {
+            1 => Some(builder().start()),
+            2 => crate::spin::binary_for_tests().map(|spin| builder().start_spin(&spin)),
+            _ => None,
+        }?;
+        // Captured, so shown only with a failure: which target it was on.
+        println!("target: {} at {}", env.name(), env.base_url());
+        Some(env)
+    })
 }
 
 enum Target {
@@ -214,8 +263,11 @@ enum Target {
         /// What every (re)start of the host uses.
         settings: Box<EnvBuilder>,
     },
-    /// Held for its `Drop`, which stops `spin up`.
-    Spin { _process: SpinProcess },
+    /// `spin up`, stopped when dropped; `kv` is its Redis store, if any.
+    Spin {
+        process: SpinProcess,
+        kv: Option<KeyValueStore>,
+    },
 }
 
 /// The app under test, with a client for it.
@@ -239,7 +291,8 @@ impl Env {
     pub fn name(&self) -> &'static str {
         match self.target {
             Target::Host { .. } => "test host",
-            Target::Spin { .. } => "spin up",
+            Target::Spin { kv: None, .. } => "spin up",
+            Target::Spin { kv: Some(_), .. } => "spin up on Redis",
         }
     }
 
@@ -354,75 +407,130 @@ impl Env {
         }
     }
 
+    /// The test host, if that is the target: for what only it can tell
+    /// (invocations, timeouts) in a test that runs on `spin up` too.
+    pub fn test_host(&self) -> Option<&Host> {
+        match &self.target {
+            Target::Host { host, .. } => host.as_ref(),
+            Target::Spin { .. } => None,
+        }
+    }
+
     /// The test host's fault switches.
     pub fn faults(&self) -> FaultHandle {
         self.host().faults().clone()
     }
 
-    /// The store shared by every component (and kept across restarts).
+    /// The store shared by every component (and kept across restarts): the
+    /// test host's, or the Redis of a `spin up` on Redis. Panics for a
+    /// `spin up` on its own SQLite store: read that through
+    /// [`store`](Self::store).
     pub fn kv(&self) -> &KeyValueStore {
         match &self.target {
-            Target::Host { kv, .. } => kv,
-            Target::Spin { .. } => panic!("this test needs the test host"),
+            Target::Host { kv, .. } | Target::Spin { kv: Some(kv), .. } => kv,
+            Target::Spin { kv: None, .. } => {
+                panic!("this test needs the test host or Spin on Redis (see Env::store)")
+            }
+        }
+    }
+
+    /// What the app has stored, read from outside, on any target: the test
+    /// host's store, Spin's Redis, or the SQLite file of Spin's default
+    /// store in its state directory.
+    pub fn store(&self) -> StoreView<'_> {
+        match &self.target {
+            Target::Host { kv, .. } | Target::Spin { kv: Some(kv), .. } => StoreView::Kv(kv),
+            Target::Spin { process, kv: None } => StoreView::spin_sqlite(process.state_dir()),
         }
     }
 
     /// Job `id`'s record as the components stored it (see [`job_record`]).
     pub fn job_record(&self, id: &str) -> serde_json::Value {
-        job_record(self.kv(), id)
+        let raw = self
+            .store()
+            .get(&format!("kiln:job:{id}"))
+            .unwrap_or_else(|| panic!("{}: no record for job {id}", self.name()));
+        serde_json::from_slice(&raw).expect("a job record in JSON")
+    }
+
+    /// How many times job `id` was claimed (its record's `attempts`).
+    pub fn claims(&self, id: &str) -> u64 {
+        self.job_record(id)["attempts"]
+            .as_u64()
+            .expect("a number of claims")
     }
 
     /// The keys in the store that belong to job `id` (its record, chunks and
     /// index entries).
     pub fn keys_of(&self, id: &str) -> Vec<String> {
-        self.kv()
+        self.store()
             .keys()
             .into_iter()
             .filter(|k| k.contains(id))
             .collect()
     }
 
-    /// Waits until no component instance is running any more (work after a
-    /// response included).
-    pub fn settle(&self) {
-        if let Target::Host {
-            runtime,
-            host: Some(host),
-            ..
-        } = &self.target
-        {
-            runtime.block_on(host.wait_idle());
+    /// `spin up`, when that is the target (for its server's pid, say).
+    pub fn spin_process(&self) -> Option<&SpinProcess> {
+        match &self.target {
+            Target::Spin { process, .. } => Some(process),
+            Target::Host { .. } => None,
         }
     }
 
-    /// Kills the host abruptly, in-flight guest work included (a crash);
-    /// the store keeps what was written. Requests to this `Env` fail until
-    /// [`restart`](Self::restart).
+    /// Waits until no component instance is running any more (work after a
+    /// response included). The test host knows; `spin up` does not say, so
+    /// there it waits until Spin's server uses no CPU (see
+    /// [`SpinProcess::wait_idle`]).
+    pub fn settle(&self) {
+        match &self.target {
+            Target::Host {
+                runtime,
+                host: Some(host),
+                ..
+            } => runtime.block_on(host.wait_idle()),
+            Target::Host { host: None, .. } => {}
+            Target::Spin { process, .. } => process.wait_idle(),
+        }
+    }
+
+    /// Kills the host abruptly, in-flight guest work included (a crash):
+    /// the test host's tasks, or `spin up`'s whole process group with
+    /// SIGKILL. The store keeps what was written. Requests to this `Env`
+    /// fail until [`restart`](Self::restart).
     pub fn kill(&mut self) {
-        let Target::Host { runtime, host, .. } = &mut self.target else {
-            panic!("this test needs the test host");
-        };
-        if let Some(old) = host.take() {
-            runtime.block_on(old.kill());
+        match &mut self.target {
+            Target::Host { runtime, host, .. } => {
+                if let Some(old) = host.take() {
+                    runtime.block_on(old.kill());
+                }
+            }
+            Target::Spin { process, .. } => process.kill(),
         }
     }
 
     /// Kills the host abruptly, in-flight guest work included (a crash),
-    /// and starts a new one on the same store.
+    /// and starts a new one on the same store (for `spin up`, on the same
+    /// port and state directory).
     pub fn restart(&mut self) {
         self.kill();
-        let Target::Host {
-            runtime,
-            host,
-            kv,
-            settings,
-        } = &mut self.target
-        else {
-            unreachable!("`kill` checked the target");
-        };
-        let new = start_host(runtime, settings, kv);
-        self.client = Client::new(new.base_url());
-        *host = Some(new);
+        match &mut self.target {
+            Target::Host {
+                runtime,
+                host,
+                kv,
+                settings,
+            } => {
+                let new = start_host(runtime, settings, kv);
+                self.client = Client::new(new.base_url());
+                *host = Some(new);
+            }
+            Target::Spin { process, .. } => {
+                process.restart();
+                // Same port, but the pooled connections died with the old server.
+                self.client = Client::new(process.base_url());
+            }
+        }
     }
 }
 

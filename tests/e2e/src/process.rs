@@ -18,7 +18,7 @@ pub struct ProcessGroup {
 impl ProcessGroup {
     /// Long enough for `spin up` to shut down cleanly (well under a second
     /// when idle); only a process ignoring SIGTERM waits it out.
-    const GRACE: Duration = Duration::from_secs(3);
+    pub(crate) const GRACE: Duration = Duration::from_secs(3);
 
     /// Starts `command` as the leader of a new process group.
     pub fn spawn(mut command: Command) -> ProcessGroup {
@@ -43,6 +43,15 @@ impl ProcessGroup {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Ends every process in the group at once with SIGKILL (a crash, not
+    /// a shutdown), and waits until none runs.
+    pub fn kill(self) {
+        self.signal(libc::SIGKILL);
+        self.wait_until_ended(Self::GRACE);
+        // Dropping sends SIGTERM to a group that no longer runs, and reaps
+        // the leader.
     }
 
     /// The group's id (its leader's pid).
@@ -138,26 +147,59 @@ pub fn run_logged(mut command: Command, log: &Path, timeout: Duration) -> Result
 /// that also counts zombies: an exited child of an exited parent is
 /// reparented to PID 1, and not every PID 1 (in containers, sandboxes)
 /// reaps them. A zombie runs nothing and holds no port.
-fn running_in_group(group: libc::pid_t) -> Vec<libc::pid_t> {
+pub(crate) fn running_in_group(group: libc::pid_t) -> Vec<libc::pid_t> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&pid| {
-            process_state(pid).is_some_and(|(state, pgrp)| pgrp == group && state != 'Z')
-        })
+        .filter(|&pid| process_group(pid) == Some(group) && is_running(pid))
         .collect()
 }
 
-/// A process's state letter and process group, from `/proc/PID/stat`; `None`
+/// Whether `pid` still runs anything: a zombie does not, but a process
+/// whose main thread has exited is shown as a zombie while its other
+/// threads still run (a killed server's threads may still hold its port),
+/// so each of its threads is looked at.
+pub(crate) fn is_running(pid: libc::pid_t) -> bool {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.filter_map(Result::ok).any(|thread| {
+        stat_fields(&thread.path().join("stat"))
+            .is_some_and(|fields| !matches!(fields[0].as_str(), "Z" | "X"))
+    })
+}
+
+/// A process's group, from `/proc/PID/stat`; `None` once it is gone.
+fn process_group(pid: libc::pid_t) -> Option<libc::pid_t> {
+    stat_fields(&proc_stat(pid))?[2].parse().ok()
+}
+
+fn proc_stat(pid: libc::pid_t) -> std::path::PathBuf {
+    format!("/proc/{pid}/stat").into()
+}
+
+/// The CPU time a process has used (user and system, in clock ticks); 0
 /// once it is gone.
-pub(crate) fn process_state(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+pub(crate) fn cpu_ticks(pid: libc::pid_t) -> u64 {
+    // Fields 14 and 15 of `/proc/PID/stat` (utime, stime): 11 and 12 after
+    // the state letter.
+    stat_fields(&proc_stat(pid)).map_or(0, |fields| {
+        fields[11..13]
+            .iter()
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum()
+    })
+}
+
+/// The fields of a `stat` file of `/proc` after `pid (comm)`, from the
+/// state letter on (comm may hold spaces and parentheses).
+fn stat_fields(file: &Path) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(file).ok()?;
+    let fields: Vec<String> = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (fields.len() > 12).then_some(fields)
 }

@@ -1,13 +1,18 @@
 //! The other half of the suite: the same contract tests against a real
-//! `spin up`, when a Spin binary is available here.
+//! `spin up`, when a Spin binary is available here ([`binary_for_tests`]).
+//!
+//! A [`SpinProcess`] runs a [`SpinApp`] (manifest, variables, runtime
+//! configuration) in a process group and a state directory of its own; it
+//! can be killed mid-work and restarted on the same store, and tells the
+//! pid and memory of the server `spin up` forked.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use crate::process::ProcessGroup;
 use std::sync::Once;
 use std::time::{Duration, Instant};
+
+use crate::process::ProcessGroup;
 
 /// `SPIN_BIN`, else `spin` on `PATH`.
 pub fn binary() -> Option<PathBuf> {
@@ -21,14 +26,58 @@ pub fn binary() -> Option<PathBuf> {
     })
 }
 
+/// Set (by `.ci/run`) where the `spin up` half of the suite must run: a
+/// missing Spin then fails the test instead of skipping it.
+pub const REQUIRED: &str = "KILN_SPIN_REQUIRED";
+
+/// The Spin binary for a test's `spin up` half: `None` where there is none
+/// (said once per test binary), unless [`REQUIRED`] is set, where a missing
+/// Spin fails the test.
+pub fn binary_for_tests() -> Option<PathBuf> {
+    let spin = binary();
+    if spin.is_none() {
+        assert!(
+            std::env::var_os(REQUIRED).is_none(),
+            "the `spin up` half of the suite must run here ({REQUIRED} is set), \
+             but there is no spin binary (SPIN_BIN or PATH; scripts/test puts \
+             ../shared/spin/bin on PATH when it exists)"
+        );
+        note_skipped();
+    }
+    spin
+}
+
 /// Says once per test binary that the `spin up` half did not run.
-pub fn note_skipped() {
+fn note_skipped() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         eprintln!(
             "note: no spin binary (SPIN_BIN or PATH): skipped the `spin up` half of the suite"
         );
     });
+}
+
+/// What `spin up` runs: a manifest, variable overrides and, optionally, a
+/// runtime configuration file (for example a key-value store on Redis).
+#[derive(Clone, Debug)]
+pub struct SpinApp {
+    /// The manifest (`spin.toml`, `spin.cloud.toml`, `bench/spin.toml`).
+    pub manifest: PathBuf,
+    /// Application variables, passed as `SPIN_VARIABLE_<NAME>`.
+    pub variables: Vec<(String, String)>,
+    /// The text of a runtime configuration file (`--runtime-config-file`).
+    pub runtime_config: Option<String>,
+}
+
+impl SpinApp {
+    /// The app of `manifest`, with its defaults and Spin's default store.
+    pub fn new(manifest: PathBuf) -> SpinApp {
+        SpinApp {
+            manifest,
+            variables: Vec::new(),
+            runtime_config: None,
+        }
+    }
 }
 
 /// A `spin up` child process with its own state directory.
@@ -39,57 +88,169 @@ pub fn note_skipped() {
 /// whole group is ended on drop (also when a test panics, as the value is
 /// dropped while unwinding).
 pub struct SpinProcess {
-    group: ProcessGroup,
+    /// `None` between [`kill`](Self::kill) and [`restart`](Self::restart).
+    group: Option<ProcessGroup>,
     port: u16,
-    _state_dir: TempDir,
+    state_dir: TempDir,
+    /// How to start it again: the binary and the `spin up` arguments.
+    spin: PathBuf,
+    app: SpinApp,
 }
 
 impl SpinProcess {
-    /// Starts `spin up` for the app in `root` on a free loopback port.
-    pub fn start(spin: &Path, root: &Path, variables: &[(String, String)]) -> SpinProcess {
-        let port = free_port();
+    /// Starts `spin up` for `app` on a free loopback port.
+    pub fn start(spin: &Path, app: SpinApp) -> SpinProcess {
         let state_dir = TempDir::new();
-        let mut command = Command::new(spin);
-        command
-            .args(["up", "--from"])
-            .arg(root.join("spin.toml"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
-            .arg(&state_dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (name, value) in variables {
-            command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+        if let Some(config) = &app.runtime_config {
+            std::fs::write(state_dir.runtime_config(), config)
+                .expect("writing the runtime configuration");
         }
-        SpinProcess::spawn(command, port, state_dir)
+        let mut process = SpinProcess {
+            group: None,
+            port: free_port(),
+            state_dir,
+            spin: spin.to_owned(),
+            app,
+        };
+        process.restart();
+        process
     }
 
-    /// Runs `command` in a new process group and waits until something
-    /// listens on `port`. Any program will do: the tests of this module
-    /// start a stand-in for Spin this way.
-    fn spawn(command: Command, port: u16, state_dir: TempDir) -> SpinProcess {
-        let mut process = SpinProcess {
-            group: ProcessGroup::spawn(command),
-            port,
-            _state_dir: state_dir,
+    /// The `spin up` command line for this process's app, port and state.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.spin);
+        command
+            .args(["up", "--from"])
+            .arg(&self.app.manifest)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--state-dir",
+            ])
+            .arg(&self.state_dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if self.app.runtime_config.is_some() {
+            command
+                .arg("--runtime-config-file")
+                .arg(self.state_dir.runtime_config());
+        }
+        for (name, value) in &self.app.variables {
+            command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+        }
+        command
+    }
+
+    /// Kills `spin up` and the server it forked at once with SIGKILL, in
+    /// the middle of whatever they run (a crash). What its store holds
+    /// stays: [`restart`](Self::restart) serves it again.
+    pub fn kill(&mut self) {
+        if let Some(group) = self.group.take() {
+            group.kill();
+        }
+    }
+
+    /// Starts `spin up` again (after [`kill`](Self::kill)) on the same
+    /// port, state directory and store, and waits until it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        let command = self.command();
+        self.group = Some(wait_until_listening(command, self.port));
+    }
+
+    /// The pid of the `spin trigger http` server that `spin up` forked (the
+    /// process that runs the components), once it listens.
+    pub fn server_pid(&self) -> Option<libc::pid_t> {
+        let group = self.group.as_ref()?;
+        crate::process::running_in_group(group.id())
+            .into_iter()
+            .find(|&pid| pid != group.id())
+    }
+
+    /// The server's resident memory now and at its peak so far (`VmRSS`
+    /// and `VmHWM` of `/proc/PID/status`), in bytes.
+    pub fn server_memory(&self) -> Option<ServerMemory> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.server_pid()?)).ok()?;
+        let bytes = |field: &str| -> Option<u64> {
+            let line = status.lines().find(|line| line.starts_with(field))?;
+            let kib: u64 = line[field.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib * 1024)
+        };
+        Some(ServerMemory {
+            resident: bytes("VmRSS:")?,
+            peak: bytes("VmHWM:")?,
+        })
+    }
+
+    /// Waits until the server has used no CPU time for half a second (for
+    /// at most a minute): Spin does not say when its instances are done,
+    /// and work after a response (a job run after its `202`, a processor
+    /// noticing a cancel) shows as CPU time. An instance blocked on I/O
+    /// looks idle; tests wait for what they can observe first.
+    pub fn wait_idle(&self) {
+        const QUIET: Duration = Duration::from_millis(500);
+        let Some(pid) = self.server_pid() else {
+            return;
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = process.group.wait(Duration::ZERO) {
-                panic!("spin up exited before listening on {port}: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "spin up did not listen on {port}"
-            );
+        let mut last = crate::process::cpu_ticks(pid);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
+            let now = crate::process::cpu_ticks(pid);
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= QUIET {
+                return;
+            }
         }
-        process
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// The state directory (`--state-dir`), where Spin's default store
+    /// keeps its SQLite file.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir.0
+    }
+}
+
+/// The memory of the `spin trigger http` server, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerMemory {
+    /// Resident now.
+    pub resident: u64,
+    /// The most it has had resident (its high-water mark).
+    pub peak: u64,
+}
+
+/// Runs `command` in a new process group and waits until something listens
+/// on `port`. Any program will do: the tests of this module start a
+/// stand-in for Spin this way.
+fn wait_until_listening(command: Command, port: u16) -> ProcessGroup {
+    let mut group = ProcessGroup::spawn(command);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = group.wait(Duration::ZERO) {
+            panic!("spin up exited before listening on {port}: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spin up did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    group
 }
 
 fn free_port() -> u16 {
@@ -102,6 +263,10 @@ fn free_port() -> u16 {
 struct TempDir(PathBuf);
 
 impl TempDir {
+    fn runtime_config(&self) -> PathBuf {
+        self.0.join("runtime-config.toml")
+    }
+
     fn new() -> TempDir {
         let dir = std::env::temp_dir().join(format!(
             "kiln-spin-{}-{}",
@@ -124,34 +289,52 @@ mod tests {
     use super::*;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
-    /// A stand-in for `spin up`, started through the same code: a shell
-    /// that forks a long-lived child listening on the port (as `spin up`
-    /// forks `spin trigger http`), records the child's pid and waits. With
-    /// `ignoring_sigterm`, both ignore SIGTERM, as a stuck Spin might.
-    /// Returns the process and the pids of the shell and of its child.
-    fn start_stand_in(ignoring_sigterm: bool) -> (SpinProcess, libc::pid_t, libc::pid_t) {
-        let port = free_port();
-        let state_dir = TempDir::new();
-        let child_pid_file = state_dir.0.join("child.pid");
+    /// A stand-in for `spin up`, started through the same code: a `spin`
+    /// script that forks a long-lived child listening on the `--listen`
+    /// port (as `spin up` forks `spin trigger http`), records the child's
+    /// pid and waits. With `ignoring_sigterm`, both ignore SIGTERM, as a
+    /// stuck Spin might.
+    fn start_stand_in(ignoring_sigterm: bool) -> StandIn {
+        let scripts = TempDir::new();
+        let child_pid_file = scripts.0.join("child.pid");
         // An ignored signal stays ignored in forked and exec'd children.
-        let trap = if ignoring_sigterm {
-            "trap '' TERM\n"
-        } else {
-            ""
-        };
+        let trap = if ignoring_sigterm { "trap '' TERM" } else { "" };
         let script = format!(
-            "{trap}python3 -m http.server --bind 127.0.0.1 {port} >/dev/null 2>&1 &\n\
+            "#!/bin/sh\n\
+             {trap}\n\
+             while [ $# -gt 0 ]; do [ \"$1\" = --listen ] && listen=$2; shift; done\n\
+             python3 -m http.server --bind 127.0.0.1 \"${{listen##*:}}\" >/dev/null 2>&1 &\n\
              echo $! > '{}'\n\
-             wait",
+             wait\n",
             child_pid_file.display()
         );
-        let mut command = Command::new("sh");
-        command.args(["-c", &script]);
-        let process = SpinProcess::spawn(command, port, state_dir);
-        let parent = process.group.id();
+        let stand_in = scripts.0.join("spin");
+        std::fs::write(&stand_in, script).expect("writing the stand-in");
+        std::fs::set_permissions(
+            &stand_in,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("making the stand-in executable");
+        let process = SpinProcess::start(&stand_in, SpinApp::new("spin.toml".into()));
+        let parent = process.group.as_ref().expect("started").id();
         let child = read_pid(&child_pid_file);
         assert!(runs(parent) && runs(child), "the stand-in is up");
-        (process, parent, child)
+        assert_eq!(process.server_pid(), Some(child));
+        StandIn {
+            process,
+            parent,
+            child,
+            _scripts: scripts,
+        }
+    }
+
+    /// A stand-in Spin (dropped before its script), and the pids of the
+    /// script and of the child it forked.
+    struct StandIn {
+        process: SpinProcess,
+        parent: libc::pid_t,
+        child: libc::pid_t,
+        _scripts: TempDir,
     }
 
     /// The pid in `file`, once the shell has written it.
@@ -169,7 +352,7 @@ mod tests {
 
     /// Whether `pid` is a process that still runs (a zombie does not).
     fn runs(pid: libc::pid_t) -> bool {
-        crate::process::process_state(pid).is_some_and(|(state, _)| state != 'Z')
+        crate::process::is_running(pid)
     }
 
     fn assert_ended(parent: libc::pid_t, child: libc::pid_t, port: u16) {
@@ -185,7 +368,12 @@ mod tests {
     /// `spin up` itself: nothing keeps running or holding its port.
     #[test]
     fn dropping_a_spin_process_ends_the_children_it_forked() {
-        let (process, parent, child) = start_stand_in(false);
+        let StandIn {
+            process,
+            parent,
+            child,
+            _scripts,
+        } = start_stand_in(false);
         let port = process.port;
         drop(process);
         assert_ended(parent, child, port);
@@ -195,7 +383,12 @@ mod tests {
     /// over.
     #[test]
     fn processes_ignoring_sigterm_are_killed_after_the_grace_period() {
-        let (process, parent, child) = start_stand_in(true);
+        let StandIn {
+            process,
+            parent,
+            child,
+            _scripts,
+        } = start_stand_in(true);
         let port = process.port;
         drop(process);
         assert_ended(parent, child, port);
@@ -207,12 +400,38 @@ mod tests {
     fn a_panicking_test_still_ends_the_children_spin_forked() {
         let mut started = None;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let (process, parent, child) = start_stand_in(false);
-            started = Some((parent, child, process.port));
+            let stand_in = start_stand_in(false);
+            started = Some((stand_in.parent, stand_in.child, stand_in.process.port));
             panic!("a failing test (deliberate)");
         }));
         assert!(outcome.is_err());
         let (parent, child, port) = started.expect("the stand-in started");
         assert_ended(parent, child, port);
+    }
+
+    /// `kill` ends both processes at once, SIGTERM ignored or not, and
+    /// `restart` serves on the same port again.
+    #[test]
+    fn kill_ends_spin_at_once_and_restart_serves_on_the_same_port() {
+        let StandIn {
+            mut process,
+            parent,
+            child,
+            _scripts,
+        } = start_stand_in(true);
+        let port = process.port;
+        let started = Instant::now();
+        process.kill();
+        assert!(
+            started.elapsed() < ProcessGroup::GRACE,
+            "kill waited for SIGTERM's grace period"
+        );
+        assert_ended(parent, child, port);
+        process.restart();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let restarted = process.server_pid().expect("the new child");
+        assert_ne!(restarted, child);
+        drop(process);
+        assert!(!runs(restarted));
     }
 }

@@ -43,6 +43,10 @@ pub(crate) trait Backend: fmt::Debug + Send + Sync {
     fn new_cas(&self, key: &str) -> GuestResult<Box<dyn Cas>>;
     /// How many keys the store holds and their size, for quotas.
     fn usage(&self) -> GuestResult<StoreUsage>;
+    /// The URL of the Redis server it is on, if it is on one.
+    fn redis_url(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The host side of one `wasi:keyvalue/atomics.cas` handle.
@@ -114,6 +118,12 @@ impl KeyValueStore {
             backend: Arc::new(RedisStore::connect(url, Reconnect::Once)?),
             write_gate: Arc::default(),
         })
+    }
+
+    /// The URL of the Redis server this store is on (`None` in memory), so that a `spin up`
+    /// can be pointed at the same Redis.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.backend.redis_url()
     }
 
     /// The gate quota-checked guest writes pass one at a time (the lock guards no data, so a

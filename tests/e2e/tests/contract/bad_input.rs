@@ -113,17 +113,18 @@ fn garbled_async_uploads_never_succeed() {
 /// chunks, no job, no index entry.
 #[test]
 fn a_refused_truncated_upload_stores_nothing() {
-    let env = Env::start();
-    let before = env.kv().keys();
-    let inline: &[(&str, &str)] = &[];
-    let async_: &[(&str, &str)] = &[("prefer", "respond-async")];
-    for (content_type, bytes) in every_format() {
-        for headers in [inline, async_] {
-            let body = images::without_last_byte(&bytes);
-            env.submit("", content_type, &body, headers).problem(422);
+    for_each_target(Env::builder, |env| {
+        let before = env.store().keys();
+        let inline: &[(&str, &str)] = &[];
+        let async_: &[(&str, &str)] = &[("prefer", "respond-async")];
+        for (content_type, bytes) in every_format() {
+            for headers in [inline, async_] {
+                let body = images::without_last_byte(&bytes);
+                env.submit("", content_type, &body, headers).problem(422);
+            }
         }
-    }
-    assert_eq!(env.kv().keys(), before);
+        assert_eq!(env.store().keys(), before);
+    });
 }
 
 /// Whole files whose pixel data is damaged (a PNG failing its CRC, a JPEG
@@ -250,20 +251,24 @@ fn a_declared_length_over_the_limit_is_413_before_the_body() {
 /// A chunked body (no `Content-Length`) is cut off at the limit too.
 #[test]
 fn a_chunked_body_over_the_limit_is_413() {
-    let env = Env::builder().variable("max_upload_bytes", "1000").start();
-    let png = images::noisy_png(64, 64);
-    let mut request = b"POST /images HTTP/1.1\r\nHost: kiln\r\nContent-Type: image/png\r\n\
-                        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        .to_vec();
-    for chunk in png.chunks(500) {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    let line = raw_status_line(&env, &request);
-    assert!(line.starts_with("HTTP/1.1 413"), "{line}");
-    env.assert_still_serving();
+    for_each_target(
+        || Env::builder().variable("max_upload_bytes", "1000"),
+        |env| {
+            let png = images::noisy_png(64, 64);
+            let mut request = b"POST /images HTTP/1.1\r\nHost: kiln\r\nContent-Type: image/png\r\n\
+                            Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                .to_vec();
+            for chunk in png.chunks(500) {
+                request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                request.extend_from_slice(chunk);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"0\r\n\r\n");
+            let line = raw_status_line(env, &request);
+            assert!(line.starts_with("HTTP/1.1 413"), "{line}");
+            env.assert_still_serving();
+        },
+    );
 }
 
 /// A body whose bytes contradict its `Content-Type`, a missing or an

@@ -51,16 +51,18 @@ fn a_job_that_always_crashes_ends_failed() {
 }
 
 /// A host killed while a job runs loses nothing: after a restart on the same
-/// store, the job is picked up again and succeeds.
+/// store, the job is picked up again and succeeds. On `spin up`, the kill is
+/// SIGKILL to its process group, and the restart serves the same SQLite file.
 #[test]
 fn a_host_restarted_mid_job_loses_nothing() {
-    let mut env = Env::builder().variable("lease_seconds", "5").start();
-    let accepted = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
-    let location = accepted.location();
-    env.wait_until_running(&location);
-    env.restart();
-    let done = env.wait_until_finished(&location, Duration::from_secs(120));
-    assert_eq!(done.json()["status"], "succeeded");
+    for mut env in kiln_e2e::targets(|| Env::builder().variable("lease_seconds", "5")) {
+        let accepted = env.submit_async(kiln_e2e::SLOW_OPS, &images::noisy_png(1000, 1000));
+        let location = accepted.location();
+        env.wait_until_running(&location);
+        env.restart();
+        let done = env.wait_until_finished(&location, Duration::from_secs(120));
+        assert_eq!(done.json()["status"], "succeeded", "{}", env.name());
+    }
 }
 
 /// While the store fails, requests get 503 problems with `Retry-After`, not

@@ -46,37 +46,39 @@ fn webp_output_is_lossy_and_faithful() {
 /// back exactly.
 #[test]
 fn webp_at_quality_100_is_lossless() {
-    let env = Env::start();
-    let source = images::photo_png(200, 150);
-    let reply = convert(&env, "format(webp),quality(100)", &source, &[]);
-    assert_eq!(webp_chunks(&reply.body), ["VP8L"]);
-    let decoded = image::load_from_memory(&reply.body).unwrap().to_rgba8();
-    assert_eq!(
-        decoded,
-        image::load_from_memory(&source).unwrap().to_rgba8()
-    );
+    for_each_target(Env::builder, |env| {
+        let source = images::photo_png(200, 150);
+        let reply = convert(env, "format(webp),quality(100)", &source, &[]);
+        assert_eq!(webp_chunks(&reply.body), ["VP8L"]);
+        let decoded = image::load_from_memory(&reply.body).unwrap().to_rgba8();
+        assert_eq!(
+            decoded,
+            image::load_from_memory(&source).unwrap().to_rgba8()
+        );
+    });
 }
 
 /// Transparency survives lossy WebP and AVIF: clear pixels stay clear,
 /// opaque ones opaque.
 #[test]
 fn lossy_outputs_keep_transparency() {
-    let env = Env::start();
-    let source = images::half_transparent_png(64, 48);
-    let webp = convert(&env, "format(webp)", &source, &[]);
-    assert!(
-        webp_chunks(&webp.body).contains(&"ALPH".to_owned()),
-        "{:?}",
-        webp_chunks(&webp.body)
-    );
-    let mut decoded = vec![image::load_from_memory(&webp.body).unwrap()];
-    let avif = convert(&env, "format(avif)", &source, &[]);
-    decoded.extend(decode_avif(&avif.body));
-    for image in decoded {
-        let rgba = image.to_rgba8();
-        assert_eq!(rgba.get_pixel(5, 20)[3], 0, "left half transparent");
-        assert_eq!(rgba.get_pixel(60, 20)[3], 255, "right half opaque");
-    }
+    for_each_target(Env::builder, |env| {
+        let source = images::half_transparent_png(64, 48);
+        let webp = convert(env, "format(webp)", &source, &[]);
+        assert!(
+            webp_chunks(&webp.body).contains(&"ALPH".to_owned()),
+            "{:?}",
+            webp_chunks(&webp.body)
+        );
+        let mut decoded = vec![image::load_from_memory(&webp.body).unwrap()];
+        let avif = convert(env, "format(avif)", &source, &[]);
+        decoded.extend(decode_avif(&avif.body));
+        for image in decoded {
+            let rgba = image.to_rgba8();
+            assert_eq!(rgba.get_pixel(5, 20)[3], 0, "left half transparent");
+            assert_eq!(rgba.get_pixel(60, 20)[3], 255, "right half opaque");
+        }
+    });
 }
 
 /// `format(avif)` answers an AVIF file that Debian's `avifdec` (libavif
@@ -112,18 +114,19 @@ fn avif_output_decodes_in_an_independent_decoder() {
 /// `quality(N)` is honoured by every lossy format: lower is smaller.
 #[test]
 fn lower_quality_gives_smaller_files_in_every_lossy_format() {
-    let env = Env::start();
-    let source = images::photo_png(240, 180);
-    for format in ["jpeg", "webp", "avif"] {
-        let high = convert(&env, &format!("format({format}),quality(90)"), &source, &[]);
-        let low = convert(&env, &format!("format({format}),quality(30)"), &source, &[]);
-        assert!(
-            low.body.len() < high.body.len(),
-            "{format}: q30 {} bytes, q90 {} bytes",
-            low.body.len(),
-            high.body.len()
-        );
-    }
+    for_each_target(Env::builder, |env| {
+        let source = images::photo_png(240, 180);
+        for format in ["jpeg", "webp", "avif"] {
+            let high = convert(env, &format!("format({format}),quality(90)"), &source, &[]);
+            let low = convert(env, &format!("format({format}),quality(30)"), &source, &[]);
+            assert!(
+                low.body.len() < high.body.len(),
+                "{format}: q30 {} bytes, q90 {} bytes",
+                low.body.len(),
+                high.body.len()
+            );
+        }
+    });
 }
 
 /// AVIF is written, not read: an AVIF upload is a 415 whose detail says so
@@ -131,26 +134,27 @@ fn lower_quality_gives_smaller_files_in_every_lossy_format() {
 /// nothing is stored.
 #[test]
 fn an_avif_upload_is_415_naming_the_formats_read() {
-    let env = Env::start();
-    let avif = convert(&env, "format(avif)", &images::png(32, 32), &[]).body;
-    env.settle();
-    let before = env.kv().keys();
-    for content_type in ["image/avif", "image/png"] {
-        let reply = env.submit("", content_type, &avif, &[]);
-        let problem = reply.problem(415);
-        let detail = problem["detail"].as_str().unwrap();
-        assert!(
-            detail.contains("image/avif input is not supported"),
-            "{detail}"
-        );
-        assert!(
-            detail.contains("image/jpeg, image/png, image/webp or image/gif"),
-            "{detail}"
-        );
-    }
-    env.settle();
-    assert_eq!(env.kv().keys(), before);
-    env.assert_still_serving();
+    for_each_target(Env::builder, |env| {
+        let avif = convert(env, "format(avif)", &images::png(32, 32), &[]).body;
+        env.settle();
+        let before = env.store().keys();
+        for content_type in ["image/avif", "image/png"] {
+            let reply = env.submit("", content_type, &avif, &[]);
+            let problem = reply.problem(415);
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("image/avif input is not supported"),
+                "{detail}"
+            );
+            assert!(
+                detail.contains("image/jpeg, image/png, image/webp or image/gif"),
+                "{detail}"
+            );
+        }
+        env.settle();
+        assert_eq!(env.store().keys(), before);
+        env.assert_still_serving();
+    });
 }
 
 /// `format(auto)` picks AVIF for a client that names it, WebP for one that
@@ -192,37 +196,38 @@ fn format_auto_follows_accept() {
 /// not vary with `Accept`.
 #[test]
 fn a_negotiated_format_is_fixed_at_submission() {
-    let env = Env::start();
-    let accepted = env.submit(
-        "?ops=format(auto)",
-        "image/png",
-        &images::png(48, 32),
-        &[("prefer", "respond-async"), ("accept", "image/webp")],
-    );
-    assert_eq!(accepted.status, 202);
-    assert_eq!(accepted.header("vary"), "Prefer, Accept");
-    let id = accepted.operation_id();
-    assert!(
-        env.job_record(&id)["ops"]
-            .as_str()
-            .unwrap()
-            .contains("format(webp)"),
-        "{}",
-        env.job_record(&id)
-    );
-    let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
-    let path = done.json()["resourceLocation"].as_str().unwrap().to_owned();
-    let first = env.get(&path, &[("accept", "image/avif")]);
-    let second = env.get(&path, &[("accept", "image/png")]);
-    assert_eq!(first.header("content-type"), "image/webp");
-    assert_eq!(first.body, second.body);
-    assert!(
-        !first
-            .maybe_header("vary")
-            .unwrap_or_default()
-            .contains("Accept")
-    );
-    assert_eq!(inspect(&first.body), (ImageFormat::WebP, 48, 32));
+    for_each_target(Env::builder, |env| {
+        let accepted = env.submit(
+            "?ops=format(auto)",
+            "image/png",
+            &images::png(48, 32),
+            &[("prefer", "respond-async"), ("accept", "image/webp")],
+        );
+        assert_eq!(accepted.status, 202);
+        assert_eq!(accepted.header("vary"), "Prefer, Accept");
+        let id = accepted.operation_id();
+        assert!(
+            env.job_record(&id)["ops"]
+                .as_str()
+                .unwrap()
+                .contains("format(webp)"),
+            "{}",
+            env.job_record(&id)
+        );
+        let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+        let path = done.json()["resourceLocation"].as_str().unwrap().to_owned();
+        let first = env.get(&path, &[("accept", "image/avif")]);
+        let second = env.get(&path, &[("accept", "image/png")]);
+        assert_eq!(first.header("content-type"), "image/webp");
+        assert_eq!(first.body, second.body);
+        assert!(
+            !first
+                .maybe_header("vary")
+                .unwrap_or_default()
+                .contains("Accept")
+        );
+        assert_eq!(inspect(&first.body), (ImageFormat::WebP, 48, 32));
+    });
 }
 
 /// AVIF and lossy WebP take frames up to a size (the AVIF encoder cannot
@@ -231,60 +236,63 @@ fn a_negotiated_format_is_fixed_at_submission() {
 /// AVIF for the next format the client names.
 #[test]
 fn outputs_too_large_for_a_format_are_refused_or_negotiated_around() {
-    let env = Env::start();
-    let large = images::png(2100, 2100);
-    env.settle();
-    let before = env.kv().keys();
-    let refused = env.submit("?ops=format(avif)", "image/png", &large, &[]);
-    let detail = refused.problem(422)["detail"].as_str().unwrap().to_owned();
-    assert!(
-        detail.contains("too large for AVIF output") && detail.contains("resize it first"),
-        "{detail}"
-    );
-    env.settle();
-    assert_eq!(env.kv().keys(), before);
-    let negotiated = env.submit(
-        "?ops=format(auto)",
-        "image/png",
-        &large,
-        &[("accept", BROWSER_ACCEPT)],
-    );
-    assert_eq!(negotiated.status, 201);
-    assert_eq!(negotiated.header("content-type"), "image/webp");
-    let resized = convert(
-        &env,
-        "resize(w=1000),format(auto)",
-        &large,
-        &[("accept", BROWSER_ACCEPT)],
-    );
-    assert_eq!(resized.header("content-type"), "image/avif");
+    for_each_target(Env::builder, |env| {
+        let large = images::png(2100, 2100);
+        env.settle();
+        let before = env.store().keys();
+        let refused = env.submit("?ops=format(avif)", "image/png", &large, &[]);
+        let detail = refused.problem(422)["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("too large for AVIF output") && detail.contains("resize it first"),
+            "{detail}"
+        );
+        env.settle();
+        assert_eq!(env.store().keys(), before);
+        let negotiated = env.submit(
+            "?ops=format(auto)",
+            "image/png",
+            &large,
+            &[("accept", BROWSER_ACCEPT)],
+        );
+        assert_eq!(negotiated.status, 201);
+        assert_eq!(negotiated.header("content-type"), "image/webp");
+        let resized = convert(
+            env,
+            "resize(w=1000),format(auto)",
+            &large,
+            &[("accept", BROWSER_ACCEPT)],
+        );
+        assert_eq!(resized.header("content-type"), "image/avif");
+    });
 }
 
 /// An explicit format ignores `Accept`, and the answer does not vary
 /// with it.
 #[test]
 fn an_explicit_format_ignores_accept() {
-    let env = Env::start();
-    let reply = convert(
-        &env,
-        "format(gif)",
-        &images::png(16, 16),
-        &[("accept", BROWSER_ACCEPT)],
-    );
-    assert_eq!(reply.header("content-type"), "image/gif");
-    assert_eq!(reply.header("vary"), "Prefer");
+    for_each_target(Env::builder, |env| {
+        let reply = convert(
+            env,
+            "format(gif)",
+            &images::png(16, 16),
+            &[("accept", BROWSER_ACCEPT)],
+        );
+        assert_eq!(reply.header("content-type"), "image/gif");
+        assert_eq!(reply.header("vary"), "Prefer");
+    });
 }
 
 /// An unknown format is a 400 naming every format Kiln writes.
 #[test]
 fn an_unknown_format_is_400_naming_the_supported_ones() {
-    let env = Env::start();
-    let reply = env.submit("?ops=format(tiff)", "image/png", &images::png(8, 8), &[]);
-    let detail = reply.problem(400)["detail"].as_str().unwrap().to_owned();
-    assert!(
-        detail.contains("jpeg, png, webp, gif, avif, auto"),
-        "{detail}"
-    );
+    for_each_target(Env::builder, |env| {
+        let reply = env.submit("?ops=format(tiff)", "image/png", &images::png(8, 8), &[]);
+        let detail = reply.problem(400)["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains("jpeg, png, webp, gif, avif, auto"),
+            "{detail}"
+        );
+    });
 }
 
 /// What the service writes in Wasm is what `kiln-image` writes natively,
@@ -295,21 +303,22 @@ fn an_unknown_format_is_400_naming_the_supported_ones() {
 /// its `simd` feature is off.)
 #[test]
 fn the_service_writes_the_jpeg_the_library_writes_natively() {
-    let env = Env::start();
-    let source = images::photo_png(331, 217);
-    let ops = "resize(w=300),sharpen(sigma=1),quality(80),format(jpeg)";
-    let served = convert(&env, ops, &source, &[]).body;
-    let native = kiln_image::process(
-        &source,
-        &kiln_image::parse_ops(ops).unwrap(),
-        &kiln_image::Limits::default(),
-        &mut |_| std::ops::ControlFlow::Continue(()),
-    )
-    .unwrap()
-    .bytes;
-    assert_eq!(served.len(), native.len(), "served and native JPEG sizes");
-    assert!(
-        served == native,
-        "the served JPEG differs from the native one"
-    );
+    for_each_target(Env::builder, |env| {
+        let source = images::photo_png(331, 217);
+        let ops = "resize(w=300),sharpen(sigma=1),quality(80),format(jpeg)";
+        let served = convert(env, ops, &source, &[]).body;
+        let native = kiln_image::process(
+            &source,
+            &kiln_image::parse_ops(ops).unwrap(),
+            &kiln_image::Limits::default(),
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap()
+        .bytes;
+        assert_eq!(served.len(), native.len(), "served and native JPEG sizes");
+        assert!(
+            served == native,
+            "the served JPEG differs from the native one"
+        );
+    });
 }

@@ -74,34 +74,36 @@ fn an_unfinished_image_is_404_linking_its_operation() {
 /// `DELETE` answers 204 and removes the source, the result and the job.
 #[test]
 fn delete_removes_the_image_and_its_source() {
-    let env = Env::start();
-    let created = env.submit("", "image/png", &images::png(16, 16), &[]);
-    let id = created.location().trim_start_matches("/images/").to_owned();
-    assert!(!env.keys_of(&id).is_empty());
-    let deleted = env.send("DELETE", &created.location(), &[], &[]);
-    assert_eq!(deleted.status, 204);
-    env.get(&created.location(), &[]).problem(404);
-    env.get(&format!("/operations/{id}"), &[]).problem(404);
-    let left = env.keys_of(&id);
-    assert!(left.is_empty(), "{left:?}");
+    for_each_target(Env::builder, |env| {
+        let created = env.submit("", "image/png", &images::png(16, 16), &[]);
+        let id = created.location().trim_start_matches("/images/").to_owned();
+        assert!(!env.keys_of(&id).is_empty());
+        let deleted = env.send("DELETE", &created.location(), &[], &[]);
+        assert_eq!(deleted.status, 204);
+        env.get(&created.location(), &[]).problem(404);
+        env.get(&format!("/operations/{id}"), &[]).problem(404);
+        let left = env.keys_of(&id);
+        assert!(left.is_empty(), "{left:?}");
+    });
 }
 
 /// Large images are stored in chunks of at most 256 KiB and come back whole.
 #[test]
 fn a_large_image_round_trips_through_chunks() {
-    let env = Env::start();
-    let big = images::noisy_png(1200, 900);
-    assert!(
-        big.len() > 256 * 1024,
-        "the fixture should need several chunks"
-    );
-    let reply = env.submit("?ops=format(png)", "image/png", &big, &[]);
-    assert_eq!(reply.status, 201);
-    assert_eq!(images::inspect(&reply.body).1, 1200);
-    for key in env.kv().keys() {
+    for_each_target(Env::builder, |env| {
+        let big = images::noisy_png(1200, 900);
         assert!(
-            env.kv().get(&key).unwrap().len() <= 256 * 1024,
-            "{key} is too large"
+            big.len() > 256 * 1024,
+            "the fixture should need several chunks"
         );
-    }
+        let reply = env.submit("?ops=format(png)", "image/png", &big, &[]);
+        assert_eq!(reply.status, 201);
+        assert_eq!(images::inspect(&reply.body).1, 1200);
+        for key in env.store().keys() {
+            assert!(
+                env.store().get(&key).unwrap().len() <= 256 * 1024,
+                "{key} is too large"
+            );
+        }
+    });
 }

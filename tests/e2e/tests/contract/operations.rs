@@ -112,7 +112,7 @@ fn wait_on_get_gives_up_after_n_seconds() {
 /// again is 409.
 #[test]
 fn delete_cancels_a_running_job_and_its_processor_stores_nothing() {
-    a_running_job_is_canceled(&Env::start());
+    for_each_target(Env::builder, a_running_job_is_canceled);
 }
 
 /// The promise above, on `env` (Redis runs it too).
@@ -128,7 +128,7 @@ pub(crate) fn a_running_job_is_canceled(env: &Env) {
         env.get(&accepted.location(), &[]).json()["status"],
         "canceled"
     );
-    let results = env.kv().keys_with_prefix(&format!("kiln:blob:{id}:out"));
+    let results = env.store().keys_with_prefix(&format!("kiln:blob:{id}:out"));
     assert!(results.is_empty(), "a canceled job stored {results:?}");
     let again = env.send("DELETE", &accepted.location(), &[], &[]);
     assert_eq!(again.problem(409)["type"], "urn:kiln:problem:conflict");
@@ -149,26 +149,30 @@ fn delete_of_a_finished_operation_is_409() {
 /// deletes their keys.
 #[test]
 fn expired_jobs_are_gone_and_cleaned_up() {
-    let env = Env::builder().variable("retention_seconds", "2").start();
-    let created = env.submit("", "image/png", &images::png(16, 16), &[]);
-    assert_eq!(created.status, 201);
-    let id = created.location().trim_start_matches("/images/").to_owned();
-    assert!(
-        !env.kv()
-            .keys_with_prefix(&format!("kiln:blob:{id}"))
-            .is_empty()
+    for_each_target(
+        || Env::builder().variable("retention_seconds", "2"),
+        |env| {
+            let created = env.submit("", "image/png", &images::png(16, 16), &[]);
+            assert_eq!(created.status, 201);
+            let id = created.location().trim_start_matches("/images/").to_owned();
+            assert!(
+                !env.store()
+                    .keys_with_prefix(&format!("kiln:blob:{id}"))
+                    .is_empty()
+            );
+            std::thread::sleep(Duration::from_millis(3100));
+            env.get(&format!("/operations/{id}"), &[]).problem(404);
+            env.get(&format!("/images/{id}"), &[]).problem(404);
+            // Any submission sweeps what has expired.
+            assert_eq!(
+                env.submit("", "image/png", &images::png(8, 8), &[]).status,
+                201
+            );
+            env.settle();
+            let left = env.keys_of(&id);
+            assert!(left.is_empty(), "{left:?}");
+        },
     );
-    std::thread::sleep(Duration::from_millis(3100));
-    env.get(&format!("/operations/{id}"), &[]).problem(404);
-    env.get(&format!("/images/{id}"), &[]).problem(404);
-    // Any submission sweeps what has expired.
-    assert_eq!(
-        env.submit("", "image/png", &images::png(8, 8), &[]).status,
-        201
-    );
-    env.settle();
-    let left = env.keys_of(&id);
-    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Unknown operations are 404 problems.

@@ -94,35 +94,36 @@ fn wait_answers_201_when_the_work_fits() {
 /// it over).
 #[test]
 fn wait_answers_202_when_the_work_does_not_fit() {
-    let env = Env::start();
-    let start = std::time::Instant::now();
-    let reply = env.submit(
-        kiln_e2e::SLOW_OPS,
-        "image/png",
-        &images::noisy_png(2000, 2000),
-        &[("prefer", "respond-async, wait=1")],
-    );
-    let elapsed = start.elapsed();
-    assert_eq!(
-        reply.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.header("preference-applied"), "respond-async");
-    assert!(reply.location().starts_with("/operations/"));
-    assert!(
-        elapsed >= Duration::from_millis(900),
-        "answered after {elapsed:?}"
-    );
-    let finished = env.wait_until_finished(&reply.location(), Duration::from_secs(120));
-    assert_eq!(finished.json()["status"], "succeeded");
-    let id = finished.operation_id();
-    assert_eq!(
-        env.job_record(&id)["attempts"],
-        1,
-        "the pause counted as a crash"
-    );
+    for_each_target(Env::builder, |env| {
+        let start = std::time::Instant::now();
+        let reply = env.submit(
+            kiln_e2e::SLOW_OPS,
+            "image/png",
+            &images::noisy_png(2000, 2000),
+            &[("prefer", "respond-async, wait=1")],
+        );
+        let elapsed = start.elapsed();
+        assert_eq!(
+            reply.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.header("preference-applied"), "respond-async");
+        assert!(reply.location().starts_with("/operations/"));
+        assert!(
+            elapsed >= Duration::from_millis(900),
+            "answered after {elapsed:?}"
+        );
+        let finished = env.wait_until_finished(&reply.location(), Duration::from_secs(120));
+        assert_eq!(finished.json()["status"], "succeeded");
+        let id = finished.operation_id();
+        assert_eq!(
+            env.job_record(&id)["attempts"],
+            1,
+            "the pause counted as a crash"
+        );
+    });
 }
 
 /// `Prefer: return=minimal` gets a 201 without the image.
@@ -145,72 +146,79 @@ fn return_minimal_answers_201_without_a_body() {
 /// Every input format is read, and converted to the requested output.
 #[test]
 fn every_input_format_converts_to_every_output_format() {
-    let env = Env::start();
-    let inputs = [
-        ("image/jpeg", images::jpeg(24, 16)),
-        ("image/png", images::png(24, 16)),
-        ("image/webp", images::webp(24, 16)),
-        ("image/gif", images::gif(24, 16)),
-    ];
-    let outputs = [
-        ("jpeg", image::ImageFormat::Jpeg),
-        ("png", image::ImageFormat::Png),
-        ("webp", image::ImageFormat::WebP),
-        ("gif", image::ImageFormat::Gif),
-    ];
-    for (content_type, body) in &inputs {
-        for (name, format) in outputs {
-            let reply = env.submit(&format!("?ops=format({name})"), content_type, body, &[]);
-            assert_eq!(reply.status, 201, "{content_type} -> {name}");
-            assert_eq!(
-                inspect(&reply.body),
-                (format, 24, 16),
-                "{content_type} -> {name}"
-            );
+    for_each_target(Env::builder, |env| {
+        let inputs = [
+            ("image/jpeg", images::jpeg(24, 16)),
+            ("image/png", images::png(24, 16)),
+            ("image/webp", images::webp(24, 16)),
+            ("image/gif", images::gif(24, 16)),
+        ];
+        let outputs = [
+            ("jpeg", image::ImageFormat::Jpeg),
+            ("png", image::ImageFormat::Png),
+            ("webp", image::ImageFormat::WebP),
+            ("gif", image::ImageFormat::Gif),
+        ];
+        for (content_type, body) in &inputs {
+            for (name, format) in outputs {
+                let reply = env.submit(&format!("?ops=format({name})"), content_type, body, &[]);
+                assert_eq!(reply.status, 201, "{content_type} -> {name}");
+                assert_eq!(
+                    inspect(&reply.body),
+                    (format, 24, 16),
+                    "{content_type} -> {name}"
+                );
+            }
+            // AVIF, which the `image` crate here does not read: by `avifdec`.
+            let reply = env.submit("?ops=format(avif)", content_type, body, &[]);
+            assert_eq!(reply.status, 201, "{content_type} -> avif");
+            assert_eq!(reply.header("content-type"), "image/avif");
+            if let Some(decoded) = images::decode_avif(&reply.body) {
+                assert_eq!(
+                    (decoded.width(), decoded.height()),
+                    (24, 16),
+                    "{content_type} -> avif"
+                );
+            }
         }
-        // AVIF, which the `image` crate here does not read: by `avifdec`.
-        let reply = env.submit("?ops=format(avif)", content_type, body, &[]);
-        assert_eq!(reply.status, 201, "{content_type} -> avif");
-        assert_eq!(reply.header("content-type"), "image/avif");
-        if let Some(decoded) = images::decode_avif(&reply.body) {
-            assert_eq!(
-                (decoded.width(), decoded.height()),
-                (24, 16),
-                "{content_type} -> avif"
-            );
-        }
-    }
+    });
 }
 
 /// Without `ops`, the default re-encodes in the source format.
 #[test]
 fn without_ops_the_image_is_reencoded_in_its_own_format() {
-    let env = Env::start();
-    let reply = env.submit("", "image/jpeg", &images::jpeg(30, 20), &[]);
-    assert_eq!(reply.status, 201);
-    assert_eq!(inspect(&reply.body), (image::ImageFormat::Jpeg, 30, 20));
+    for_each_target(Env::builder, |env| {
+        let reply = env.submit("", "image/jpeg", &images::jpeg(30, 20), &[]);
+        assert_eq!(reply.status, 201);
+        assert_eq!(inspect(&reply.body), (image::ImageFormat::Jpeg, 30, 20));
+    });
 }
 
 /// A lower JPEG quality compresses harder.
 #[test]
 fn quality_compresses() {
-    let env = Env::start();
-    let photo = images::png(200, 150);
-    let high = env.submit("?ops=format(jpeg),quality(95)", "image/png", &photo, &[]);
-    let low = env.submit("?ops=format(jpeg),quality(20)", "image/png", &photo, &[]);
-    assert!(
-        low.body.len() < high.body.len(),
-        "{} vs {}",
-        low.body.len(),
-        high.body.len()
-    );
+    for_each_target(Env::builder, |env| {
+        let photo = images::png(200, 150);
+        let high = env.submit("?ops=format(jpeg),quality(95)", "image/png", &photo, &[]);
+        let low = env.submit("?ops=format(jpeg),quality(20)", "image/png", &photo, &[]);
+        assert!(
+            low.body.len() < high.body.len(),
+            "{} vs {}",
+            low.body.len(),
+            high.body.len()
+        );
+    });
 }
 
 /// A retry with the same `Idempotency-Key` and body gets the same
 /// operation, and no second job runs.
 #[test]
 fn the_same_idempotency_key_returns_the_same_operation_and_runs_once() {
-    let env = Env::start();
+    for_each_target(Env::builder, an_idempotent_retry_runs_once);
+}
+
+/// The promise above, on `env` (Redis runs it too).
+pub(crate) fn an_idempotent_retry_runs_once(env: &Env) {
     let body = images::png(20, 20);
     let headers = [
         ("prefer", "respond-async"),
@@ -220,59 +228,69 @@ fn the_same_idempotency_key_returns_the_same_operation_and_runs_once() {
     let second = env.submit("?ops=grayscale", "image/png", &body, &headers);
     assert_eq!((first.status, second.status), (202, 202));
     assert_eq!(first.location(), second.location());
-    env.wait_until_finished(&first.location(), Duration::from_secs(60));
+    let done = env.wait_until_finished(&first.location(), Duration::from_secs(60));
+    assert_eq!(done.json()["status"], "succeeded", "{}", env.name());
     env.settle();
-    let jobs = env.kv().keys_with_prefix("kiln:job:");
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
-    let job: serde_json::Value = serde_json::from_slice(&env.kv().get(&jobs[0]).unwrap()).unwrap();
-    assert_eq!(job["attempts"], 1, "the job was claimed more than once");
+    let jobs = env.store().keys_with_prefix("kiln:job:");
+    assert_eq!(jobs.len(), 1, "{}: {jobs:?}", env.name());
+    assert_eq!(
+        env.job_record(&first.operation_id())["attempts"],
+        1,
+        "{}: the job was claimed more than once",
+        env.name()
+    );
 }
 
 /// Concurrent retries with the same `Idempotency-Key` (a client that timed
 /// out and retried in a hurry) create one job, and all get its operation.
 #[test]
 fn concurrent_retries_with_one_idempotency_key_create_one_job() {
-    let env = Env::start();
-    let body = images::png(24, 24);
-    let locations: std::collections::HashSet<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
-            .map(|_| {
-                scope.spawn(|| {
-                    let headers = [("prefer", "respond-async"), ("idempotency-key", "burst")];
-                    let reply = env.submit("", "image/png", &body, &headers);
-                    assert_eq!(
-                        reply.status,
-                        202,
-                        "{}",
-                        String::from_utf8_lossy(&reply.body)
-                    );
-                    reply.location()
+    for_each_target(Env::builder, |env| {
+        let body = images::png(24, 24);
+        let locations: std::collections::HashSet<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let headers = [("prefer", "respond-async"), ("idempotency-key", "burst")];
+                        let reply = env.submit("", "image/png", &body, &headers);
+                        assert_eq!(
+                            reply.status,
+                            202,
+                            "{}",
+                            String::from_utf8_lossy(&reply.body)
+                        );
+                        reply.location()
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(locations.len(), 1, "{locations:?}");
+        env.settle();
+        assert_eq!(env.store().keys_with_prefix("kiln:job:").len(), 1);
     });
-    assert_eq!(locations.len(), 1, "{locations:?}");
-    env.settle();
-    assert_eq!(env.kv().keys_with_prefix("kiln:job:").len(), 1);
 }
 
 /// After its job expired, an `Idempotency-Key` may be used afresh.
 #[test]
 fn an_idempotency_key_is_free_again_once_its_job_expired() {
-    let env = Env::builder().variable("retention_seconds", "1").start();
-    let headers = [("idempotency-key", "daily-report")];
-    let first = env.submit("", "image/png", &images::png(20, 20), &headers);
-    assert_eq!(first.status, 201);
-    std::thread::sleep(Duration::from_millis(1100));
-    let second = env.submit("", "image/png", &images::png(30, 20), &headers);
-    assert_eq!(
-        second.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&second.body)
+    for_each_target(
+        || Env::builder().variable("retention_seconds", "1"),
+        |env| {
+            let headers = [("idempotency-key", "daily-report")];
+            let first = env.submit("", "image/png", &images::png(20, 20), &headers);
+            assert_eq!(first.status, 201);
+            std::thread::sleep(Duration::from_millis(1100));
+            let second = env.submit("", "image/png", &images::png(30, 20), &headers);
+            assert_eq!(
+                second.status,
+                201,
+                "{}",
+                String::from_utf8_lossy(&second.body)
+            );
+            assert_ne!(first.location(), second.location());
+        },
     );
-    assert_ne!(first.location(), second.location());
 }
 
 /// The same `Idempotency-Key` with a different request is a 422 problem.

@@ -129,27 +129,23 @@ fn every_finished_state_is_posted_signed() {
 /// attempt carries the same id and a valid signature of its own.
 #[test]
 fn a_receiver_failing_twice_gets_the_event_on_the_third_attempt() {
-    let env = with_webhooks().start();
-    let receiver = WebhookReceiver::start();
-    receiver.answer_next(&[500, 500]);
-    let created = submit_with_hook(
-        &env,
-        "",
-        &images::png(16, 16),
-        &receiver.url("/hook"),
-        false,
-    );
-    assert_eq!(created.status, 201);
-    let settled = wait_for_delivery(&env, &operation_path(&created));
-    assert_eq!(settled["webhook"]["status"], "delivered", "{settled}");
-    assert_eq!(settled["webhook"]["attempts"], 3, "{settled}");
-    let received = receiver.received();
-    let answered: Vec<u16> = received.iter().map(|r| r.answered).collect();
-    assert_eq!(answered, [500, 500, 204]);
-    assert!(received.iter().all(|r| r.signature_is_valid(SECRET)));
-    let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    assert!(received.windows(2).all(|w| w[0].body == w[1].body));
+    for_each_target(with_webhooks, |env| {
+        let receiver = WebhookReceiver::start();
+        receiver.answer_next(&[500, 500]);
+        let created =
+            submit_with_hook(env, "", &images::png(16, 16), &receiver.url("/hook"), false);
+        assert_eq!(created.status, 201);
+        let settled = wait_for_delivery(env, &operation_path(&created));
+        assert_eq!(settled["webhook"]["status"], "delivered", "{settled}");
+        assert_eq!(settled["webhook"]["attempts"], 3, "{settled}");
+        let received = receiver.received();
+        let answered: Vec<u16> = received.iter().map(|r| r.answered).collect();
+        assert_eq!(answered, [500, 500, 204]);
+        assert!(received.iter().all(|r| r.signature_is_valid(SECRET)));
+        let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        assert!(received.windows(2).all(|w| w[0].body == w[1].body));
+    });
 }
 
 /// A `Webhook-Url` the operator does not allow is refused at submission,
@@ -168,7 +164,11 @@ fn nothing_is_sent_to_a_host_that_is_not_allowed() {
     let refused = submit_with_hook(&env, "", &images::png(16, 16), &other.url("/hook"), false);
     let problem = refused.problem(400);
     assert_eq!(problem["type"], "urn:kiln:problem:webhook-refused");
-    assert!(env.kv().keys().is_empty(), "stored: {:?}", env.kv().keys());
+    assert!(
+        env.store().keys().is_empty(),
+        "stored: {:?}",
+        env.store().keys()
+    );
     let accepted = submit_with_hook(&env, "", &images::png(16, 16), &allowed.url("/hook"), false);
     assert_eq!(accepted.status, 201);
     allowed.wait_for(1, Duration::from_secs(30));
@@ -180,80 +180,82 @@ fn nothing_is_sent_to_a_host_that_is_not_allowed() {
 /// `400` problem before anything is stored, and the service keeps serving.
 #[test]
 fn bad_webhook_urls_are_refused_before_anything_is_stored() {
-    let env = with_webhooks().start();
-    let long = format!("http://127.0.0.1:9/{}", "a".repeat(2100));
-    let bad: Vec<Vec<&str>> = vec![
-        vec![""],
-        vec!["/hooks/kiln"],
-        vec!["127.0.0.1:9/hook"],
-        vec!["ftp://127.0.0.1:9/hook"],
-        vec!["javascript:alert(1)"],
-        vec!["file:///etc/passwd"],
-        vec!["http://user:secret@127.0.0.1:9/hook"],
-        vec!["http://[::1"],
-        vec!["http://127.0.0.1:9/hook#fragment"],
-        vec!["http://127.0.0.1:9/a b"],
-        vec!["http://10.0.0.1/hook"],
-        vec!["http://127.0.0.1.evil.example/hook"],
-        vec!["https://127.0.0.1:9/hook"],
-        vec![&long],
-        vec!["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
-    ];
-    for values in &bad {
-        let mut headers: Vec<(&str, &str)> = values.iter().map(|v| ("webhook-url", *v)).collect();
-        headers.push(("prefer", "respond-async"));
-        let refused = env.submit("", "image/png", &images::png(8, 8), &headers);
-        let problem = refused.problem(400);
-        assert_eq!(
-            problem["type"], "urn:kiln:problem:webhook-refused",
-            "{values:?}"
-        );
-        assert!(
-            env.kv().keys().is_empty(),
-            "{values:?} stored {:?}",
-            env.kv().keys()
-        );
-    }
-    env.assert_still_serving();
+    for_each_target(with_webhooks, |env| {
+        let long = format!("http://127.0.0.1:9/{}", "a".repeat(2100));
+        let bad: Vec<Vec<&str>> = vec![
+            vec![""],
+            vec!["/hooks/kiln"],
+            vec!["127.0.0.1:9/hook"],
+            vec!["ftp://127.0.0.1:9/hook"],
+            vec!["javascript:alert(1)"],
+            vec!["file:///etc/passwd"],
+            vec!["http://user:secret@127.0.0.1:9/hook"],
+            vec!["http://[::1"],
+            vec!["http://127.0.0.1:9/hook#fragment"],
+            vec!["http://127.0.0.1:9/a b"],
+            vec!["http://10.0.0.1/hook"],
+            vec!["http://127.0.0.1.evil.example/hook"],
+            vec!["https://127.0.0.1:9/hook"],
+            vec![&long],
+            vec!["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
+        ];
+        for values in &bad {
+            let mut headers: Vec<(&str, &str)> =
+                values.iter().map(|v| ("webhook-url", *v)).collect();
+            headers.push(("prefer", "respond-async"));
+            let refused = env.submit("", "image/png", &images::png(8, 8), &headers);
+            let problem = refused.problem(400);
+            assert_eq!(
+                problem["type"], "urn:kiln:problem:webhook-refused",
+                "{values:?}"
+            );
+            assert!(
+                env.store().keys().is_empty(),
+                "{values:?} stored {:?}",
+                env.store().keys()
+            );
+        }
+        env.assert_still_serving();
+    });
 }
 
 /// Without `webhook_secret`, a `Webhook-Url` is refused saying webhooks
 /// are not configured (nothing could sign the event).
 #[test]
 fn webhooks_are_refused_when_not_configured() {
-    let env = Env::start();
-    let refused = submit_with_hook(
-        &env,
-        "",
-        &images::png(8, 8),
-        "http://127.0.0.1:9/hook",
-        false,
-    );
-    let problem = refused.problem(400);
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not configured"),
-        "{problem}"
-    );
+    for_each_target(Env::builder, |env| {
+        let refused = submit_with_hook(
+            env,
+            "",
+            &images::png(8, 8),
+            "http://127.0.0.1:9/hook",
+            false,
+        );
+        let problem = refused.problem(400);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not configured"),
+            "{problem}"
+        );
+    });
 }
 
 /// On the Fermyon Cloud profile the instance that runs the job (the one
 /// that accepted it) sends the event.
 #[test]
 fn the_cloud_profile_sends_webhooks_from_the_instance_that_ran_the_job() {
-    let env = kiln_e2e::webhooks::enabled(Env::builder().cloud()).start();
-    let receiver = WebhookReceiver::start();
-    let accepted = submit_with_hook(
-        &env,
-        "",
-        &images::png(16, 16),
-        &receiver.url("/cloud"),
-        true,
+    for_each_target(
+        || kiln_e2e::webhooks::enabled(Env::builder().cloud()),
+        |env| {
+            let receiver = WebhookReceiver::start();
+            let accepted =
+                submit_with_hook(env, "", &images::png(16, 16), &receiver.url("/cloud"), true);
+            assert_eq!(accepted.status, 202, "{}", env.name());
+            let post = &receiver.wait_for(1, Duration::from_secs(30))[0];
+            assert!(post.signature_is_valid(SECRET), "{}", env.name());
+            assert_eq!(post.json()["type"], "operation.succeeded");
+        },
     );
-    assert_eq!(accepted.status, 202);
-    let post = &receiver.wait_for(1, Duration::from_secs(30))[0];
-    assert!(post.signature_is_valid(SECRET));
-    assert_eq!(post.json()["type"], "operation.succeeded");
 }

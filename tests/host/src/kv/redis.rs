@@ -134,6 +134,10 @@ fn value_size(value: &Option<Vec<u8>>) -> usize {
 }
 
 impl Backend for RedisStore {
+    fn redis_url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
     fn after_open(&self) -> wasmtime::Result<()> {
         // Spin ignores the outcome: a failed PING has the connection manager reconnect.
         self.call(
