@@ -543,8 +543,9 @@ const PEAK_MEMORY_REQUESTS: [(&str, &str); 2] = [
 ];
 
 /// Section 6 on `spin up`: what the whole `spin trigger http` process holds
-/// resident at its peak, over what it held idle, for one request on a
-/// fresh server.
+/// resident at its peak during one request on a fresh server (the peak
+/// reset once it is up, so that loading the components does not count),
+/// over what it held idle.
 fn spin_peak_memory(photo: &Photo, spin: &Path) {
     println!(
         "On `spin up`: resident memory of the `spin trigger http` process (VmRSS, VmHWM), a fresh server per request\n"
@@ -560,6 +561,7 @@ fn spin_peak_memory(photo: &Photo, spin: &Path) {
     for (label, ops) in PEAK_MEMORY_REQUESTS {
         let kiln = Env::builder().start_spin(spin);
         let process = kiln.spin_process().expect("a spin up");
+        process.reset_peak_memory();
         let idle = process.server_memory().expect("the server's memory");
         submit_synchronously(&kiln, photo, ops);
         kiln.settle();

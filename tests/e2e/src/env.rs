@@ -103,7 +103,7 @@ pub struct EnvBuilder {
 }
 
 impl EnvBuilder {
-    /// Overrides an application variable of `spin.toml`.
+    /// Overrides an application variable of the manifest.
     pub fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.push((name.to_owned(), value.to_owned()));
         self
@@ -191,8 +191,8 @@ fn redis_runtime_config(url: &str) -> String {
     text.replace(default_url, &format!("\"{url}\""))
 }
 
-/// The runtime a test host runs on: multi-threaded, as Spin's, with one
-/// worker per core of the development machine.
+/// The runtime a test host runs on: multi-threaded, as Spin's, with two
+/// workers, one per core of the development machine.
 pub fn host_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -216,15 +216,6 @@ fn start_host(
     runtime
         .block_on(builder.start())
         .unwrap_or_else(|e| panic!("starting the test host: {e:#}"))
-}
-
-/// Job `id`'s record in `kv` as the components stored it: `attempts`
-/// counts its claims, `status` and `last_updated_at` its state.
-pub fn job_record(kv: &KeyValueStore, id: &str) -> serde_json::Value {
-    let raw = kv
-        .get(&format!("kiln:job:{id}"))
-        .unwrap_or_else(|| panic!("no record for job {id}"));
-    serde_json::from_slice(&raw).expect("a job record in JSON")
 }
 
 /// Runs `test` against the test host and, when a `spin` binary is available
@@ -397,7 +388,7 @@ impl Env {
     }
 
     /// The test host. Panics when the target is `spin up`: fault injection
-    /// and store inspection exist only on the test host.
+    /// and the counters of instances exist only on the test host.
     pub fn host(&self) -> &Host {
         match &self.target {
             Target::Host {
@@ -444,7 +435,8 @@ impl Env {
         }
     }
 
-    /// Job `id`'s record as the components stored it (see [`job_record`]).
+    /// Job `id`'s record as the components stored it: `attempts` counts its
+    /// claims, `status` and `last_updated_at` its state.
     pub fn job_record(&self, id: &str) -> serde_json::Value {
         let raw = self
             .store()

@@ -30,5 +30,5 @@ pub mod store;
 pub mod webhooks;
 
 pub use client::Reply;
-pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target, job_record, targets};
+pub use env::{Env, EnvBuilder, SLOW_OPS, for_each_target, targets};
 pub use kiln_test_host::{KeyValueStore, Quotas, RedisServer};

@@ -49,9 +49,18 @@ impl ProcessGroup {
     /// a shutdown), and waits until none runs.
     pub fn kill(self) {
         self.signal(libc::SIGKILL);
-        self.wait_until_ended(Self::GRACE);
+        assert!(
+            self.wait_until_ended(Self::GRACE),
+            "process group {} still runs after SIGKILL",
+            self.id()
+        );
         // Dropping sends SIGTERM to a group that no longer runs, and reaps
         // the leader.
+    }
+
+    /// The leader's standard output, if it was piped and not taken yet.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.leader.stdout.take()
     }
 
     /// The group's id (its leader's pid).
@@ -180,9 +189,23 @@ fn proc_stat(pid: libc::pid_t) -> std::path::PathBuf {
     format!("/proc/{pid}/stat").into()
 }
 
+/// What a process has done so far: its CPU time in clock ticks (user and
+/// system) and the bytes it has read and written (`rchar`, `wchar` of
+/// `/proc/PID/io`, sockets and files alike). Zeros once it is gone.
+pub(crate) fn activity(pid: libc::pid_t) -> [u64; 3] {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let counter = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    [cpu_ticks(pid), counter("rchar:"), counter("wchar:")]
+}
+
 /// The CPU time a process has used (user and system, in clock ticks); 0
 /// once it is gone.
-pub(crate) fn cpu_ticks(pid: libc::pid_t) -> u64 {
+fn cpu_ticks(pid: libc::pid_t) -> u64 {
     // Fields 14 and 15 of `/proc/PID/stat` (utime, stime): 11 and 12 after
     // the state letter.
     stat_fields(&proc_stat(pid)).map_or(0, |fields| {

@@ -6,10 +6,12 @@
 //! can be killed mid-work and restarted on the same store, and tells the
 //! pid and memory of the server `spin up` forked.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Once;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::process::ProcessGroup;
@@ -128,7 +130,6 @@ impl SpinProcess {
                 "--state-dir",
             ])
             .arg(&self.state_dir.0)
-            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if self.app.runtime_config.is_some() {
             command
@@ -155,7 +156,7 @@ impl SpinProcess {
     pub fn restart(&mut self) {
         self.kill();
         let command = self.command();
-        self.group = Some(wait_until_listening(command, self.port));
+        self.group = Some(wait_until_serving(command, self.port));
     }
 
     /// The pid of the `spin trigger http` server that `spin up` forked (the
@@ -165,6 +166,16 @@ impl SpinProcess {
         crate::process::running_in_group(group.id())
             .into_iter()
             .find(|&pid| pid != group.id())
+    }
+
+    /// Starts the server's peak resident memory afresh from what it holds
+    /// now (writing 5 to `/proc/PID/clear_refs`), so that a later
+    /// [`server_memory`](Self::server_memory) shows the peak of what came
+    /// after, not of Spin's start (compiling the components).
+    pub fn reset_peak_memory(&self) {
+        let pid = self.server_pid().expect("spin up's server runs");
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+            .unwrap_or_else(|e| panic!("resetting the peak memory of {pid}: {e}"));
     }
 
     /// The server's resident memory now and at its peak so far (`VmRSS`
@@ -188,27 +199,29 @@ impl SpinProcess {
         })
     }
 
-    /// Waits until the server has used no CPU time for half a second (for
-    /// at most a minute): Spin does not say when its instances are done,
-    /// and work after a response (a job run after its `202`, a processor
-    /// noticing a cancel) shows as CPU time. An instance blocked on I/O
-    /// looks idle; tests wait for what they can observe first.
+    /// Waits until the server has been still for half a second: no CPU
+    /// time used, no bytes read or written (at most a minute, then the test
+    /// fails). Spin does not say when its instances are done, and work after
+    /// a response (a job run after its `202`, a processor noticing a cancel,
+    /// maintenance writing to the store) shows as CPU time or I/O. An
+    /// instance blocked waiting looks still; tests wait for what they can
+    /// observe first.
     pub fn wait_idle(&self) {
-        const QUIET: Duration = Duration::from_millis(500);
-        let Some(pid) = self.server_pid() else {
-            return;
-        };
+        const STILL: Duration = Duration::from_millis(500);
+        let pid = self.server_pid().expect("spin up's server runs");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = crate::process::cpu_ticks(pid);
-        let mut quiet_since = Instant::now();
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = crate::process::cpu_ticks(pid);
+        let mut last = crate::process::activity(pid);
+        let mut still_since = Instant::now();
+        while still_since.elapsed() < STILL {
+            assert!(
+                Instant::now() < deadline,
+                "spin up's server ({pid}) was still busy after a minute"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            let now = crate::process::activity(pid);
             if now != last {
                 last = now;
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= QUIET {
-                return;
+                still_since = Instant::now();
             }
         }
     }
@@ -234,22 +247,46 @@ pub struct ServerMemory {
     pub peak: u64,
 }
 
-/// Runs `command` in a new process group and waits until something listens
-/// on `port`. Any program will do: the tests of this module start a
-/// stand-in for Spin this way.
-fn wait_until_listening(command: Command, port: u16) -> ProcessGroup {
+/// Runs `command` in a new process group and waits until Spin says it
+/// serves on `port` (`Serving http://127.0.0.1:PORT` on its standard
+/// output) and the port answers: only a listener of this group, not one
+/// that took the port meanwhile. The rest of its output is read and
+/// dropped until it ends. The tests of this module start a stand-in for
+/// Spin this way.
+fn wait_until_serving(mut command: Command, port: u16) -> ProcessGroup {
+    command.stdout(Stdio::piped());
     let mut group = ProcessGroup::spawn(command);
+    let stdout = group.take_stdout().expect("spin up's piped output");
+    let serving = format!("Serving http://127.0.0.1:{port}");
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.trim() == serving {
+                said.send(()).ok();
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        match heard.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("spin up closed its output without serving on {port}")
+            }
+        }
         if let Some(status) = group.wait(Duration::ZERO) {
-            panic!("spin up exited before listening on {port}: {status}");
+            panic!("spin up exited before serving on {port}: {status}");
         }
         assert!(
             Instant::now() < deadline,
-            "spin up did not listen on {port}"
+            "spin up did not serve on {port} within a minute"
         );
-        std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "spin up said it serves on {port}, but nothing answers there"
+    );
     group
 }
 
@@ -305,6 +342,8 @@ mod tests {
              while [ $# -gt 0 ]; do [ \"$1\" = --listen ] && listen=$2; shift; done\n\
              python3 -m http.server --bind 127.0.0.1 \"${{listen##*:}}\" >/dev/null 2>&1 &\n\
              echo $! > '{}'\n\
+             until python3 -c \"import socket; socket.create_connection(('127.0.0.1', ${{listen##*:}}))\" 2>/dev/null; do sleep 0.05; done\n\
+             echo \"Serving http://$listen\"\n\
              wait\n",
             child_pid_file.display()
         );

@@ -17,6 +17,13 @@ pub enum StoreView<'a> {
 impl StoreView<'_> {
     /// Spin's default store in the `--state-dir` of a `spin up`.
     pub fn spin_sqlite(state_dir: &Path) -> StoreView<'static> {
+        // The file itself appears only when a component first opens the
+        // store, but its folder is there from the start.
+        assert!(
+            state_dir.is_dir(),
+            "no state directory {}",
+            state_dir.display()
+        );
         StoreView::SpinSqlite(state_dir.join("sqlite_key_value.db"))
     }
 

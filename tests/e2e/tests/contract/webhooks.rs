@@ -154,26 +154,30 @@ fn a_receiver_failing_twice_gets_the_event_on_the_third_attempt() {
 fn nothing_is_sent_to_a_host_that_is_not_allowed() {
     let allowed = WebhookReceiver::start();
     let other = WebhookReceiver::start();
-    let env = Env::builder()
-        .variable("webhook_secret", SECRET)
-        .variable(
+    let only_allowed = || {
+        Env::builder().variable("webhook_secret", SECRET).variable(
             "webhook_allowed_hosts",
             &format!("http://127.0.0.1:{}", allowed.port()),
         )
-        .start();
-    let refused = submit_with_hook(&env, "", &images::png(16, 16), &other.url("/hook"), false);
-    let problem = refused.problem(400);
-    assert_eq!(problem["type"], "urn:kiln:problem:webhook-refused");
-    assert!(
-        env.store().keys().is_empty(),
-        "stored: {:?}",
-        env.store().keys()
-    );
-    let accepted = submit_with_hook(&env, "", &images::png(16, 16), &allowed.url("/hook"), false);
-    assert_eq!(accepted.status, 201);
-    allowed.wait_for(1, Duration::from_secs(30));
-    env.settle();
-    assert!(other.received().is_empty(), "{:#?}", other.received());
+    };
+    for_each_target(only_allowed, |env| {
+        let refused = submit_with_hook(env, "", &images::png(16, 16), &other.url("/hook"), false);
+        let problem = refused.problem(400);
+        assert_eq!(problem["type"], "urn:kiln:problem:webhook-refused");
+        assert!(
+            env.store().keys().is_empty(),
+            "stored: {:?}",
+            env.store().keys()
+        );
+        // The receivers serve both targets: count from what came before.
+        let delivered = allowed.received().len();
+        let accepted =
+            submit_with_hook(env, "", &images::png(16, 16), &allowed.url("/hook"), false);
+        assert_eq!(accepted.status, 201);
+        allowed.wait_for(delivered + 1, Duration::from_secs(30));
+        env.settle();
+        assert!(other.received().is_empty(), "{:#?}", other.received());
+    });
 }
 
 /// Malformed, dangerous or disallowed `Webhook-Url` values are each a
