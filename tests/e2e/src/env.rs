@@ -472,7 +472,7 @@ impl Env {
 
     /// Waits until no component instance is running any more (work after a
     /// response included). The test host knows; `spin up` does not say, so
-    /// there it waits until Spin's server uses no CPU (see
+    /// there it waits until Spin's server uses no CPU and does no I/O (see
     /// [`SpinProcess::wait_idle`]).
     pub fn settle(&self) {
         match &self.target {
