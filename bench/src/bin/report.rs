@@ -15,7 +15,7 @@
 //! Native Kiln runs on one core, like a Wasm instance; section 2 shows it
 //! on all cores too (see `kiln_bench::one_core`).
 //!
-//! Everything runs on the test host (the wasmtime Spin runs on); sections
+//! Everything runs on the test host (wasmtime 48; Spin 4.0.2 runs 44); sections
 //! 1, 4, 5 and 6 run on `spin up` too when a `spin` binary is found
 //! (`SPIN_BIN` or `PATH`; `bench/run` puts ../shared/spin/bin there, the
 //! real Spin 4.0.2). Ratios, not absolute times, are what carries from one
