@@ -16,7 +16,7 @@
 //! on all cores too (see `kiln_bench::one_core`).
 //!
 //! Everything runs on the test host (wasmtime 48; Spin 4.0.2 runs 44); sections
-//! 1, 4, 5 and 6 run on `spin up` too when a `spin` binary is found
+//! 1, 2, 4, 5 and 6 run on `spin up` too when a `spin` binary is found
 //! (`SPIN_BIN` or `PATH`; `bench/run` puts ../shared/spin/bin there, the
 //! real Spin 4.0.2). Ratios, not absolute times, are what carries from one
 //! machine to another; and figures of the key-value paths carry from the
@@ -98,7 +98,7 @@ fn main() {
         synchronous_p(&photos, &targets, has_vips, &scratch);
     }
     if wanted(2) {
-        wasm_stages(&photos[1..], &targets[0]);
+        wasm_stages(&photos[1..], &targets);
     }
     if wanted(3) {
         full_size(&photos[1], &targets[0], has_vips, &scratch);
@@ -252,45 +252,47 @@ fn median_run(mut timings: Vec<Timed>) -> Timed {
     timings.swap_remove(middle)
 }
 
-fn wasm_stages(photos: &[Photo], target: &Target) {
+fn wasm_stages(photos: &[Photo], targets: &[Target]) {
     println!("## 2. P in Wasm, stage by stage, against the same code natively\n");
     println!(
-        "(the pipeline alone in a component of bench/spin.toml, no store; {}, median run of {RUNS})\n",
-        target.name
+        "(the pipeline alone in a component of bench/spin.toml, no store, on each runtime; median run of {RUNS})\n"
     );
-    let mut table = Table::new(&[
-        "photo",
-        "stage",
-        "Wasm (ms)",
-        "native, one core (ms)",
-        "Wasm ÷ native, one core",
-        "native, all cores (ms)",
-        "Wasm ÷ native, all cores",
+    let mut header = vec!["photo".to_owned(), "stage".to_owned()];
+    for target in targets {
+        header.push(format!("Wasm, {} (ms)", target.name));
+        header.push(format!("{} ÷ native, one core", target.name));
+    }
+    header.extend([
+        "native, one core (ms)".to_owned(),
+        "native, all cores (ms)".to_owned(),
+        format!("{} ÷ native, all cores", targets[0].name),
     ]);
+    let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
     for photo in photos {
-        let wasm = wasm_p(&target.references, photo, P, RUNS);
+        let wasm: Vec<Timed> = targets
+            .iter()
+            .map(|target| wasm_p(&target.references, photo, P, RUNS))
+            .collect();
         let (one, all) = native_p_on_one_and_all(photo, P, RUNS);
-        let stages = wasm.stages.iter().zip(&one.stages).zip(&all.stages);
-        for ((w, one), all) in stages {
-            table.row(vec![
-                photo.label.to_owned(),
-                w.stage.clone(),
-                format!("{:.1}", w.ms),
-                format!("{:.1}", one.ms),
-                ratio(w.ms, one.ms),
-                format!("{:.1}", all.ms),
-                ratio(w.ms, all.ms),
+        let row = |stage: String, wasm_ms: Vec<f64>, one: f64, all: f64| {
+            let mut row = vec![photo.label.to_owned(), stage];
+            for &ms in &wasm_ms {
+                row.push(format!("{ms:.1}"));
+                row.push(ratio(ms, one));
+            }
+            row.extend([
+                format!("{one:.1}"),
+                format!("{all:.1}"),
+                ratio(wasm_ms[0], all),
             ]);
+            row
+        };
+        for (n, (one, all)) in one.stages.iter().zip(&all.stages).enumerate() {
+            let wasm_ms = wasm.iter().map(|w| w.stages[n].ms).collect();
+            table.row(row(one.stage.clone(), wasm_ms, one.ms, all.ms));
         }
-        table.row(vec![
-            photo.label.to_owned(),
-            "**total**".into(),
-            format!("{:.1}", wasm.total_ms),
-            format!("{:.1}", one.total_ms),
-            ratio(wasm.total_ms, one.total_ms),
-            format!("{:.1}", all.total_ms),
-            ratio(wasm.total_ms, all.total_ms),
-        ]);
+        let wasm_ms = wasm.iter().map(|w| w.total_ms).collect();
+        table.row(row("**total**".into(), wasm_ms, one.total_ms, all.total_ms));
     }
     table.print();
     if !on_one_core(|| ()).1 {
