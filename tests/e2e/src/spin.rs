@@ -152,7 +152,7 @@ impl SpinProcess {
     }
 
     /// Starts `spin up` again (after [`kill`](Self::kill)) on the same
-    /// port, state directory and store, and waits until it listens.
+    /// port, state directory and store, and waits until it serves there.
     pub fn restart(&mut self) {
         self.kill();
         let command = self.command();
@@ -329,7 +329,7 @@ mod tests {
     /// A stand-in for `spin up`, started through the same code: a `spin`
     /// script that forks a long-lived child listening on the `--listen`
     /// port (as `spin up` forks `spin trigger http`), records the child's
-    /// pid and waits. With `ignoring_sigterm`, both ignore SIGTERM, as a
+    /// pid, says `Serving http://…` once the port answers, and waits. With `ignoring_sigterm`, both ignore SIGTERM, as a
     /// stuck Spin might.
     fn start_stand_in(ignoring_sigterm: bool) -> StandIn {
         let scripts = TempDir::new();
