@@ -57,7 +57,11 @@ pub fn write(
     };
     for (n, chunk) in (0..).zip(bytes.chunks(chunk_size)) {
         if let Err(err) = kv.set(&blob.chunk_key(n), chunk) {
-            let partial = BlobRef { chunks: n, ..blob };
+            // The failed `set` may have landed (only its reply lost).
+            let partial = BlobRef {
+                chunks: n + 1,
+                ..blob
+            };
             let _ = delete(kv, &partial);
             return Err(err);
         }
@@ -82,7 +86,8 @@ pub fn read(kv: &dyn KvStore, blob: &BlobRef) -> Result<Vec<u8>, BlobError> {
 }
 
 /// Deletes the chunks `{prefix}:0`, `{prefix}:1`, … up to the first one
-/// missing: for blobs whose [`BlobRef`] was never stored.
+/// missing: for blobs whose [`BlobRef`] was never stored (writes and
+/// deletes that stop part-way leave only such a run from chunk 0).
 pub fn delete_all(kv: &dyn KvStore, prefix: &str) -> Result<(), KvError> {
     for n in 0.. {
         let key = format!("{prefix}:{n}");
@@ -94,9 +99,12 @@ pub fn delete_all(kv: &dyn KvStore, prefix: &str) -> Result<(), KvError> {
     Ok(())
 }
 
-/// Deletes every chunk of a blob.
+/// Deletes every chunk of a blob, the last first: whatever a failure
+/// part-way leaves is chunks `0..k`, which [`delete_all`] finds.
 pub fn delete(kv: &dyn KvStore, blob: &BlobRef) -> Result<(), KvError> {
-    (0..blob.chunks).try_for_each(|n| kv.delete(&blob.chunk_key(n)))
+    (0..blob.chunks)
+        .rev()
+        .try_for_each(|n| kv.delete(&blob.chunk_key(n)))
 }
 
 #[cfg(test)]
@@ -106,10 +114,12 @@ mod tests {
 
     const CHUNK_SIZE: usize = 256 * 1024;
 
-    /// Fails every `set` after the first `allowed` ones.
+    /// Fails every `set` after the first `allowed` ones; with `lands`,
+    /// the failing ones are stored all the same (only the reply is lost).
     struct FailingAfter {
         inner: MemoryKv,
         allowed: std::cell::Cell<usize>,
+        lands: bool,
     }
 
     impl KvStore for FailingAfter {
@@ -118,6 +128,9 @@ mod tests {
         }
         fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
             if self.allowed.get() == 0 {
+                if self.lands {
+                    self.inner.set(key, value)?;
+                }
                 return Err(KvError("full".into()));
             }
             self.allowed.set(self.allowed.get() - 1);
@@ -165,13 +178,28 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_leaves_no_chunks_behind() {
-        let kv = FailingAfter {
-            inner: MemoryKv::new(),
-            allowed: std::cell::Cell::new(2),
-        };
-        assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4), CHUNK_SIZE).is_err());
-        assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
+    fn a_failed_write_leaves_no_chunks_behind_even_if_the_failed_set_landed() {
+        for lands in [false, true] {
+            let kv = FailingAfter {
+                inner: MemoryKv::new(),
+                allowed: std::cell::Cell::new(2),
+                lands,
+            };
+            assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4), CHUNK_SIZE).is_err());
+            assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
+        }
+    }
+
+    /// A delete that stops part-way leaves a run of chunks from 0, which
+    /// the clean-up of a job without a record finds.
+    #[test]
+    fn what_a_delete_stopped_part_way_leaves_is_found_by_delete_all() {
+        let kv = MemoryKv::new();
+        let blob = write(&kv, "b".into(), &bytes(CHUNK_SIZE * 3), CHUNK_SIZE).unwrap();
+        // The first delete (of the last chunk) is all that happened.
+        kv.delete(&blob.chunk_key(2)).unwrap();
+        delete_all(&kv, &blob.prefix).unwrap();
+        assert!(kv.keys().is_empty(), "{:?}", kv.keys());
     }
 
     #[test]

@@ -31,6 +31,15 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     /// Webhooks, when `webhook_secret` is set.
     pub webhooks: Option<Webhooks>,
+    /// How many jobs may run at once across every instance sharing the
+    /// store; the others wait in the queue (see [`crate::slots`]).
+    pub max_running_jobs: u32,
+    /// How many jobs may wait for a slot before submissions are refused
+    /// with `503` (`None`: no bound).
+    pub max_queued_jobs: Option<u64>,
+    /// How many keys each index (pending, queue, retention bucket) is
+    /// spread over, so that no single key is written by every submission.
+    pub index_shards: u32,
 }
 
 /// What webhooks need from the operator.
@@ -79,6 +88,9 @@ impl Default for Config {
             dispatch: Dispatch::Chained,
             request_timeout: None,
             webhooks: None,
+            max_running_jobs: 2,
+            max_queued_jobs: None,
+            index_shards: 8,
         }
     }
 }
@@ -141,6 +153,13 @@ impl Config {
                 seconds => Some(Duration::from_secs(seconds)),
             },
             webhooks: webhooks(&lookup)?,
+            max_running_jobs: u32::try_from(number("max_running_jobs", 1, 10_000)?)
+                .unwrap_or(10_000),
+            max_queued_jobs: match number("max_queued_jobs", 0, 1 << 32)? {
+                0 => None,
+                jobs => Some(jobs),
+            },
+            index_shards: u32::try_from(number("index_shards", 1, 256)?).unwrap_or(256),
         })
     }
 }
@@ -182,6 +201,9 @@ mod tests {
             ("blob_chunk_bytes", "262144"),
             ("dispatch", "chained"),
             ("request_timeout_seconds", "0"),
+            ("max_running_jobs", "2"),
+            ("max_queued_jobs", "0"),
+            ("index_shards", "8"),
         ])
     }
 

@@ -39,6 +39,15 @@ impl JobId {
     }
 }
 
+impl JobId {
+    /// Which of `shards` keys of an index lists this job: the last four
+    /// bytes of a version 4 UUID are random, so jobs spread evenly.
+    pub fn shard(self, shards: u32) -> u32 {
+        let bytes = self.0.as_bytes();
+        u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) % shards.max(1)
+    }
+}
+
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.as_hyphenated().fmt(f)
@@ -66,6 +75,19 @@ mod tests {
     fn random_ids_round_trip_through_their_text() {
         let id = JobId::random();
         assert_eq!(JobId::parse(&id.to_string()), Ok(id));
+    }
+
+    #[test]
+    fn jobs_spread_over_every_shard() {
+        let mut counts = [0u32; 8];
+        for _ in 0..8_000 {
+            counts[JobId::random().shard(8) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&n| (800..1200).contains(&n)),
+            "{counts:?}"
+        );
+        assert_eq!(JobId::random().shard(1), 0);
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub struct Job {
     /// Where to POST the event when it finishes, and how that went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Delivery>,
+    /// Which shard of the pending, queue and retention indexes lists the
+    /// job, fixed when it is created (so a later change of `index_shards`
+    /// still finds its entries to remove them).
+    #[serde(default)]
+    pub index_shard: u32,
 }
 
 /// What a processor's claim on a job came to.
@@ -136,14 +141,19 @@ impl Job {
         }
     }
 
-    /// Takes the job for a processor identified by `token`.
-    pub fn claim(&self, token: &str, now: Timestamp, lease: Duration, max_attempts: u32) -> Claim {
-        let claimable = match self.status {
+    /// Whether a processor may take the job: it never started, or its
+    /// processor's lease ran out.
+    pub fn is_claimable(&self, now: Timestamp) -> bool {
+        match self.status {
             Status::NotStarted => true,
             Status::Running => self.lease.as_ref().is_none_or(|l| now >= l.expires_at),
             _ => false,
-        };
-        if !claimable {
+        }
+    }
+
+    /// Takes the job for a processor identified by `token`.
+    pub fn claim(&self, token: &str, now: Timestamp, lease: Duration, max_attempts: u32) -> Claim {
+        if !self.is_claimable(now) {
             return Claim::Refused;
         }
         if self.attempts >= max_attempts {
@@ -302,6 +312,7 @@ pub(crate) mod tests {
             version: 1,
             idempotency_entry: None,
             webhook: None,
+            index_shard: 0,
         }
     }
 

@@ -27,13 +27,32 @@ pub fn idempotency(key_digest_hex: &str) -> String {
     format!("kiln:idempotency:{key_digest_hex}")
 }
 
-/// The ids of jobs that are not finished, for re-dispatching lost ones.
-pub const PENDING: &str = "kiln:pending";
+/// Shard `shard` of the index of open jobs (see [`crate::pending`]).
+/// Shard 0 keeps the name of the index before it was sharded, so a store
+/// written then keeps its entries.
+pub fn pending(shard: u32) -> String {
+    sharded("kiln:pending", shard)
+}
+
+/// Shard `shard` of the jobs waiting for a slot (see [`crate::queue`]).
+pub fn queue(shard: u32) -> String {
+    sharded("kiln:queue", shard)
+}
+
+/// The slots of the jobs running now (see [`crate::slots`]).
+pub const SLOTS: &str = "kiln:slots";
 
 /// The due times of the non-empty retention buckets.
 pub const RETENTION_BUCKETS: &str = "kiln:retention";
 
-/// The ids of the jobs that expire by `due`.
-pub fn retention_bucket(due: Timestamp) -> String {
-    format!("kiln:retention:{}", due.0)
+/// Shard `shard` of the ids of the jobs that expire by `due`.
+pub fn retention_bucket(due: Timestamp, shard: u32) -> String {
+    sharded(&format!("kiln:retention:{}", due.0), shard)
+}
+
+fn sharded(base: &str, shard: u32) -> String {
+    match shard {
+        0 => base.to_owned(),
+        n => format!("{base}:{n}"),
+    }
 }

@@ -2,7 +2,22 @@
 //! compare-and-swap, for the indexes that let Kiln find pending and expired
 //! jobs without scanning every key.
 
+use crate::clock::Timestamp;
+use crate::id::JobId;
 use crate::kv::{KvError, KvStore, MAX_CAS_ATTEMPTS, contention, create_once};
+
+/// A job's entry in the pending and queue indexes: its id and creation
+/// time, so that an entry whose record is still being uploaded is not
+/// mistaken for one whose job is gone, and the queue sorts by age.
+pub fn job_member(id: JobId, created_at: Timestamp) -> String {
+    format!("{id}@{}", created_at.0)
+}
+
+/// The job and creation time of a [`job_member`].
+pub fn parse_job_member(member: &str) -> Option<(JobId, Timestamp)> {
+    let (id, created) = member.split_once('@')?;
+    Some((JobId::parse(id).ok()?, Timestamp(created.parse().ok()?)))
+}
 
 /// Reads the set stored under `key` (empty if absent or unreadable).
 pub fn members(kv: &dyn KvStore, key: &str) -> Result<Vec<String>, KvError> {

@@ -15,8 +15,11 @@
 //! - [`job`]: the job record and its state machine.
 //! - [`repo`]: job records over the store, changed only by compare-and-swap.
 //! - [`blob`]: images as chunks of at most `blob_chunk_bytes` (a variable).
+//! - [`slots`], [`queue`]: the bound on jobs running at once (leased slots)
+//!   and the jobs waiting for one, oldest first.
 //! - [`pending`], [`retention`], [`keyset`]: the indexes that find lost and
-//!   expired jobs without scanning the store.
+//!   expired jobs without scanning the store, each spread over
+//!   `index_shards` keys.
 //! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
 //! - [`webhook`]: `Webhook-Url` checked against the allowed hosts, the
 //!   delivery state machine and Standard Webhooks signatures (sending is
@@ -47,9 +50,11 @@ pub mod pending;
 pub mod prefer;
 pub mod problem;
 pub mod processing;
+pub mod queue;
 pub mod repo;
 pub mod retention;
 pub mod runtime;
+pub mod slots;
 pub mod submission;
 pub mod webhook;
 

@@ -7,7 +7,7 @@
 use crate::clock::Timestamp;
 use crate::id::JobId;
 use crate::keys;
-use crate::keyset;
+use crate::keyset::{self, job_member, parse_job_member};
 use crate::kv::{KvError, KvStore};
 use crate::problem::Error;
 use crate::repo::Jobs;
@@ -16,26 +16,21 @@ use std::time::Duration;
 /// How many pending jobs one request inspects.
 pub const JOBS_PER_CHECK: usize = 16;
 
-/// A job's entry: its id and creation time, so that an entry whose record
-/// is still being uploaded is not mistaken for one whose job is gone.
-fn member(id: JobId, created_at: Timestamp) -> String {
-    format!("{id}@{}", created_at.0)
-}
-
-fn parse_member(member: &str) -> Option<(JobId, Timestamp)> {
-    let (id, created) = member.split_once('@')?;
-    Some((JobId::parse(id).ok()?, Timestamp(created.parse().ok()?)))
-}
-
-/// Lists a new job as pending (before its record is stored).
-pub fn add(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvError> {
-    keyset::insert(kv, keys::PENDING, &member(id, created_at))
+/// Lists a new job as pending (before its record is stored), in shard
+/// `shard` of the index.
+pub fn add(kv: &dyn KvStore, id: JobId, created_at: Timestamp, shard: u32) -> Result<(), KvError> {
+    keyset::insert(kv, &keys::pending(shard), &job_member(id, created_at))
 }
 
 /// Forgets a job that needs nothing more (finished, its webhook settled)
 /// or was deleted.
-pub fn remove(kv: &dyn KvStore, id: JobId, created_at: Timestamp) -> Result<(), KvError> {
-    keyset::remove(kv, keys::PENDING, &[member(id, created_at)])
+pub fn remove(
+    kv: &dyn KvStore,
+    id: JobId,
+    created_at: Timestamp,
+    shard: u32,
+) -> Result<(), KvError> {
+    keyset::remove(kv, &keys::pending(shard), &[job_member(id, created_at)])
 }
 
 /// What the pending jobs looked at need now.
@@ -47,20 +42,25 @@ pub struct Due {
     pub notify: Vec<JobId>,
 }
 
-/// What up to [`JOBS_PER_CHECK`] pending jobs need now (a window that moves
-/// with the clock, so that every pending job is looked at sooner or later);
-/// forgets entries of jobs that need nothing more or disappeared.
-pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Due, Error> {
+/// What up to [`JOBS_PER_CHECK`] pending jobs need now: one shard of the
+/// index a second, and within it a window that moves with the clock, so
+/// that every pending job is looked at sooner or later while one request
+/// reads one key. Forgets entries of jobs that need nothing more or
+/// disappeared.
+pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration, shards: u32) -> Result<Due, Error> {
     let jobs = Jobs::new(kv);
     let mut gone = Vec::new();
     let mut due = Due::default();
-    let mut members = keyset::members(kv, keys::PENDING)?;
+    let second = now.0 / 1000;
+    let shards = u64::from(shards.max(1));
+    let key = keys::pending((second % shards) as u32);
+    let mut members = keyset::members(kv, &key)?;
     if !members.is_empty() {
         let len = members.len();
-        members.rotate_left((now.0 / 1000) as usize % len);
+        members.rotate_left((second / shards) as usize % len);
     }
     for member in members.into_iter().take(JOBS_PER_CHECK) {
-        let Some((id, created_at)) = parse_member(&member) else {
+        let Some((id, created_at)) = parse_job_member(&member) else {
             gone.push(member);
             continue;
         };
@@ -74,7 +74,7 @@ pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration) -> Result<Due, Err
         }
     }
     if !gone.is_empty() {
-        keyset::remove(kv, keys::PENDING, &gone)?;
+        keyset::remove(kv, &key, &gone)?;
     }
     Ok(due)
 }
@@ -92,36 +92,36 @@ mod tests {
         let kv = MemoryKv::new();
         let job = new_job(Timestamp(0));
         Jobs::new(&kv).insert(&job).unwrap();
-        add(&kv, job.id, job.created_at).unwrap();
+        add(&kv, job.id, job.created_at, 0).unwrap();
         assert!(
-            due(&kv, Timestamp(1_000), LEASE)
+            due(&kv, Timestamp(1_000), LEASE, 1)
                 .unwrap()
                 .dispatch
                 .is_empty()
         );
         assert_eq!(
-            due(&kv, Timestamp(60_000), LEASE).unwrap().dispatch,
+            due(&kv, Timestamp(60_000), LEASE, 1).unwrap().dispatch,
             [job.id]
         );
     }
 
     #[test]
-    fn every_pending_job_is_looked_at_within_a_few_checks() {
+    fn every_pending_job_in_every_shard_is_looked_at_within_a_few_checks() {
         let kv = MemoryKv::new();
+        let shards = 4;
         let mut ids = Vec::new();
-        for _ in 0..(JOBS_PER_CHECK * 3) {
-            let job = new_job(Timestamp(0));
+        for _ in 0..(JOBS_PER_CHECK * 6) {
+            let mut job = new_job(Timestamp(0));
+            job.index_shard = job.id.shard(shards);
             Jobs::new(&kv).insert(&job).unwrap();
-            add(&kv, job.id, job.created_at).unwrap();
+            add(&kv, job.id, job.created_at, job.index_shard).unwrap();
             ids.push(job.id);
         }
         let mut seen = std::collections::HashSet::new();
-        for second in 0..(JOBS_PER_CHECK as u64 * 3) {
-            seen.extend(
-                due(&kv, Timestamp(60_000 + second * 1000), LEASE)
-                    .unwrap()
-                    .dispatch,
-            );
+        for second in 0..(JOBS_PER_CHECK as u64 * 6) {
+            let due = due(&kv, Timestamp(60_000 + second * 1000), LEASE, shards).unwrap();
+            assert!(due.dispatch.len() <= JOBS_PER_CHECK);
+            seen.extend(due.dispatch);
         }
         assert_eq!(seen.len(), ids.len());
     }
@@ -129,25 +129,31 @@ mod tests {
     #[test]
     fn an_entry_whose_record_is_not_stored_yet_is_kept_for_one_lease() {
         let kv = MemoryKv::new();
-        add(&kv, JobId::random(), Timestamp(0)).unwrap();
-        assert_eq!(due(&kv, Timestamp(59_999), LEASE).unwrap(), Due::default());
-        assert_eq!(keyset::members(&kv, keys::PENDING).unwrap().len(), 1);
+        add(&kv, JobId::random(), Timestamp(0), 0).unwrap();
+        assert_eq!(
+            due(&kv, Timestamp(59_999), LEASE, 1).unwrap(),
+            Due::default()
+        );
+        assert_eq!(keyset::members(&kv, &keys::pending(0)).unwrap().len(), 1);
     }
 
     #[test]
     fn entries_of_vanished_jobs_are_forgotten() {
         let kv = MemoryKv::new();
-        add(&kv, JobId::random(), Timestamp(0)).unwrap();
-        assert_eq!(due(&kv, Timestamp(60_000), LEASE).unwrap(), Due::default());
-        assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
+        add(&kv, JobId::random(), Timestamp(0), 0).unwrap();
+        assert_eq!(
+            due(&kv, Timestamp(60_000), LEASE, 1).unwrap(),
+            Due::default()
+        );
+        assert!(keyset::members(&kv, &keys::pending(0)).unwrap().is_empty());
     }
 
     #[test]
     fn a_finished_job_leaves_the_index() {
         let kv = MemoryKv::new();
         let job = new_job(Timestamp(0));
-        add(&kv, job.id, job.created_at).unwrap();
-        remove(&kv, job.id, job.created_at).unwrap();
-        assert!(keyset::members(&kv, keys::PENDING).unwrap().is_empty());
+        add(&kv, job.id, job.created_at, 0).unwrap();
+        remove(&kv, job.id, job.created_at, 0).unwrap();
+        assert!(keyset::members(&kv, &keys::pending(0)).unwrap().is_empty());
     }
 }

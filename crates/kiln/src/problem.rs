@@ -75,6 +75,14 @@ pub enum Error {
         /// The methods that are, for the `Allow` header.
         allow: &'static str,
     },
+    /// `max_queued_jobs` jobs already wait for a slot.
+    #[error("{waiting} jobs are waiting")]
+    QueueFull {
+        /// How many.
+        waiting: usize,
+        /// When to try again, in seconds.
+        retry_after: u64,
+    },
     /// The key-value store failed; the request may be retried.
     #[error(transparent)]
     Store(#[from] KvError),
@@ -163,6 +171,15 @@ impl Error {
                 "store-unavailable",
                 "Service temporarily unavailable",
                 Some("storage is temporarily unavailable; retry later".into()),
+                None,
+            ),
+            Error::QueueFull { waiting, .. } => (
+                503,
+                "queue-full",
+                "Too many jobs waiting",
+                Some(format!(
+                    "{waiting} jobs are already waiting to run; try again after Retry-After"
+                )),
                 None,
             ),
             Error::Internal(_) => (

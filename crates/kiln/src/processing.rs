@@ -12,8 +12,10 @@ use crate::id::JobId;
 use crate::job::{Claim, ImageRef, Job};
 use crate::keys;
 use crate::problem::Error;
+use crate::queue;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
+use crate::slots;
 use kiln_image::{ImageError, Progress, Stage};
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub enum Claimed {
     GaveUp(Job),
     /// The job is finished or another processor holds it.
     Refused(Job),
+    /// Every slot is held: the job stays in the queue until one frees.
+    Waiting(Job),
 }
 
 /// How a run ended.
@@ -58,13 +62,39 @@ pub enum Outcome {
     /// the next dispatch.
     Paused,
     /// [`run_here`] did not run it: someone else holds it, it is finished,
-    /// or too little of this instance's working time is left.
+    /// every slot is held, or too little of this instance's working time is
+    /// left.
     NotRun,
 }
 
-/// Tries to take job `id`.
+/// Tries to take job `id`: first one of the `max_running_jobs` slots, then
+/// the job itself under the same token. The slot is given back unless the
+/// job was taken.
 pub fn claim(ctx: &Ctx<'_>, id: JobId) -> Result<Claimed, Error> {
+    let jobs = Jobs::new(ctx.kv);
+    let job = jobs
+        .get(id, ctx.runtime.now())?
+        .ok_or(Error::NotFound("operation"))?;
+    if !job.is_claimable(ctx.runtime.now()) {
+        return Ok(Claimed::Refused(job));
+    }
     let token = JobId::random().to_string();
+    if !slots::acquire(ctx, id, &token)? {
+        return Ok(Claimed::Waiting(job));
+    }
+    let claimed = claim_with_slot(ctx, id, token.clone());
+    match &claimed {
+        // Best effort: an entry left behind is forgotten by the next reader.
+        Ok(Claimed::Started { job, .. }) => {
+            queue::remove(ctx.kv, id, job.created_at, job.index_shard).ok()
+        }
+        _ => slots::release(ctx.kv, &token).ok(),
+    };
+    claimed
+}
+
+/// Takes job `id` under `token`, whose slot the caller holds.
+fn claim_with_slot(ctx: &Ctx<'_>, id: JobId, token: String) -> Result<Claimed, Error> {
     let now = ctx.runtime.now();
     let mut gave_up = false;
     let update = Jobs::new(ctx.kv).update(id, now, |job| {
@@ -103,14 +133,28 @@ pub fn run_here(ctx: &Ctx<'_>, id: JobId, pause_at: Option<Timestamp>) -> Result
     }
     match claim(ctx, id)? {
         Claimed::Started { ticket, .. } => run(ctx, &ticket, pause_at),
-        Claimed::GaveUp(_) | Claimed::Refused(_) => Ok(Outcome::NotRun),
+        Claimed::GaveUp(_) | Claimed::Refused(_) | Claimed::Waiting(_) => Ok(Outcome::NotRun),
     }
 }
 
 /// Runs a claimed job to its end, or until `pause_at`, when it gives the
-/// job back. A store failure is returned as is: the lease then expires and
-/// the job is re-dispatched.
+/// job back; then gives back its slot. A store failure is returned as is:
+/// the lease (and with it the slot) then expires and the job is
+/// re-dispatched.
 pub fn run(ctx: &Ctx<'_>, ticket: &Ticket, pause_at: Option<Timestamp>) -> Result<Outcome, Error> {
+    let outcome = run_in_slot(ctx, ticket, pause_at);
+    if let Err(err) = slots::release(ctx.kv, &ticket.token) {
+        ctx.runtime
+            .log(&format!("slot of job {} not released: {err}", ticket.id));
+    }
+    outcome
+}
+
+fn run_in_slot(
+    ctx: &Ctx<'_>,
+    ticket: &Ticket,
+    pause_at: Option<Timestamp>,
+) -> Result<Outcome, Error> {
     let (id, token) = (ticket.id, ticket.token.as_str());
     let jobs = Jobs::new(ctx.kv);
     let Some(job) = jobs
@@ -185,12 +229,15 @@ fn record_failure(ctx: &Ctx<'_>, id: JobId, token: &str, error: Error) -> Result
     }
 }
 
-/// Gives a paused job back for the next dispatch.
+/// Gives a paused job back to the queue, where its age puts it first.
 fn release(ctx: &Ctx<'_>, ticket: &Ticket) -> Result<Outcome, Error> {
     let now = ctx.runtime.now();
     let update = Jobs::new(ctx.kv).update(ticket.id, now, |job| job.release(&ticket.token, now))?;
     Ok(match update {
-        Update::Changed(_) => Outcome::Paused,
+        Update::Changed(job) => {
+            queue::add_again(ctx.kv, &job)?;
+            Outcome::Paused
+        }
         _ => Outcome::Abandoned,
     })
 }

@@ -6,7 +6,7 @@
 use crate::blob;
 use crate::clock::Timestamp;
 use crate::id::JobId;
-use crate::job::Job;
+use crate::job::{Job, Status};
 use crate::keys;
 use crate::kv::{KvStore, MAX_CAS_ATTEMPTS, contention};
 use crate::problem::Error;
@@ -87,9 +87,13 @@ impl<'a> Jobs<'a> {
                 if next.status.is_terminal() && !job.status.is_terminal() {
                     self.forget_upload(&next);
                 }
+                // Best effort, both: a stale entry costs a lookup.
+                if job.status == Status::NotStarted && next.status.is_terminal() {
+                    crate::queue::remove(self.kv, next.id, next.created_at, next.index_shard).ok();
+                }
                 if job.is_open() && !next.is_open() {
-                    // Best effort: a stale pending entry costs a lookup.
-                    crate::pending::remove(self.kv, next.id, next.created_at).ok();
+                    crate::pending::remove(self.kv, next.id, next.created_at, next.index_shard)
+                        .ok();
                 }
                 return Ok(Update::Changed(next));
             }
@@ -122,7 +126,8 @@ impl<'a> Jobs<'a> {
         if let Some(entry) = &job.idempotency_entry {
             crate::idempotency::unbind(self.kv, entry)?;
         }
-        crate::pending::remove(self.kv, id, job.created_at)?;
+        crate::queue::remove(self.kv, id, job.created_at, job.index_shard)?;
+        crate::pending::remove(self.kv, id, job.created_at, job.index_shard)?;
         self.kv.delete(&keys::job(id))?;
         Ok(true)
     }
@@ -172,8 +177,8 @@ fn encode(job: &Job) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Claim;
     use crate::job::tests::new_job;
-    use crate::job::{Claim, Status};
     use crate::kv::MemoryKv;
     use std::time::Duration;
 

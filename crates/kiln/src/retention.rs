@@ -17,8 +17,11 @@ use crate::problem::Error;
 use crate::repo::Jobs;
 use std::time::Duration;
 
-/// How many due buckets one sweep handles, to bound the work per request.
+/// How many due buckets one sweep looks at, to bound the work per request.
 pub const BUCKETS_PER_SWEEP: usize = 4;
+
+/// How many shards holding jobs one sweep empties: a little at a time.
+pub const SHARDS_PER_SWEEP: usize = 4;
 
 /// A sixteenth of the retention, between one second and one minute: few
 /// buckets per day, and clean-up lags expiry by at most one width.
@@ -31,15 +34,17 @@ fn due(expires_at: Timestamp, width: Duration) -> Timestamp {
     Timestamp(expires_at.0.div_ceil(width).saturating_mul(width))
 }
 
-/// Lists `id` for deletion once `expires_at` has passed.
+/// Lists `id` for deletion once `expires_at` has passed, in shard `shard`
+/// of its bucket.
 pub fn schedule(
     kv: &dyn KvStore,
     id: JobId,
     expires_at: Timestamp,
     retention: Duration,
+    shard: u32,
 ) -> Result<(), KvError> {
     let due = due(expires_at, bucket_width(retention));
-    keyset::insert(kv, &keys::retention_bucket(due), &id.to_string())?;
+    keyset::insert(kv, &keys::retention_bucket(due, shard), &id.to_string())?;
     keyset::insert(kv, keys::RETENTION_BUCKETS, &due.0.to_string())
 }
 
@@ -49,15 +54,23 @@ pub fn unschedule(
     id: JobId,
     expires_at: Timestamp,
     retention: Duration,
+    shard: u32,
 ) -> Result<(), KvError> {
     let due = due(expires_at, bucket_width(retention));
-    keyset::remove(kv, &keys::retention_bucket(due), &[id.to_string()])
+    keyset::remove(kv, &keys::retention_bucket(due, shard), &[id.to_string()])
 }
 
-/// Deletes the jobs of up to [`BUCKETS_PER_SWEEP`] due buckets, with
-/// whatever a crash may have left of them; returns how many jobs it
-/// deleted. `max_attempts` bounds the result chunks a job can have left.
-pub fn sweep(kv: &dyn KvStore, now: Timestamp, max_attempts: u32) -> Result<usize, Error> {
+/// Deletes the jobs of the oldest due buckets, with whatever a crash may
+/// have left of them, emptying at most [`SHARDS_PER_SWEEP`] shards that hold
+/// jobs (a bucket is done, and leaves the index, once all its `shards` are
+/// empty); returns how many jobs it deleted. `max_attempts` bounds the
+/// result chunks a job can have left.
+pub fn sweep(
+    kv: &dyn KvStore,
+    now: Timestamp,
+    max_attempts: u32,
+    shards: u32,
+) -> Result<usize, Error> {
     let mut due_buckets: Vec<u64> = keyset::members(kv, keys::RETENTION_BUCKETS)?
         .iter()
         .filter_map(|b| b.parse().ok())
@@ -67,25 +80,38 @@ pub fn sweep(kv: &dyn KvStore, now: Timestamp, max_attempts: u32) -> Result<usiz
     due_buckets.truncate(BUCKETS_PER_SWEEP);
     let jobs = Jobs::new(kv);
     let mut deleted = 0;
+    let mut emptied = 0;
     for bucket in due_buckets {
-        let bucket_key = keys::retention_bucket(Timestamp(bucket));
         let mut keep_bucket = false;
-        for member in keyset::members(kv, &bucket_key)? {
-            let Ok(id) = JobId::parse(&member) else {
-                continue;
-            };
-            if jobs.get(id, now)?.is_some() {
-                // Not expired by this instance's clock (clocks differ a
-                // little between instances): keep the bucket for later.
+        for shard in 0..shards {
+            if emptied == SHARDS_PER_SWEEP {
+                return Ok(deleted);
+            }
+            let shard_key = keys::retention_bucket(Timestamp(bucket), shard);
+            let members = keyset::members(kv, &shard_key)?;
+            let mut keep_shard = false;
+            for member in &members {
+                let Ok(id) = JobId::parse(member) else {
+                    continue;
+                };
+                if jobs.get(id, now)?.is_some() {
+                    // Not expired by this instance's clock (clocks differ a
+                    // little between instances): keep it for later.
+                    keep_shard = true;
+                } else if jobs.delete(id, now)? {
+                    deleted += 1;
+                } else {
+                    jobs.delete_leftovers(id, max_attempts)?;
+                }
+            }
+            if keep_shard {
                 keep_bucket = true;
-            } else if jobs.delete(id, now)? {
-                deleted += 1;
-            } else {
-                jobs.delete_leftovers(id, max_attempts)?;
+            } else if !members.is_empty() {
+                crate::kv::delete_created(kv, &shard_key)?;
+                emptied += 1;
             }
         }
         if !keep_bucket {
-            crate::kv::delete_created(kv, &bucket_key)?;
             keyset::remove(kv, keys::RETENTION_BUCKETS, &[bucket.to_string()])?;
         }
     }
@@ -99,12 +125,14 @@ mod tests {
     use crate::kv::MemoryKv;
 
     const RETENTION: Duration = Duration::from_secs(3600);
+    const SHARDS: u32 = 8;
 
     fn stored_job(kv: &MemoryKv, now: Timestamp) -> JobId {
         let mut job = new_job(now);
         job.expires_at = now.after(RETENTION);
+        job.index_shard = job.id.shard(SHARDS);
         Jobs::new(kv).insert(&job).unwrap();
-        schedule(kv, job.id, job.expires_at, RETENTION).unwrap();
+        schedule(kv, job.id, job.expires_at, RETENTION, job.index_shard).unwrap();
         job.id
     }
 
@@ -125,7 +153,7 @@ mod tests {
     fn sweeping_before_expiry_deletes_nothing() {
         let kv = MemoryKv::new();
         let id = stored_job(&kv, Timestamp(0));
-        assert_eq!(sweep(&kv, Timestamp(3_599_000), 3).unwrap(), 0);
+        assert_eq!(sweep(&kv, Timestamp(3_599_000), 3, SHARDS).unwrap(), 0);
         assert!(Jobs::new(&kv).get(id, Timestamp(0)).unwrap().is_some());
     }
 
@@ -135,7 +163,7 @@ mod tests {
         stored_job(&kv, Timestamp(0));
         stored_job(&kv, Timestamp(10));
         let later = Timestamp(0).after(RETENTION + bucket_width(RETENTION));
-        assert_eq!(sweep(&kv, later, 3).unwrap(), 2);
+        assert_eq!(sweep(&kv, later, 3, SHARDS).unwrap(), 2);
         // Only the index of buckets itself (empty now) may stay.
         let index = [
             keys::RETENTION_BUCKETS.to_owned(),
@@ -150,14 +178,26 @@ mod tests {
     }
 
     #[test]
-    fn one_sweep_handles_a_bounded_number_of_buckets() {
+    fn one_sweep_empties_a_bounded_number_of_shards() {
         let kv = MemoryKv::new();
-        let width = bucket_width(RETENTION);
-        for n in 0..(BUCKETS_PER_SWEEP as u64 + 2) {
-            stored_job(&kv, Timestamp(0).after(width * n as u32));
+        let mut shards_used = std::collections::HashSet::new();
+        while shards_used.len() < SHARDS_PER_SWEEP + 2 {
+            let job = stored_job(&kv, Timestamp(0));
+            shards_used.insert(job.shard(SHARDS));
         }
+        let jobs = kv
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("kiln:job:"))
+            .count();
         let much_later = Timestamp(0).after(RETENTION * 2);
-        assert_eq!(sweep(&kv, much_later, 3).unwrap(), BUCKETS_PER_SWEEP);
-        assert_eq!(sweep(&kv, much_later, 3).unwrap(), 2);
+        let first = sweep(&kv, much_later, 3, SHARDS).unwrap();
+        assert!(0 < first && first < jobs, "{first} of {jobs}");
+        assert_eq!(first + sweep(&kv, much_later, 3, SHARDS).unwrap(), jobs);
+        assert!(
+            keyset::members(&kv, keys::RETENTION_BUCKETS)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

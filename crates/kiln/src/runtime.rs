@@ -72,3 +72,48 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A clock that only moves when told, for the domain's unit tests; it
+    /// has no processor and no network.
+    pub(crate) struct FixedClock(Cell<u64>);
+
+    impl FixedClock {
+        pub(crate) fn at(millis: u64) -> Self {
+            FixedClock(Cell::new(millis))
+        }
+
+        pub(crate) fn set(&self, millis: u64) {
+            self.0.set(millis);
+        }
+    }
+
+    impl Runtime for FixedClock {
+        fn now(&self) -> Timestamp {
+            Timestamp(self.0.get())
+        }
+        fn started_at(&self) -> Timestamp {
+            Timestamp(0)
+        }
+        fn sleep(&self, duration: Duration) {
+            self.0.set(self.0.get() + duration.as_millis() as u64);
+        }
+        fn dispatch(&self, _id: JobId) -> Result<(), String> {
+            Err("no processor here".into())
+        }
+        fn post(
+            &self,
+            _url: &str,
+            _headers: &[(&str, String)],
+            _body: &[u8],
+            _timeout: Duration,
+        ) -> Result<u16, String> {
+            Err("no network here".into())
+        }
+        fn log(&self, _message: &str) {}
+    }
+}

@@ -11,6 +11,7 @@ use crate::keys;
 use crate::negotiation::{self, Accept};
 use crate::pending;
 use crate::problem::Error;
+use crate::queue;
 use crate::repo::Jobs;
 use crate::retention;
 use crate::runtime::Ctx;
@@ -145,11 +146,13 @@ fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<
 fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, Error> {
     let now = ctx.runtime.now();
     let id = JobId::random();
+    let shard = id.shard(ctx.config.index_shards);
     let expires_at = now.after(ctx.config.retention);
     // Indexes first: an entry for a job that never appears costs nothing,
-    // a job missing from them would never be cleaned up.
-    let indexed = retention::schedule(ctx.kv, id, expires_at, ctx.config.retention)
-        .and_then(|()| pending::add(ctx.kv, id, now));
+    // a job missing from them would never be cleaned up (or started).
+    let indexed = retention::schedule(ctx.kv, id, expires_at, ctx.config.retention, shard)
+        .and_then(|()| pending::add(ctx.kv, id, now, shard))
+        .and_then(|()| queue::add(ctx.kv, id, now, shard));
     let stored = indexed.map_err(Error::from).and_then(|()| {
         let source = blob::write(
             ctx.kv,
@@ -157,7 +160,8 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
             &upload.bytes,
             ctx.config.blob_chunk_bytes,
         )?;
-        let job = new_job(id, now, expires_at, source, upload, canonical_ops);
+        let mut job = new_job(id, now, expires_at, source, upload, canonical_ops);
+        job.index_shard = shard;
         if let Err(err) = Jobs::new(ctx.kv).insert(&job) {
             blob::delete(ctx.kv, &job.source).ok();
             return Err(err);
@@ -167,16 +171,17 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
     if stored.is_err() {
         // A store that refuses writes (full, over a quota) must not keep
         // index entries of a job that never was.
-        unlist(ctx, id, now, expires_at);
+        unlist(ctx, id, now, expires_at, shard);
     }
     stored
 }
 
 /// Takes a job that never was out of the indexes. Best effort: whatever
-/// stays is cleaned up by the sweep and the pending check.
-fn unlist(ctx: &Ctx<'_>, id: JobId, created_at: Timestamp, expires_at: Timestamp) {
-    pending::remove(ctx.kv, id, created_at).ok();
-    retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention).ok();
+/// stays is cleaned up by the sweep, the pending check and the queue.
+fn unlist(ctx: &Ctx<'_>, id: JobId, created_at: Timestamp, expires_at: Timestamp, shard: u32) {
+    queue::remove(ctx.kv, id, created_at, shard).ok();
+    pending::remove(ctx.kv, id, created_at, shard).ok();
+    retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention, shard).ok();
 }
 
 fn new_job(
@@ -208,6 +213,7 @@ fn new_job(
             .webhook
             .as_ref()
             .map(|url| Delivery::new(url.as_str().to_owned())),
+        index_shard: 0,
     }
 }
 
@@ -218,5 +224,5 @@ fn discard(ctx: &Ctx<'_>, job: &Job) {
         ctx.runtime
             .log(&format!("could not discard job {}", job.id));
     }
-    unlist(ctx, job.id, job.created_at, job.expires_at);
+    unlist(ctx, job.id, job.created_at, job.expires_at, job.index_shard);
 }

@@ -178,7 +178,7 @@ impl EnvBuilder {
 
 /// `runtime-config.redis.toml`, the file the README deploys replicas with,
 /// pointed at the Redis at `url` instead of the default port.
-fn redis_runtime_config(url: &str) -> String {
+pub fn redis_runtime_config(url: &str) -> String {
     let file = workspace_root().join("runtime-config.redis.toml");
     let text = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));

@@ -64,7 +64,7 @@ impl ProcessGroup {
     }
 
     /// The group's id (its leader's pid).
-    pub(crate) fn id(&self) -> libc::pid_t {
+    pub fn id(&self) -> libc::pid_t {
         libc::pid_t::try_from(self.leader.id()).expect("pids fit in pid_t")
     }
 
@@ -170,7 +170,7 @@ pub(crate) fn running_in_group(group: libc::pid_t) -> Vec<libc::pid_t> {
 /// whose main thread has exited is shown as a zombie while its other
 /// threads still run (a killed server's threads may still hold its port),
 /// so each of its threads is looked at.
-pub(crate) fn is_running(pid: libc::pid_t) -> bool {
+pub fn is_running(pid: libc::pid_t) -> bool {
     let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };

@@ -69,6 +69,9 @@ pub struct SpinApp {
     pub variables: Vec<(String, String)>,
     /// The text of a runtime configuration file (`--runtime-config-file`).
     pub runtime_config: Option<String>,
+    /// A file Spin's standard error is appended to (its notes and the
+    /// components' logs), instead of this process's standard error.
+    pub stderr_log: Option<PathBuf>,
 }
 
 impl SpinApp {
@@ -78,6 +81,7 @@ impl SpinApp {
             manifest,
             variables: Vec::new(),
             runtime_config: None,
+            stderr_log: None,
         }
     }
 }
@@ -131,6 +135,14 @@ impl SpinProcess {
             ])
             .arg(&self.state_dir.0)
             .stderr(Stdio::inherit());
+        if let Some(log) = &self.app.stderr_log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+            command.stderr(file);
+        }
         if self.app.runtime_config.is_some() {
             command
                 .arg("--runtime-config-file")
@@ -166,6 +178,12 @@ impl SpinProcess {
         crate::process::running_in_group(group.id())
             .into_iter()
             .find(|&pid| pid != group.id())
+    }
+
+    /// The id of the process group `spin up` leads (its pid), while it
+    /// runs: for signals to the whole group, or to tell its processes.
+    pub fn group_id(&self) -> Option<libc::pid_t> {
+        self.group.as_ref().map(ProcessGroup::id)
     }
 
     /// Starts the server's peak resident memory afresh from what it holds

@@ -22,9 +22,11 @@ use crate::id::JobId;
 use crate::pending;
 use crate::problem::Error;
 use crate::processing;
-use crate::repo::{Jobs, Update};
+use crate::queue;
+use crate::repo::Jobs;
 use crate::retention;
 use crate::runtime::Ctx;
+use crate::slots;
 
 /// A response body is always fully buffered: the largest is one image.
 pub type Response = http::Response<Vec<u8>>;
@@ -32,14 +34,20 @@ pub type Response = http::Response<Vec<u8>>;
 /// Work to do after the response has been sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
-    /// Ask a processor to run this new job.
-    Dispatch(JobId),
-    /// Ask a processor to run this job if it is stuck (never picked up, or
-    /// its processor's lease ran out).
+    /// Start this new job, which found a slot free and nobody waiting: it
+    /// is the oldest waiting job, so the queue need not be read. If the
+    /// slots filled up meanwhile, it keeps its place in the queue.
+    Start(JobId),
+    /// Start the oldest queued jobs while slots are free (a new job was
+    /// queued, or a slot may have freed).
+    StartQueued,
+    /// Queue this job again if it is stuck (its processor's lease ran out,
+    /// or it waited a whole lease), then start what can start.
     Redispatch(JobId),
     /// Re-dispatch lost jobs and delete expired ones, a bounded amount.
     Maintain,
-    /// Run a job this processor has claimed.
+    /// Run a job this processor has claimed, then start the next queued
+    /// one in its slot.
     Process(processing::Ticket),
     /// Send the job's webhook event, if an attempt is due.
     Notify(JobId),
@@ -90,94 +98,153 @@ pub(crate) fn failed(ctx: &Ctx<'_>, error: Error) -> Reply {
 }
 
 /// Runs a follow-up; failures are logged, never reported (the client has
-/// its answer already). A follow-up that may have finished a job here then
-/// sends its webhook.
+/// its answer already). Jobs finished here then send their webhooks.
 pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
-    if let Err(err) = run(ctx, &follow_up) {
+    let mut finished_here = Vec::new();
+    if let Err(err) = run(ctx, &follow_up, &mut finished_here) {
         ctx.runtime.log(&format!("{follow_up:?} failed: {err}"));
     }
-    let finished_here = match &follow_up {
-        FollowUp::Process(ticket) => Some(ticket.id),
-        FollowUp::Dispatch(id) | FollowUp::Redispatch(id)
-            if ctx.config.dispatch == Dispatch::Local =>
-        {
-            Some(*id)
+    for id in finished_here {
+        if let Err(err) = notify::deliver_if_due(ctx, id) {
+            ctx.runtime.log(&format!("webhook of {id} failed: {err}"));
         }
-        _ => None,
-    };
-    if let Some(id) = finished_here
-        && let Err(err) = notify::deliver_if_due(ctx, id)
-    {
-        ctx.runtime.log(&format!("webhook of {id} failed: {err}"));
     }
 }
 
-/// Runs a follow-up and says how it went.
-fn run(ctx: &Ctx<'_>, follow_up: &FollowUp) -> Result<(), Error> {
+/// Runs a follow-up and says how it went; notes the jobs it ran here.
+fn run(ctx: &Ctx<'_>, follow_up: &FollowUp, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     match follow_up {
-        FollowUp::Dispatch(id) => dispatch(ctx, *id),
-        FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id),
-        FollowUp::Maintain => maintain(ctx),
-        FollowUp::Process(ticket) => processing::run(ctx, ticket, None).map(drop),
+        FollowUp::Start(id) => start(ctx, *id, finished_here),
+        FollowUp::StartQueued => start_queued(ctx, finished_here),
+        FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id, finished_here),
+        FollowUp::Maintain => maintain(ctx, finished_here),
+        FollowUp::Process(ticket) => {
+            let ran = processing::run(ctx, ticket, None);
+            finished_here.push(ticket.id);
+            // Its slot is free now: the oldest waiting job takes it, so
+            // nothing waits for a client's request or a timer.
+            start_queued(ctx, finished_here)?;
+            ran.map(drop)
+        }
         FollowUp::Notify(id) => notify::deliver_if_due(ctx, *id),
     }
 }
 
-/// Has job `id` run: by a processor called through service chaining, or
-/// here, in this instance (the local dispatch).
-fn dispatch(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
+/// Starts job `id`: in a fresh processor (chained), or here (local), then
+/// the jobs that queued meanwhile.
+fn start(ctx: &Ctx<'_>, id: JobId, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     match ctx.config.dispatch {
         Dispatch::Chained => ctx
             .runtime
             .dispatch(id)
             .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}"))),
-        Dispatch::Local => processing::run_here(ctx, id, None).map(drop),
+        Dispatch::Local => {
+            if processing::run_here(ctx, id, None)? != processing::Outcome::NotRun {
+                finished_here.push(id);
+                start_queued(ctx, finished_here)?;
+            }
+            Ok(())
+        }
     }
 }
 
-/// Dispatches job `id` only if it needs a processor, and only if this
-/// request is the one that recorded the new dispatch time, so concurrent
-/// readers of a stuck job send one dispatch, not one each.
-fn redispatch_if_stuck(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
+/// Starts the oldest waiting jobs while slots look free: each in a fresh
+/// processor (chained; the processor takes the slot), or one after another
+/// in this instance while it has the time (local).
+fn start_queued(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
+    match ctx.config.dispatch {
+        Dispatch::Chained => {
+            let free = slots::free(ctx)?;
+            if free == 0 {
+                return Ok(());
+            }
+            for id in queue::oldest(ctx, free)? {
+                // One unreachable processor must not keep the others idle;
+                // the job stays queued for the next attempt.
+                if let Err(err) = ctx.runtime.dispatch(id) {
+                    ctx.runtime.log(&format!("dispatch of {id}: {err}"));
+                }
+            }
+            Ok(())
+        }
+        Dispatch::Local => {
+            while ctx.budget().can_start(ctx.runtime.now()) && slots::free(ctx)? > 0 {
+                let Some(&id) = queue::oldest(ctx, 1)?.first() else {
+                    return Ok(());
+                };
+                if processing::run_here(ctx, id, None)? == processing::Outcome::NotRun {
+                    // Taken by another instance meanwhile, or the slots
+                    // filled up: whoever holds them starts the rest.
+                    return Ok(());
+                }
+                finished_here.push(id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Queues job `id` again if it needs a processor (its processor's lease
+/// ran out, or it waited a whole lease: its entry or its dispatch may have
+/// been lost), then starts what can start. Queueing twice is harmless (the
+/// queue is a set), and only a free slot lets anything start.
+fn redispatch_if_stuck(
+    ctx: &Ctx<'_>,
+    id: JobId,
+    finished_here: &mut Vec<JobId>,
+) -> Result<(), Error> {
     let now = ctx.runtime.now();
     if ctx.config.dispatch == Dispatch::Local && !ctx.budget().can_start(now) {
-        // This instance could not run it: leave it stuck for one that can,
-        // instead of recording a dispatch that never happens.
+        // This instance could not run it: leave it for one that can.
         return Ok(());
     }
-    let lease = ctx.config.lease;
-    let update = Jobs::new(ctx.kv).update(id, now, |job| {
-        job.needs_dispatch(now, lease).then(|| job.dispatched(now))
-    })?;
-    match update {
-        Update::Changed(_) => dispatch(ctx, id),
+    match Jobs::new(ctx.kv).get(id, now)? {
+        Some(job) if job.needs_dispatch(now, ctx.config.lease) => {
+            queue::add_again(ctx.kv, &job)?;
+            start_queued(ctx, finished_here)
+        }
         _ => Ok(()),
     }
 }
 
-/// Re-dispatches stuck jobs, sends due webhooks and sweeps expired jobs;
-/// one failure (the processor or a receiver may be down) does not stop the
+/// Re-queues stuck jobs, sends due webhooks and sweeps expired jobs; one
+/// failure (the processor or a receiver may be down) does not stop the
 /// rest.
-fn maintain(ctx: &Ctx<'_>) -> Result<(), Error> {
-    let due = pending::due(ctx.kv, ctx.runtime.now(), ctx.config.lease)?;
-    for id in due.dispatch {
-        if let Err(err) = redispatch_if_stuck(ctx, id) {
-            ctx.runtime
-                .log(&format!("re-dispatch of {id} failed: {err}"));
+fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
+    let (now, shards) = (ctx.runtime.now(), ctx.config.index_shards);
+    let due = pending::due(ctx.kv, now, ctx.config.lease, shards)?;
+    let jobs = Jobs::new(ctx.kv);
+    for id in &due.dispatch {
+        let requeued = match jobs.get(*id, now) {
+            Ok(Some(job)) => queue::add_again(ctx.kv, &job).map_err(Error::from),
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = requeued {
+            ctx.runtime.log(&format!("re-queueing {id} failed: {err}"));
         }
+    }
+    // Queued jobs wait for a slot; only a free one lets anything start.
+    if !due.dispatch.is_empty()
+        && let Err(err) = start_queued(ctx, finished_here)
+    {
+        ctx.runtime
+            .log(&format!("starting queued jobs failed: {err}"));
     }
     for id in due.notify {
         if let Err(err) = notify::deliver_if_due(ctx, id) {
             ctx.runtime.log(&format!("webhook of {id} failed: {err}"));
         }
     }
-    retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts).map(drop)
+    retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts, shards).map(drop)
 }
 
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]
 mod local_dispatch_tests;
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -30,7 +30,11 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
             render::operation(&job, StatusCode::OK),
             vec![FollowUp::Notify(job.id)],
         ),
-        Ok(Claimed::Refused(job)) => render::operation(&job, StatusCode::OK).into(),
+        // Every slot is held: the job keeps its place in the queue, and
+        // the processor that frees a slot starts it.
+        Ok(Claimed::Refused(job) | Claimed::Waiting(job)) => {
+            render::operation(&job, StatusCode::OK).into()
+        }
         Err(err) => super::failed(ctx, err),
     }
 }

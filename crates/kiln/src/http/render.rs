@@ -5,6 +5,7 @@ use super::Response;
 use crate::clock::Timestamp;
 use crate::job::{Job, Status};
 use crate::problem::{Error, Problem};
+use crate::queue::QueuePlace;
 use crate::webhook::DeliveryStatus;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
@@ -56,6 +57,9 @@ pub fn problem(error: &Error) -> Response {
     let mut response = problem_response(&problem);
     match error {
         Error::Store(_) => set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS),
+        Error::QueueFull { retry_after, .. } => {
+            set(&mut response, RETRY_AFTER, retry_after.to_string());
+        }
         Error::MethodNotAllowed { allow } => set(&mut response, ALLOW, allow),
         _ => {}
     }
@@ -82,6 +86,8 @@ struct OperationBody<'a> {
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     percent_complete: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_position: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +128,7 @@ fn operation_body(job: &Job, with_webhook: bool) -> OperationBody<'_> {
         last_updated_at: job.last_updated_at.to_rfc3339(),
         expires_at: job.expires_at.to_rfc3339(),
         percent_complete: job.percent_complete,
+        queue_position: None,
         resource_location: (job.status == Status::Succeeded).then(|| image_path(job)),
         error: job.error.as_ref(),
         webhook: job
@@ -144,7 +151,15 @@ fn operation_body(job: &Job, with_webhook: bool) -> OperationBody<'_> {
 /// calls for: unfinished ones say when to poll again and must not be cached;
 /// finished ones carry an ETag for cheap revalidation.
 pub fn operation(job: &Job, status: StatusCode) -> Response {
-    let bytes = operation_json(job);
+    operation_in_queue(job, status, None)
+}
+
+/// [`operation`] for a job waiting in the queue at `place`: its position,
+/// and a `Retry-After` that grows with it.
+pub fn operation_in_queue(job: &Job, status: StatusCode, place: Option<QueuePlace>) -> Response {
+    let mut body = operation_body(job, true);
+    body.queue_position = place.map(|p| p.position);
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let etag = crate::etag::strong(&bytes);
     let mut response = response(status, bytes);
     set(&mut response, CONTENT_TYPE, "application/json");
@@ -153,7 +168,8 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
         set(&mut response, ETAG, etag);
     } else {
         set(&mut response, CACHE_CONTROL, "no-store");
-        set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+        let retry_after = place.map_or(1, |p| p.retry_after);
+        set(&mut response, RETRY_AFTER, retry_after.to_string());
     }
     if job.status == Status::Succeeded {
         set(
@@ -167,13 +183,14 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
 
 /// `202 Accepted` for a job still in progress: its operation resource, and
 /// where to find it.
-pub fn accepted(job: &Job) -> Response {
-    let mut response = operation(job, StatusCode::ACCEPTED);
+pub fn accepted(job: &Job, place: Option<QueuePlace>) -> Response {
+    let mut response = operation_in_queue(job, StatusCode::ACCEPTED, place);
     set(&mut response, LOCATION, operation_path(job));
     set(&mut response, CONTENT_LOCATION, operation_path(job));
     // Even a (replayed) finished job's 202 asks the client to come back to
     // the operation, and is not itself to be stored.
-    set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+    let retry_after = place.map_or(1, |p| p.retry_after);
+    set(&mut response, RETRY_AFTER, retry_after.to_string());
     set(&mut response, CACHE_CONTROL, "no-store");
     response.headers_mut().remove(ETAG);
     response

@@ -11,6 +11,7 @@ use crate::id::JobId;
 use crate::job::{Job, Status};
 use crate::negotiation::Accept;
 use crate::problem::Error;
+use crate::queue;
 use crate::repo::{Jobs, Update};
 use crate::runtime::Ctx;
 use http::header::{CONTENT_LENGTH, ETAG};
@@ -101,7 +102,8 @@ fn operation<B>(
         let timeout = Duration::from_secs(seconds).min(ctx.config.max_wait);
         job = wait_for_change(ctx, &job, timeout)?;
     }
-    let mut response = render::operation(&job, StatusCode::OK);
+    let place = queue::place(ctx, &job)?;
+    let mut response = render::operation_in_queue(&job, StatusCode::OK, place);
     render::vary(&mut response, &["Prefer", "Accept"]);
     if job.status.is_terminal()
         && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())

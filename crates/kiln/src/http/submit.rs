@@ -13,6 +13,7 @@ use crate::negotiation::Accept;
 use crate::prefer::{Preferences, Return};
 use crate::problem::Error;
 use crate::processing::{self, Outcome};
+use crate::queue::{self, QueuePlace};
 use crate::repo::Jobs;
 use crate::runtime::Ctx;
 use crate::submission::{self, Accepted, Upload};
@@ -59,6 +60,8 @@ fn submit<B: BodyReader>(
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
         .transpose()?;
     let webhook = headers::webhook_url(request.headers(), ctx.config.webhooks.as_ref())?;
+    // Before the upload is read: a full queue refuses it without storing.
+    let waiting = queue::admit(ctx)?;
     let bytes = request.body_mut().read_to_end(limit, declared_length)?;
     if bytes.is_empty() {
         return Err(Error::BadRequest(
@@ -77,15 +80,16 @@ fn submit<B: BodyReader>(
         },
     )?;
     let job = accepted.job().clone();
-    let dispatch = match accepted {
-        Accepted::New(_) => FollowUp::Dispatch(job.id),
-        Accepted::Replayed(_) => FollowUp::Redispatch(job.id),
+    let (dispatch, place) = match accepted {
+        Accepted::New(_) if waiting.is_none() => (FollowUp::Start(job.id), None),
+        Accepted::New(_) => (FollowUp::StartQueued, queue::place_behind(ctx, waiting)),
+        Accepted::Replayed(_) => (FollowUp::Redispatch(job.id), None),
     };
     if prefs.respond_async && prefs.wait.is_none() {
         // The time to this answer must not depend on the processing: the
         // processor is only called once the 202 is out.
         return Ok(Reply::new(
-            accepted_response(&job, prefs),
+            accepted_response(&job, prefs, place),
             vec![dispatch, FollowUp::Maintain],
         ));
     }
@@ -102,7 +106,7 @@ fn submit<B: BodyReader>(
         follow_ups.insert(0, FollowUp::Notify(job.id));
     }
     let response = match finished {
-        None => accepted_response(&job, prefs),
+        None => accepted_response(&job, prefs, queue::place(ctx, &job)?),
         Some(job) => finished_response(ctx, &job, prefs)?,
     };
     Ok(Reply::new(response, follow_ups))
@@ -135,14 +139,19 @@ fn run_inline(
     let now = ctx.runtime.now();
     let pause_at = wait.map(|wait| now.after(wait));
     match processing::run_here(ctx, id, pause_at) {
-        Ok(Outcome::Finished | Outcome::Abandoned) => wait_until_finished(ctx, id, Duration::ZERO),
+        Ok(Outcome::Finished | Outcome::Abandoned) => {
+            // Its slot is free again for the oldest waiting job.
+            follow_ups.insert(0, FollowUp::StartQueued);
+            wait_until_finished(ctx, id, Duration::ZERO)
+        }
         Ok(Outcome::Paused) => {
             follow_ups.insert(0, FollowUp::Redispatch(id));
             Ok(None)
         }
         Ok(Outcome::NotRun) => {
-            // Someone else runs it (a replay), or this instance has no time
-            // left for it: wait for the other, never past this budget.
+            // Every slot is held (it waits its turn in the queue), someone
+            // else runs it (a replay), or this instance has no time left
+            // for it: wait for it, never past this budget.
             follow_ups.insert(0, FollowUp::Redispatch(id));
             let mut timeout = wait.unwrap_or(ctx.config.max_wait);
             if let Some(end) = ctx.budget().work_ends_at() {
@@ -185,8 +194,8 @@ fn wait_until_finished(ctx: &Ctx<'_>, id: JobId, timeout: Duration) -> Result<Op
 }
 
 /// `202 Accepted`, saying `respond-async` was applied when it was asked for.
-fn accepted_response(job: &Job, prefs: &Preferences) -> super::Response {
-    let mut response = render::accepted(job);
+fn accepted_response(job: &Job, prefs: &Preferences, place: Option<QueuePlace>) -> super::Response {
+    let mut response = render::accepted(job, place);
     if prefs.respond_async {
         set(&mut response, PREFERENCE_APPLIED, "respond-async");
     }

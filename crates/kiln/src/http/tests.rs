@@ -34,6 +34,10 @@ pub(super) struct FakeHost {
     started_at: Cell<u64>,
     pub(super) processor: Cell<Processor>,
     pub(super) dispatches: Cell<usize>,
+    /// The jobs dispatched, in order.
+    pub(super) dispatched: RefCell<Vec<crate::id::JobId>>,
+    /// What stalled processors were left to do (see [`FakeHost::resume`]).
+    pub(super) stalled: RefCell<Vec<FollowUp>>,
     /// Whether each reading of the clock checks that no running job's
     /// lease has run out.
     pub(super) watch_leases: Cell<bool>,
@@ -57,12 +61,20 @@ impl FakeHost {
     pub(super) fn new() -> Self {
         FakeHost {
             kv: MemoryKv::new(),
-            config: Config::default(),
+            // One key per index, so that what one request's maintenance
+            // reads is the whole index (walking the shards is the indexes'
+            // own tests' concern) and a job's index keys are predictable.
+            config: Config {
+                index_shards: 1,
+                ..Config::default()
+            },
             clock: Cell::new(1_700_000_000_000),
             started_at: Cell::new(1_700_000_000_000),
             tick: Cell::new(Duration::ZERO),
             processor: Cell::new(Processor::Working),
             dispatches: Cell::new(0),
+            dispatched: RefCell::new(Vec::new()),
+            stalled: RefCell::new(Vec::new()),
             watch_leases: Cell::new(false),
             lapsed_leases: Cell::new(0),
             posts: RefCell::new(Vec::new()),
@@ -76,6 +88,10 @@ impl FakeHost {
             runtime: self,
             config: &self.config,
         }
+    }
+
+    pub(super) fn now_millis(&self) -> u64 {
+        self.clock.get()
     }
 
     pub(super) fn advance(&self, by: Duration) {
@@ -124,6 +140,16 @@ impl FakeHost {
         self.send(Method::POST, &format!("/images{query}"), &all, png(64, 48))
     }
 
+    /// Lets the stalled processors do what they were left to do, as
+    /// working ones.
+    pub(super) fn resume(&self) {
+        self.processor.set(Processor::Working);
+        let stalled = self.stalled.take();
+        for f in stalled {
+            follow_up(&self.ctx(), f);
+        }
+    }
+
     pub(super) fn get(&self, path: &str) -> Response {
         self.send(Method::GET, path, &[], Vec::new())
     }
@@ -152,11 +178,14 @@ impl Runtime for FakeHost {
         let request = http::Request::post(format!("/jobs/{id}"))
             .body(Vec::<u8>::new())
             .unwrap();
+        self.dispatched.borrow_mut().push(id);
         let reply = handle_process(request, &self.ctx());
         if self.processor.get() == Processor::Working {
             for f in reply.follow_ups {
                 follow_up(&self.ctx(), f);
             }
+        } else {
+            self.stalled.borrow_mut().extend(reply.follow_ups);
         }
         Ok(())
     }
@@ -252,7 +281,7 @@ fn respond_async_answers_202_before_any_processing() {
     assert_eq!(header(response, "preference-applied"), "respond-async");
     assert_eq!(header(response, "retry-after"), "1");
     assert_eq!(json(response)["status"], "notStarted");
-    assert!(matches!(reply.follow_ups[0], FollowUp::Dispatch(_)));
+    assert!(matches!(reply.follow_ups[0], FollowUp::Start(_)));
 }
 
 #[test]

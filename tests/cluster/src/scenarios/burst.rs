@@ -1,0 +1,348 @@
+//! (a) burst: one `spin up` on its default SQLite store takes B
+//! `respond-async` submissions of a tiny JPEG whose job needs hundreds of
+//! MB (a 27 MP output), from 16 clients at once. With jobs bounded
+//! (`max_running_jobs` at a time) the server's memory must stay under
+//! `max_running_jobs × one job's peak + idle`, nothing may be killed, and
+//! every accepted job must succeed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Settings, huge_output};
+use crate::cluster::Cluster;
+use crate::load::{self, Client, Submission};
+use crate::report::{Outcome, Verdict, heading, mib, p50_p99};
+
+/// Beyond this estimated drain time, a full run reports progress instead
+/// of waiting.
+const DRAIN_LIMIT: Duration = Duration::from_secs(25 * 60);
+
+/// Runs the scenario.
+pub fn run(settings: &Settings) -> Outcome {
+    let jobs = settings.jobs(1500, 24);
+    let max_running: u64 = settings
+        .variable("max_running_jobs", &[])
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    heading(&format!(
+        "burst: one spin up (SQLite), 16 clients, {jobs} async 27 MP jobs, max_running_jobs {max_running}"
+    ));
+    let mut outcome = Outcome::default();
+    let cluster = Cluster::start(&settings.topology("burst", 1, false, false, &[]));
+    let base = cluster.base_url();
+    let client = Client::new(&base);
+    let work = huge_output();
+
+    // Idle memory, then one job alone (synchronously).
+    let warm = client.send("GET", "/openapi.json", &[], &[]);
+    assert!(
+        warm.is_ok_and(|(answer, _)| answer.status == 200),
+        "spin up serves"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (server_pid, idle) = {
+        let replica = cluster.replica(0);
+        let memory = replica.process.server_memory().expect("the server runs");
+        replica.process.reset_peak_memory();
+        (
+            replica.process.server_pid().expect("the server runs"),
+            memory.resident,
+        )
+    };
+    let alone = Instant::now();
+    let single = load::submit(
+        &client,
+        &Submission {
+            work: &work,
+            prefer: None,
+            key: uuid::Uuid::new_v4().to_string(),
+            webhook: None,
+        },
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|why| panic!("the job alone failed: {why}"));
+    let alone = alone.elapsed();
+    let peak_alone = cluster
+        .replica(0)
+        .process
+        .server_memory()
+        .expect("the server runs")
+        .peak;
+    let per_job = peak_alone.saturating_sub(idle);
+    let bound = max_running * per_job + idle;
+    println!(
+        "  idle RSS {}; one job alone ({}, {} ms): peak {} (+{} over idle); bound {} x {} + {} = {}",
+        mib(idle),
+        single.status,
+        alone.as_millis(),
+        mib(peak_alone),
+        mib(per_job),
+        max_running,
+        mib(per_job),
+        mib(idle),
+        mib(bound)
+    );
+    let oom_before = oom_kills_in_dmesg();
+    cluster.replica(0).process.reset_peak_memory();
+
+    // The burst, sampled every 100 ms; the guard kills the server before
+    // it takes more than 60% of the machine.
+    let stop = AtomicBool::new(false);
+    let limit = crate::memory::machine_total() * 6 / 10;
+    let burst_started = Instant::now();
+    let (acks, (peaks, guard_fired), drain) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            crate::memory::sample_with_limit(&cluster, Duration::from_millis(100), limit, &stop)
+        });
+        let acks = load::run_clients(16, &base, (0..jobs).collect(), |client, _| {
+            load::submit(
+                client,
+                &Submission {
+                    work: &work,
+                    prefer: Some("respond-async"),
+                    key: uuid::Uuid::new_v4().to_string(),
+                    webhook: None,
+                },
+                Duration::from_secs(300),
+            )
+        });
+        println!(
+            "  burst sent in {:.1} s",
+            burst_started.elapsed().as_secs_f64()
+        );
+        let ids: Vec<String> = acks
+            .iter()
+            .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.id.clone()))
+            .collect();
+        let drain = drain(&base, ids.clone(), settings.short);
+        if drain.failed > 0 {
+            print_failures(&client, &ids);
+        }
+        stop.store(true, Ordering::SeqCst);
+        (acks, sampler.join().expect("the sampler"), drain)
+    });
+    let hwm = cluster
+        .replica(0)
+        .process
+        .server_memory()
+        .map_or(0, |memory| memory.peak);
+    let peak = hwm.max(peaks.resident);
+    let survived = cluster.replica(0).process.server_pid() == Some(server_pid);
+    let oom_kills = oom_kills_in_dmesg().map(|after| after - oom_before.unwrap_or(0));
+
+    let accepted = acks.iter().filter(|ack| ack.is_ok()).count();
+    let ack_times: Vec<Duration> = acks
+        .iter()
+        .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.elapsed))
+        .collect();
+    let refused_503: u32 = acks
+        .iter()
+        .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.refusals_503))
+        .sum();
+    for why in acks.iter().filter_map(|ack| ack.as_ref().err()).take(5) {
+        println!("  not accepted: {why}");
+    }
+    println!(
+        "  accepted   {accepted} of {jobs} (ack {}; {refused_503} 503s with Retry-After met on the way)",
+        p50_p99(&ack_times)
+    );
+    println!(
+        "  succeeded  {} ({} failed, {} other, {} unfinished when {})",
+        drain.succeeded,
+        drain.failed,
+        drain.other,
+        drain.unfinished,
+        if drain.complete {
+            "all had ended"
+        } else {
+            "the drain was cut short"
+        }
+    );
+    println!(
+        "  drain: {:.1} s{}",
+        drain.elapsed.as_secs_f64(),
+        drain
+            .estimate
+            .map(|eta| format!(", estimated total {:.0} min", eta.as_secs_f64() / 60.0))
+            .unwrap_or_default()
+    );
+    println!(
+        "  peak RSS   {} (VmHWM since the burst began; highest VmRSS sample {}, {} samples) vs bound {}",
+        mib(peak),
+        mib(peaks.resident),
+        peaks.samples,
+        mib(bound)
+    );
+    println!(
+        "  server {} ; OOM kills in dmesg since the burst: {}{}",
+        if survived { "still running" } else { "DIED" },
+        oom_kills.map_or("dmesg unreadable".to_owned(), |n| n.to_string()),
+        if guard_fired {
+            " ; the memory guard killed it"
+        } else {
+            ""
+        }
+    );
+
+    let lost = if drain.complete {
+        accepted - drain.succeeded
+    } else {
+        drain.failed + drain.other
+    };
+    outcome.check(
+        lost == 0,
+        format!("burst: {lost} accepted jobs did not succeed"),
+    );
+    outcome.check(survived && !guard_fired, "burst: the server died");
+    if settings.short {
+        outcome.check(drain.complete, "burst: the --short drain did not finish");
+    }
+    outcome.target(
+        "burst-memory",
+        format!(
+            "peak RSS {} vs bound {} ({} x {} + {}), OOM kills {}, server {}",
+            mib(peak),
+            mib(bound),
+            max_running,
+            mib(per_job),
+            mib(idle),
+            oom_kills.map_or("?".to_owned(), |n| n.to_string()),
+            if survived { "alive" } else { "died" }
+        ),
+        Verdict::from(peak <= bound && survived && oom_kills.unwrap_or(0) == 0),
+    );
+    outcome.target(
+        "burst-complete",
+        format!(
+            "{accepted} accepted, {} succeeded, lost {lost}{}",
+            drain.succeeded,
+            if drain.complete {
+                String::new()
+            } else {
+                format!(", {} still unfinished (drain cut short)", drain.unfinished)
+            }
+        ),
+        if drain.complete {
+            Verdict::from(accepted == jobs && lost == 0)
+        } else {
+            Verdict::NotMeasured
+        },
+    );
+    outcome
+}
+
+/// How the accepted jobs ended.
+struct Drain {
+    succeeded: usize,
+    failed: usize,
+    /// Canceled or gone.
+    other: usize,
+    unfinished: usize,
+    /// Whether every job had ended.
+    complete: bool,
+    elapsed: Duration,
+    /// The estimated time for all to end, when it was cut short.
+    estimate: Option<Duration>,
+}
+
+/// Reads every unfinished job's status every few seconds until all have
+/// ended; a full run stops once the rate seen over the first minute says
+/// it would take longer than [`DRAIN_LIMIT`].
+fn drain(base: &str, ids: Vec<String>, must_finish: bool) -> Drain {
+    let started = Instant::now();
+    let total = ids.len();
+    let mut pending = ids;
+    let mut ended: Vec<String> = Vec::new();
+    let mut last_report = Instant::now();
+    loop {
+        let statuses = load::run_clients(8, base, pending.clone(), |client, id| {
+            let status = load::status_now(client, &id);
+            (id, status)
+        });
+        pending.clear();
+        for (id, status) in statuses {
+            match status.as_deref() {
+                Some("succeeded" | "failed" | "canceled" | "gone") => ended.push(status.unwrap()),
+                _ => pending.push(id),
+            }
+        }
+        let elapsed = started.elapsed();
+        if pending.is_empty() || crate::cleanup::interrupted() {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(30) {
+            println!(
+                "  drain: {} of {total} ended after {:.0} s",
+                ended.len(),
+                elapsed.as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        if !must_finish && elapsed > Duration::from_secs(60) {
+            let rate = ended.len() as f64 / elapsed.as_secs_f64();
+            let estimate = Duration::from_secs_f64(total as f64 / rate.max(1e-3));
+            if estimate > DRAIN_LIMIT {
+                return tally(&ended, pending.len(), false, elapsed, Some(estimate));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    tally(
+        &ended,
+        pending.len(),
+        pending.is_empty(),
+        started.elapsed(),
+        None,
+    )
+}
+
+fn tally(
+    ended: &[String],
+    unfinished: usize,
+    complete: bool,
+    elapsed: Duration,
+    estimate: Option<Duration>,
+) -> Drain {
+    let count = |status: &str| ended.iter().filter(|s| *s == status).count();
+    Drain {
+        succeeded: count("succeeded"),
+        failed: count("failed"),
+        other: count("canceled") + count("gone"),
+        unfinished,
+        complete,
+        elapsed,
+        estimate,
+    }
+}
+
+/// Prints why the first failed jobs failed (their `error` problem).
+fn print_failures(client: &Client, ids: &[String]) {
+    let mut shown = 0;
+    for id in ids {
+        let Ok((answer, _)) = client.send("GET", &format!("/operations/{id}"), &[], &[]) else {
+            continue;
+        };
+        let operation: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        if operation["status"] == "failed" {
+            println!("  failed {id}: {}", operation["error"]);
+            shown += 1;
+            if shown == 3 {
+                return;
+            }
+        }
+    }
+}
+
+/// How many OOM kills the kernel log holds, if it can be read.
+fn oom_kills_in_dmesg() -> Option<usize> {
+    let output = std::process::Command::new("dmesg").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.contains("Out of memory") || line.contains("oom-kill"))
+            .count(),
+    )
+}
