@@ -90,7 +90,7 @@ impl Default for Config {
             webhooks: None,
             max_running_jobs: 2,
             max_queued_jobs: None,
-            index_shards: 8,
+            index_shards: 64,
         }
     }
 }
@@ -203,7 +203,7 @@ mod tests {
             ("request_timeout_seconds", "0"),
             ("max_running_jobs", "2"),
             ("max_queued_jobs", "0"),
-            ("index_shards", "8"),
+            ("index_shards", "64"),
         ])
     }
 

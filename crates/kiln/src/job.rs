@@ -182,7 +182,10 @@ impl Job {
         Claim::Claimed(next)
     }
 
-    /// Records progress and renews the lease, if `token` still holds it.
+    /// Records progress and renews the lease, if `token` still holds it
+    /// and it has not run out: a processor that was silent past its lease
+    /// may have lost its slot to another job, so it must stop (the job is
+    /// queued again and rerun) rather than run beside the bound.
     pub fn progress(
         &self,
         token: &str,
@@ -190,7 +193,8 @@ impl Job {
         now: Timestamp,
         lease: Duration,
     ) -> Option<Job> {
-        self.is_held_by(token).then(|| {
+        let live = self.lease.as_ref().is_some_and(|l| now < l.expires_at);
+        (self.is_held_by(token) && live).then(|| {
             let mut next = self.touched(now);
             next.percent_complete = Some(percent.min(99));
             next.lease = Some(Lease {
@@ -382,6 +386,12 @@ pub(crate) mod tests {
         assert_eq!(job.fail("b", problem.clone(), Timestamp(1)), None);
         assert_eq!(job.progress("b", 50, Timestamp(1), LEASE), None);
         assert!(job.fail("a", problem, Timestamp(1)).is_some());
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_is_not_renewed() {
+        let job = claimed(&new_job(Timestamp(0)), "a", Timestamp(0));
+        assert_eq!(job.progress("a", 50, Timestamp(60_000), LEASE), None);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub fn queue(shard: u32) -> String {
     sharded("kiln:queue", shard)
 }
 
+/// The last second whose maintenance (see `http::maintain`) some request
+/// took on.
+pub const MAINTAINED: &str = "kiln:maintained";
+
 /// The slots of the jobs running now (see [`crate::slots`]).
 pub const SLOTS: &str = "kiln:slots";
 

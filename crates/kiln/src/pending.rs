@@ -6,6 +6,7 @@
 
 use crate::clock::Timestamp;
 use crate::id::JobId;
+use crate::job::Status;
 use crate::keys;
 use crate::keyset::{self, job_member, parse_job_member};
 use crate::kv::{KvError, KvStore};
@@ -36,8 +37,11 @@ pub fn remove(
 /// What the pending jobs looked at need now.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Due {
-    /// Jobs that need a processor.
+    /// Jobs whose processor's lease ran out: they must be queued again.
     pub dispatch: Vec<JobId>,
+    /// Jobs that never started and waited a whole lease: in the queue
+    /// unless something was lost, so they matter only if a slot is free.
+    pub waiting: Vec<JobId>,
     /// Finished jobs whose webhook attempt is due.
     pub notify: Vec<JobId>,
 }
@@ -65,6 +69,9 @@ pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration, shards: u32) -> Re
             continue;
         };
         match jobs.get(id, now)? {
+            Some(job) if job.needs_dispatch(now, lease) && job.status == Status::NotStarted => {
+                due.waiting.push(id)
+            }
             Some(job) if job.needs_dispatch(now, lease) => due.dispatch.push(id),
             Some(job) if job.webhook_due(now) => due.notify.push(id),
             Some(job) if job.is_open() => {}
@@ -100,7 +107,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            due(&kv, Timestamp(60_000), LEASE, 1).unwrap().dispatch,
+            due(&kv, Timestamp(60_000), LEASE, 1).unwrap().waiting,
             [job.id]
         );
     }
@@ -120,8 +127,8 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for second in 0..(JOBS_PER_CHECK as u64 * 6) {
             let due = due(&kv, Timestamp(60_000 + second * 1000), LEASE, shards).unwrap();
-            assert!(due.dispatch.len() <= JOBS_PER_CHECK);
-            seen.extend(due.dispatch);
+            assert!(due.waiting.len() <= JOBS_PER_CHECK);
+            seen.extend(due.waiting);
         }
         assert_eq!(seen.len(), ids.len());
     }

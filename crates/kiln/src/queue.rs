@@ -28,6 +28,11 @@ pub struct QueuePlace {
 }
 
 impl QueuePlace {
+    /// The place of a job behind `waiting` others.
+    pub fn behind(waiting: usize, max_running_jobs: u32) -> Self {
+        QueuePlace::new(waiting + 1, max_running_jobs)
+    }
+
     fn new(position: usize, max_running_jobs: u32) -> Self {
         let rounds = position.div_ceil(max_running_jobs.max(1) as usize) as u64;
         QueuePlace {
@@ -37,36 +42,39 @@ impl QueuePlace {
     }
 }
 
-/// Lets a new job in: `None` when a slot looks free (the job starts at
-/// once), else how many jobs wait already; `503 queue-full` when
-/// `max_queued_jobs` do.
+/// Lets a new job in, or answers `503 queue-full` when `max_queued_jobs`
+/// wait already; how many wait, when it counted them (a slot is free:
+/// `None`).
+/// The whole queue is read (every shard) only when `max_queued_jobs` is
+/// set: otherwise admission costs one read.
 pub fn admit(ctx: &Ctx<'_>) -> Result<Option<usize>, Error> {
+    let Some(max) = ctx.config.max_queued_jobs else {
+        return Ok(None);
+    };
     if crate::slots::free(ctx)? > 0 {
         return Ok(None);
     }
     let waiting = len(ctx.kv, ctx.config.index_shards)?;
-    match ctx.config.max_queued_jobs {
-        Some(max) if waiting as u64 >= max => Err(Error::QueueFull {
+    if waiting as u64 >= max {
+        return Err(Error::QueueFull {
             waiting,
             retry_after: QueuePlace::new(waiting, ctx.config.max_running_jobs).retry_after,
-        }),
-        _ => Ok(Some(waiting)),
+        });
     }
-}
-
-/// The place of a new job admitted behind `waiting` others.
-pub fn place_behind(ctx: &Ctx<'_>, waiting: Option<usize>) -> Option<QueuePlace> {
-    waiting.map(|waiting| QueuePlace::new(waiting + 1, ctx.config.max_running_jobs))
+    Ok(Some(waiting))
 }
 
 /// The place of a job that has not started, if every slot is held; `None`
 /// otherwise (and for a job that started), without reading the queue.
-pub fn place(ctx: &Ctx<'_>, job: &Job) -> Result<Option<QueuePlace>, KvError> {
-    if job.status != crate::job::Status::NotStarted || crate::slots::free(ctx)? > 0 {
-        return Ok(None);
+/// Two reads: the slots, and the job's shard of the queue.
+/// Best effort: a store error leaves the place out rather than failing
+/// the read.
+pub fn place(ctx: &Ctx<'_>, job: &Job) -> Option<QueuePlace> {
+    if job.status != crate::job::Status::NotStarted || crate::slots::free(ctx).ok()? > 0 {
+        return None;
     }
-    let position = position(ctx.kv, ctx.config.index_shards, job)?;
-    Ok(Some(QueuePlace::new(position, ctx.config.max_running_jobs)))
+    let position = position(ctx.kv, ctx.config.index_shards, job).ok()?;
+    Some(QueuePlace::new(position, ctx.config.max_running_jobs))
 }
 
 /// Lists job `id` as waiting.
@@ -123,13 +131,19 @@ pub fn len(kv: &dyn KvStore, shards: u32) -> Result<usize, KvError> {
     })
 }
 
-/// The place of a waiting job: 1 when it starts next.
+/// The place of a waiting job, estimated from its own shard (one read,
+/// whatever the length of the queue): the jobs ahead of it there, times
+/// the number of shards (jobs spread evenly over them), plus one. Exact
+/// with one shard.
 pub fn position(kv: &dyn KvStore, shards: u32, job: &Job) -> Result<usize, KvError> {
-    let key = (job.created_at, job.id.to_string());
-    Ok(1 + entries(kv, shards)?
+    let ahead_in_shard = keyset::members(kv, &keys::queue(job.index_shard))?
         .iter()
-        .filter(|e| (e.created_at, e.id.to_string()) < key)
-        .count())
+        .filter_map(|member| parse_job_member(member))
+        .filter(|&(id, created_at)| {
+            (created_at, id.to_string()) < (job.created_at, job.id.to_string())
+        })
+        .count();
+    Ok(1 + ahead_in_shard * shards.max(1) as usize)
 }
 
 /// Up to `count` of the oldest jobs that can start now (never started, or
@@ -198,8 +212,19 @@ mod tests {
             .collect();
         let oldest = oldest(&ctx, 3).unwrap();
         assert_eq!(oldest, [jobs[4].id, jobs[1].id, jobs[2].id]);
-        assert_eq!(position(&kv, 4, &jobs[3]).unwrap(), 5);
         assert_eq!(len(&kv, 4).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_position_is_exact_with_one_shard_and_an_estimate_with_several() {
+        let kv = MemoryKv::new();
+        let jobs: Vec<Job> = (0..5).map(|created| queued(&kv, created, 1)).collect();
+        assert_eq!(position(&kv, 1, &jobs[0]).unwrap(), 1);
+        assert_eq!(position(&kv, 1, &jobs[4]).unwrap(), 5);
+        let kv = MemoryKv::new();
+        let jobs: Vec<Job> = (0..400).map(|created| queued(&kv, created, 4)).collect();
+        let estimate = position(&kv, 4, &jobs[399]).unwrap();
+        assert!((300..=500).contains(&estimate), "{estimate}");
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //! an entry older than one lease is checked against the job record, and is
 //! free unless that job still runs under the entry's token.
 //!
-//! A processor stopped past its lease (SIGSTOP, a stalled host) loses both
-//! its job and its slot; when it wakes, its next heartbeat finds the job
-//! taken and stops it, so the bound can be exceeded by one job for at most
-//! one heartbeat interval.
+//! A processor stopped past its lease (SIGSTOP, a stalled host, a store
+//! down that long) loses its slot; when it wakes, its next heartbeat finds
+//! its lease run out (renewals refuse a lease that expired, see
+//! [`Job::progress`](crate::job::Job::progress)) and stops it, so the
+//! bound can be exceeded by one job for at most one heartbeat interval.
 
 use crate::clock::Timestamp;
 use crate::id::JobId;
@@ -41,6 +42,11 @@ pub fn acquire(ctx: &Ctx<'_>, id: JobId, token: &str) -> Result<bool, Error> {
             continue;
         };
         let mut held = live(ctx, decode(&raw), now)?;
+        // A swap that landed though reported as failed (read back after a
+        // concurrent write) already holds our slot.
+        if held.iter().any(|slot| slot.token == token) {
+            return Ok(true);
+        }
         if held.len() >= ctx.config.max_running_jobs as usize {
             return Ok(false);
         }
@@ -79,16 +85,11 @@ pub fn release(kv: &dyn KvStore, token: &str) -> Result<(), KvError> {
     Err(contention(keys::SLOTS))
 }
 
-/// How many slots look free, without reading any job record: entries older
-/// than one lease count as free (they may be a dead processor's). Cheap
-/// enough for every submission; [`acquire`] decides for real.
-pub fn free(ctx: &Ctx<'_>) -> Result<usize, KvError> {
-    let now = ctx.runtime.now();
+/// How many slots are free: one read, plus one per entry older than a
+/// lease (a long job, or a dead processor's), checked against its job.
+pub fn free(ctx: &Ctx<'_>) -> Result<usize, Error> {
     let held = match ctx.kv.get(keys::SLOTS)? {
-        Some(raw) => decode(&raw)
-            .iter()
-            .filter(|slot| now < slot.since.after(ctx.config.lease))
-            .count(),
+        Some(raw) => live(ctx, decode(&raw), ctx.runtime.now())?.len(),
         None => 0,
     };
     Ok((ctx.config.max_running_jobs as usize).saturating_sub(held))

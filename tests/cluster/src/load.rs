@@ -298,6 +298,23 @@ pub fn cancel(client: &Client, id: &str, give_up: Duration) -> Option<u16> {
     None
 }
 
+/// `count` `respond-async` submissions of `work` from 16 clients, each
+/// with a fresh `Idempotency-Key`.
+pub fn send_async(base: &str, work: &Work, count: usize) -> Vec<Result<Ack, String>> {
+    run_clients(16, base, (0..count).collect(), |client, _: usize| {
+        submit(
+            client,
+            &Submission {
+                work,
+                prefer: Some("respond-async"),
+                key: uuid::Uuid::new_v4().to_string(),
+                webhook: None,
+            },
+            Duration::from_secs(300),
+        )
+    })
+}
+
 /// SHA-256 of `bytes`, as hex.
 pub fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -66,7 +66,14 @@ pub fn sample_with_limit(
     stop: &AtomicBool,
 ) -> (Peaks, bool) {
     let mut peaks = Peaks::default();
+    let started = std::time::Instant::now();
+    let mut last_report = started;
     while !stop.load(Ordering::SeqCst) {
+        // A line every 30 s: when the peak came (the burst, or the drain).
+        let report = last_report.elapsed() >= Duration::from_secs(30);
+        if report {
+            last_report = std::time::Instant::now();
+        }
         for replica in &cluster.replicas {
             let Ok(mut replica) = replica.try_lock() else {
                 continue;
@@ -75,6 +82,14 @@ pub fn sample_with_limit(
                 continue;
             };
             peaks.resident = peaks.resident.max(resident);
+            if report {
+                println!(
+                    "  memory: {} after {:.0} s (peak so far {})",
+                    crate::report::mib(resident),
+                    started.elapsed().as_secs_f64(),
+                    crate::report::mib(peaks.resident)
+                );
+            }
             if resident > limit {
                 println!(
                     "  MEMORY GUARD: a server holds {} (limit {}): killing the replicas",

@@ -222,3 +222,35 @@ fn a_full_store_gets_503_leaves_nothing_behind_and_reads_go_on() {
     assert_eq!(contents(&host.kv), before, "the refused upload left traces");
     assert_eq!(host.get(&image).status(), StatusCode::OK);
 }
+
+/// On the local dispatch the bound holds too: a job that finds every slot
+/// held waits in the queue, and the instance whose job frees the slot runs
+/// it next.
+#[test]
+fn a_local_job_waits_for_a_slot_and_the_instance_that_frees_it_runs_it() {
+    let mut host = local_host();
+    host.config.max_running_jobs = 1;
+    let first = submit_async_without_follow_ups(&host);
+    let first_id = crate::id::JobId::parse(json(&first.response)["id"].as_str().unwrap()).unwrap();
+    let crate::processing::Claimed::Started { ticket, .. } =
+        crate::processing::claim(&host.ctx(), first_id).unwrap()
+    else {
+        panic!("the first job takes the one slot");
+    };
+    host.advance(Duration::from_millis(1));
+    let second = submit_async_without_follow_ups(&host);
+    let second_location = header(&second.response, "location").to_owned();
+    assert_eq!(json(&second.response)["queuePosition"], 1);
+    for f in second.follow_ups {
+        super::follow_up(&host.ctx(), f);
+    }
+    assert_eq!(
+        job_of(&host, &second_location).status,
+        crate::job::Status::NotStarted
+    );
+    super::follow_up(&host.ctx(), super::FollowUp::Process(ticket));
+    assert_eq!(
+        job_of(&host, &second_location).status,
+        crate::job::Status::Succeeded
+    );
+}

@@ -17,8 +17,12 @@ pub use process::handle as handle_process;
 pub use resources::handle as handle_resources;
 pub use submit::handle as handle_submit;
 
+use crate::clock::Timestamp;
 use crate::config::Dispatch;
 use crate::id::JobId;
+use crate::job::Status;
+use crate::keys;
+use crate::kv::{KvStore, create_once};
 use crate::pending;
 use crate::problem::Error;
 use crate::processing;
@@ -34,10 +38,6 @@ pub type Response = http::Response<Vec<u8>>;
 /// Work to do after the response has been sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
-    /// Start this new job, which found a slot free and nobody waiting: it
-    /// is the oldest waiting job, so the queue need not be read. If the
-    /// slots filled up meanwhile, it keeps its place in the queue.
-    Start(JobId),
     /// Start the oldest queued jobs while slots are free (a new job was
     /// queued, or a slot may have freed).
     StartQueued,
@@ -114,7 +114,6 @@ pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
 /// Runs a follow-up and says how it went; notes the jobs it ran here.
 fn run(ctx: &Ctx<'_>, follow_up: &FollowUp, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     match follow_up {
-        FollowUp::Start(id) => start(ctx, *id, finished_here),
         FollowUp::StartQueued => start_queued(ctx, finished_here),
         FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id, finished_here),
         FollowUp::Maintain => maintain(ctx, finished_here),
@@ -127,24 +126,6 @@ fn run(ctx: &Ctx<'_>, follow_up: &FollowUp, finished_here: &mut Vec<JobId>) -> R
             ran.map(drop)
         }
         FollowUp::Notify(id) => notify::deliver_if_due(ctx, *id),
-    }
-}
-
-/// Starts job `id`: in a fresh processor (chained), or here (local), then
-/// the jobs that queued meanwhile.
-fn start(ctx: &Ctx<'_>, id: JobId, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
-    match ctx.config.dispatch {
-        Dispatch::Chained => ctx
-            .runtime
-            .dispatch(id)
-            .map_err(|e| Error::Internal(format!("dispatch of {id}: {e}"))),
-        Dispatch::Local => {
-            if processing::run_here(ctx, id, None)? != processing::Outcome::NotRun {
-                finished_here.push(id);
-                start_queued(ctx, finished_here)?;
-            }
-            Ok(())
-        }
     }
 }
 
@@ -199,6 +180,9 @@ fn redispatch_if_stuck(
         return Ok(());
     }
     match Jobs::new(ctx.kv).get(id, now)? {
+        // A job that never started waits its turn while every slot is
+        // held: nothing is stuck.
+        Some(job) if job.status == Status::NotStarted && slots::free(ctx)? == 0 => Ok(()),
         Some(job) if job.needs_dispatch(now, ctx.config.lease) => {
             queue::add_again(ctx.kv, &job)?;
             start_queued(ctx, finished_here)
@@ -207,14 +191,37 @@ fn redispatch_if_stuck(
     }
 }
 
-/// Re-queues stuck jobs, sends due webhooks and sweeps expired jobs; one
+/// Whether this request does this second's maintenance: the first to swap
+/// the second into [`keys::MAINTAINED`] does, the others (however many
+/// submissions a second) skip it, so its reads do not grow with traffic.
+fn take_maintenance_of_this_second(kv: &dyn KvStore, now: Timestamp) -> Result<bool, Error> {
+    let second = (now.0 / 1000).to_string();
+    create_once(kv, keys::MAINTAINED, b"0")?;
+    match kv.get(keys::MAINTAINED)? {
+        Some(done) if done != second.as_bytes() => {
+            Ok(kv.compare_and_swap(keys::MAINTAINED, &done, second.as_bytes())?)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Re-queues stuck jobs, sends due webhooks and sweeps expired jobs, once
+/// a second at most across every instance; one
 /// failure (the processor or a receiver may be down) does not stop the
 /// rest.
 fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     let (now, shards) = (ctx.runtime.now(), ctx.config.index_shards);
+    if !take_maintenance_of_this_second(ctx.kv, now)? {
+        return Ok(());
+    }
     let due = pending::due(ctx.kv, now, ctx.config.lease, shards)?;
     let jobs = Jobs::new(ctx.kv);
-    for id in &due.dispatch {
+    let mut requeue = due.dispatch;
+    // Jobs waiting their turn while every slot is held are not stuck.
+    if !due.waiting.is_empty() && slots::free(ctx)? > 0 {
+        requeue.extend(due.waiting);
+    }
+    for id in &requeue {
         let requeued = match jobs.get(*id, now) {
             Ok(Some(job)) => queue::add_again(ctx.kv, &job).map_err(Error::from),
             Ok(None) => Ok(()),
@@ -225,7 +232,7 @@ fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> 
         }
     }
     // Queued jobs wait for a slot; only a free one lets anything start.
-    if !due.dispatch.is_empty()
+    if !requeue.is_empty()
         && let Err(err) = start_queued(ctx, finished_here)
     {
         ctx.runtime

@@ -25,16 +25,21 @@ pub fn handle<B>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
             render::operation(&job, StatusCode::ACCEPTED),
             vec![FollowUp::Process(ticket)],
         ),
-        // A job given up on has just finished here: its webhook goes now.
+        // A job given up on has just finished here: its webhook goes now,
+        // and the slot it did not take goes to the next waiting job.
         Ok(Claimed::GaveUp(job)) => Reply::new(
             render::operation(&job, StatusCode::OK),
-            vec![FollowUp::Notify(job.id)],
+            vec![FollowUp::Notify(job.id), FollowUp::StartQueued],
+        ),
+        // Finished or taken meanwhile: the slot this processor was sent
+        // for goes to the next waiting job.
+        Ok(Claimed::Refused(job)) => Reply::new(
+            render::operation(&job, StatusCode::OK),
+            vec![FollowUp::StartQueued],
         ),
         // Every slot is held: the job keeps its place in the queue, and
         // the processor that frees a slot starts it.
-        Ok(Claimed::Refused(job) | Claimed::Waiting(job)) => {
-            render::operation(&job, StatusCode::OK).into()
-        }
+        Ok(Claimed::Waiting(job)) => render::operation(&job, StatusCode::OK).into(),
         Err(err) => super::failed(ctx, err),
     }
 }

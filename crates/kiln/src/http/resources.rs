@@ -102,7 +102,7 @@ fn operation<B>(
         let timeout = Duration::from_secs(seconds).min(ctx.config.max_wait);
         job = wait_for_change(ctx, &job, timeout)?;
     }
-    let place = queue::place(ctx, &job)?;
+    let place = queue::place(ctx, &job);
     let mut response = render::operation_in_queue(&job, StatusCode::OK, place);
     render::vary(&mut response, &["Prefer", "Accept"]);
     if job.status.is_terminal()

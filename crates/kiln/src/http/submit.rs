@@ -81,8 +81,13 @@ fn submit<B: BodyReader>(
     )?;
     let job = accepted.job().clone();
     let (dispatch, place) = match accepted {
-        Accepted::New(_) if waiting.is_none() => (FollowUp::Start(job.id), None),
-        Accepted::New(_) => (FollowUp::StartQueued, queue::place_behind(ctx, waiting)),
+        Accepted::New(_) => {
+            let place = match waiting {
+                Some(waiting) => Some(QueuePlace::behind(waiting, ctx.config.max_running_jobs)),
+                None => queue::place(ctx, &job),
+            };
+            (FollowUp::StartQueued, place)
+        }
         Accepted::Replayed(_) => (FollowUp::Redispatch(job.id), None),
     };
     if prefs.respond_async && prefs.wait.is_none() {
@@ -106,7 +111,7 @@ fn submit<B: BodyReader>(
         follow_ups.insert(0, FollowUp::Notify(job.id));
     }
     let response = match finished {
-        None => accepted_response(&job, prefs, queue::place(ctx, &job)?),
+        None => accepted_response(&job, prefs, queue::place(ctx, &job)),
         Some(job) => finished_response(ctx, &job, prefs)?,
     };
     Ok(Reply::new(response, follow_ups))
@@ -138,7 +143,15 @@ fn run_inline(
 ) -> Result<Option<Job>, Error> {
     let now = ctx.runtime.now();
     let pause_at = wait.map(|wait| now.after(wait));
-    match processing::run_here(ctx, id, pause_at) {
+    // Only the oldest waiting job may take a free slot: one submitted
+    // behind others waits its turn (the processors start it).
+    let first_in_line = queue::oldest(ctx, 1).map(|next| next == [id]);
+    let outcome = match first_in_line {
+        Ok(true) => processing::run_here(ctx, id, pause_at),
+        Ok(false) => Ok(Outcome::NotRun),
+        Err(err) => Err(err),
+    };
+    match outcome {
         Ok(Outcome::Finished | Outcome::Abandoned) => {
             // Its slot is free again for the oldest waiting job.
             follow_ups.insert(0, FollowUp::StartQueued);
@@ -163,6 +176,7 @@ fn run_inline(
             // The upload is stored: the client gets its 202, and the job is
             // run again once the store takes writes again.
             ctx.runtime.log(&format!("running job {id} failed: {err}"));
+            follow_ups.insert(0, FollowUp::Redispatch(id));
             Ok(None)
         }
     }

@@ -281,7 +281,7 @@ fn respond_async_answers_202_before_any_processing() {
     assert_eq!(header(response, "preference-applied"), "respond-async");
     assert_eq!(header(response, "retry-after"), "1");
     assert_eq!(json(response)["status"], "notStarted");
-    assert!(matches!(reply.follow_ups[0], FollowUp::Start(_)));
+    assert_eq!(reply.follow_ups[0], FollowUp::StartQueued);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Settings, huge_output};
 use crate::cluster::Cluster;
-use crate::load::{self, Submission, Work};
+use crate::load::{self, Work};
 use crate::report::{Outcome, Verdict, heading, p50_p99};
 
 /// Runs the scenario.
@@ -91,20 +91,10 @@ pub fn run(settings: &Settings) -> Outcome {
 /// acknowledgements per second and each one's time.
 fn acks(base: &str, work: &Work, count: usize) -> (f64, Vec<Duration>) {
     let started = Instant::now();
-    let results = load::run_clients(16, base, (0..count).collect(), |client, _: usize| {
-        load::submit(
-            client,
-            &Submission {
-                work,
-                prefer: Some("respond-async"),
-                key: uuid::Uuid::new_v4().to_string(),
-                webhook: None,
-            },
-            Duration::from_secs(120),
-        )
-        .ok()
-        .map(|ack| ack.elapsed)
-    });
+    let results: Vec<Option<Duration>> = load::send_async(base, work, count)
+        .into_iter()
+        .map(|ack| ack.ok().map(|ack| ack.elapsed))
+        .collect();
     let elapsed = started.elapsed();
     let times: Vec<Duration> = results.into_iter().flatten().collect();
     (times.len() as f64 / elapsed.as_secs_f64(), times)

@@ -8,14 +8,38 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Settings, huge_output};
+use super::{Settings, huge_output, tiny};
 use crate::cluster::Cluster;
 use crate::load::{self, Client, Submission};
 use crate::report::{Outcome, Verdict, heading, mib, p50_p99};
 
 /// Beyond this estimated drain time, a full run reports progress instead
-/// of waiting.
+/// of waiting, once it has watched the drain (and the memory) for
+/// [`DRAIN_WATCHED`].
 const DRAIN_LIMIT: Duration = Duration::from_secs(25 * 60);
+
+/// How many of the oldest pending jobs one round of the drain reads.
+const DRAIN_WINDOW: usize = 64;
+
+/// How long a full run watches a drain that would take too long.
+const DRAIN_WATCHED: Duration = Duration::from_secs(10 * 60);
+
+/// The peak memory over `idle` while `count` tiny jobs are submitted from
+/// 16 clients and run.
+fn serving_overhead(cluster: &Cluster, base: &str, count: usize, idle: u64) -> u64 {
+    let replica = cluster.replica(0);
+    replica.process.reset_peak_memory();
+    let work = tiny();
+    let acks = load::send_async(base, &work, count);
+    let ids: Vec<String> = acks
+        .iter()
+        .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.id.clone()))
+        .collect();
+    assert_eq!(ids.len(), count, "every tiny job is accepted");
+    drain(base, ids, true);
+    let peak = replica.process.server_memory().map_or(0, |m| m.peak);
+    peak.saturating_sub(idle)
+}
 
 /// Runs the scenario.
 pub fn run(settings: &Settings) -> Outcome {
@@ -49,6 +73,20 @@ pub fn run(settings: &Settings) -> Outcome {
             memory.resident,
         )
     };
+    // The fixed base: idle, plus what serving this many submissions from
+    // 16 clients costs (submit and processor instances, connections)
+    // whatever the work, measured with jobs that need no memory.
+    let serving = serving_overhead(&cluster, &base, jobs, idle);
+    // One job's own peak: over what the server holds just before it.
+    let before_single = {
+        let replica = cluster.replica(0);
+        replica.process.reset_peak_memory();
+        replica
+            .process
+            .server_memory()
+            .expect("the server runs")
+            .resident
+    };
     let alone = Instant::now();
     let single = load::submit(
         &client,
@@ -68,18 +106,24 @@ pub fn run(settings: &Settings) -> Outcome {
         .server_memory()
         .expect("the server runs")
         .peak;
-    let per_job = peak_alone.saturating_sub(idle);
-    let bound = max_running * per_job + idle;
+    let per_job = peak_alone.saturating_sub(before_single);
+    let base_memory = idle + serving;
+    let bound = max_running * per_job + base_memory;
     println!(
-        "  idle RSS {}; one job alone ({}, {} ms): peak {} (+{} over idle); bound {} x {} + {} = {}",
+        "  idle RSS {}; serving {} tiny jobs: +{}; one job alone ({}, {} ms): peak {} (+{} over the {} before it)",
         mib(idle),
+        jobs,
+        mib(serving),
         single.status,
         alone.as_millis(),
         mib(peak_alone),
         mib(per_job),
-        max_running,
+        mib(before_single),
+    );
+    println!(
+        "  bound: {max_running} x {} + base {} (idle + serving) = {}",
         mib(per_job),
-        mib(idle),
+        mib(base_memory),
         mib(bound)
     );
     let oom_before = oom_kills_in_dmesg();
@@ -94,18 +138,7 @@ pub fn run(settings: &Settings) -> Outcome {
         let sampler = scope.spawn(|| {
             crate::memory::sample_with_limit(&cluster, Duration::from_millis(100), limit, &stop)
         });
-        let acks = load::run_clients(16, &base, (0..jobs).collect(), |client, _| {
-            load::submit(
-                client,
-                &Submission {
-                    work: &work,
-                    prefer: Some("respond-async"),
-                    key: uuid::Uuid::new_v4().to_string(),
-                    webhook: None,
-                },
-                Duration::from_secs(300),
-            )
-        });
+        let acks = load::send_async(&base, &work, jobs);
         println!(
             "  burst sent in {:.1} s",
             burst_started.elapsed().as_secs_f64()
@@ -200,12 +233,14 @@ pub fn run(settings: &Settings) -> Outcome {
     outcome.target(
         "burst-memory",
         format!(
-            "peak RSS {} vs bound {} ({} x {} + {}), OOM kills {}, server {}",
+            "peak RSS {} vs bound {} ({} x {} per job + base {}: idle {} + serving {}), OOM kills {}, server {}",
             mib(peak),
             mib(bound),
             max_running,
             mib(per_job),
+            mib(base_memory),
             mib(idle),
+            mib(serving),
             oom_kills.map_or("?".to_owned(), |n| n.to_string()),
             if survived { "alive" } else { "died" }
         ),
@@ -246,7 +281,7 @@ struct Drain {
 }
 
 /// Reads every unfinished job's status every few seconds until all have
-/// ended; a full run stops once the rate seen over the first minute says
+/// ended; a full run stops once the rate seen over [`DRAIN_WATCHED`] says
 /// it would take longer than [`DRAIN_LIMIT`].
 fn drain(base: &str, ids: Vec<String>, must_finish: bool) -> Drain {
     let started = Instant::now();
@@ -255,7 +290,13 @@ fn drain(base: &str, ids: Vec<String>, must_finish: bool) -> Drain {
     let mut ended: Vec<String> = Vec::new();
     let mut last_report = Instant::now();
     loop {
-        let statuses = load::run_clients(8, base, pending.clone(), |client, id| {
+        // Jobs start in submission order, so only the oldest pending ones
+        // can have ended: reading those (not all, every round) keeps the
+        // reads from taking the CPU the jobs need, as a client honouring
+        // `Retry-After` would.
+        let (window, rest) = pending.split_at(pending.len().min(DRAIN_WINDOW));
+        let rest = rest.to_vec();
+        let statuses = load::run_clients(8, base, window.to_vec(), |client, id| {
             let status = load::status_now(client, &id);
             (id, status)
         });
@@ -266,6 +307,7 @@ fn drain(base: &str, ids: Vec<String>, must_finish: bool) -> Drain {
                 _ => pending.push(id),
             }
         }
+        pending.extend(rest);
         let elapsed = started.elapsed();
         if pending.is_empty() || crate::cleanup::interrupted() {
             break;
@@ -278,7 +320,7 @@ fn drain(base: &str, ids: Vec<String>, must_finish: bool) -> Drain {
             );
             last_report = Instant::now();
         }
-        if !must_finish && elapsed > Duration::from_secs(60) {
+        if !must_finish && elapsed > DRAIN_WATCHED {
             let rate = ended.len() as f64 / elapsed.as_secs_f64();
             let estimate = Duration::from_secs_f64(total as f64 / rate.max(1e-3));
             if estimate > DRAIN_LIMIT {

@@ -130,3 +130,13 @@ pub fn huge_output() -> Work {
         ops: "resize(w=6000),blur(sigma=40)",
     }
 }
+
+/// A tiny job: a 64×48 JPEG made smaller. It measures what serving a burst
+/// costs (instances, connections) apart from the work.
+pub fn tiny() -> Work {
+    Work {
+        name: "tiny (64x48 JPEG -> 32 px)",
+        image: kiln_e2e::images::jpeg(64, 48),
+        ops: "resize(w=32)",
+    }
+}

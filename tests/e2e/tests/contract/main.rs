@@ -14,6 +14,7 @@ mod formats;
 mod images;
 mod long_jobs;
 mod operations;
+mod queue;
 mod quotas;
 mod redis;
 mod routing;
