@@ -266,6 +266,12 @@ pub fn run(settings: &Settings) -> Outcome {
         audit.duplicate_jobs()
     );
     println!("  leftover keys {}", audit.leftovers.len());
+    if !audit.kept_with_job.is_empty() {
+        println!(
+            "  upload chunks of finished jobs, kept until the job expires (a processor killed between its outcome and the upload's deletion): {}",
+            audit.kept_with_job.len()
+        );
+    }
     println!("  webhook problems {}", webhook_failures.len());
     println!("  ack (to 201/202 headers)      {}", p50_p99(&acks));
     println!("  submission to succeeded       {}", p50_p99(&to_success));
