@@ -268,7 +268,7 @@ pub fn run(settings: &Settings) -> Outcome {
     println!("  leftover keys {}", audit.leftovers.len());
     if !audit.kept_with_job.is_empty() {
         println!(
-            "  upload chunks of finished jobs, kept until the job expires (a processor killed between its outcome and the upload's deletion): {}",
+            "  upload chunks kept until their retention bucket is swept (a processor killed between a job's outcome and the upload's deletion, or a submission killed before its record): {}",
             audit.kept_with_job.len()
         );
     }
