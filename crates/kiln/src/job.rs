@@ -244,13 +244,6 @@ impl Job {
         (!self.status.is_terminal()).then(|| self.ended(Status::Canceled, now))
     }
 
-    /// Notes that a processor was asked to run the job.
-    pub fn dispatched(&self, now: Timestamp) -> Job {
-        let mut next = self.clone();
-        next.dispatched_at = now;
-        next
-    }
-
     /// Whether the job runs under the lease of `token`.
     pub fn is_held_by(&self, token: &str) -> bool {
         self.status == Status::Running && self.lease.as_ref().is_some_and(|l| l.token == token)

@@ -58,15 +58,9 @@ pub struct Client {
 impl Client {
     /// A client for `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
         Client {
             base: base.to_owned(),
-            agent,
+            agent: kiln_e2e::client::agent(),
         }
     }
 

@@ -87,16 +87,24 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// The HTTP agent every client here uses: statuses are answers, not
+/// errors; redirects are not followed; two minutes at most per request.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
 impl Client {
     /// A client for `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: String) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
-        Client { base, agent }
+        Client {
+            base,
+            agent: agent(),
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
