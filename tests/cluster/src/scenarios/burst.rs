@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Settings, huge_output, tiny};
 use crate::cluster::Cluster;
 use crate::load::{self, Client, Submission};
+use crate::memory;
 use crate::report::{Outcome, Verdict, heading, mib, p50_p99};
 
 /// Beyond this estimated drain time, a full run reports progress instead
@@ -25,20 +26,28 @@ const DRAIN_WINDOW: usize = 64;
 const DRAIN_WATCHED: Duration = Duration::from_secs(10 * 60);
 
 /// The peak memory over `idle` while `count` tiny jobs are submitted from
-/// 16 clients and run.
-fn serving_overhead(cluster: &Cluster, base: &str, count: usize, idle: u64) -> u64 {
+/// 16 clients and run, and the peaks of its Wasm and host parts.
+fn serving_overhead(
+    cluster: &Cluster,
+    base: &str,
+    count: usize,
+    idle: u64,
+) -> (u64, memory::SplitPeaks) {
     let replica = cluster.replica(0);
     replica.process.reset_peak_memory();
+    let pid = replica.process.server_pid().expect("the server runs");
     let work = tiny();
-    let acks = load::send_async(base, &work, count);
-    let ids: Vec<String> = acks
-        .iter()
-        .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.id.clone()))
-        .collect();
-    assert_eq!(ids.len(), count, "every tiny job is accepted");
-    drain(base, ids, true);
+    let ((), split) = memory::split_during(pid, || {
+        let acks = load::send_async(base, &work, count);
+        let ids: Vec<String> = acks
+            .iter()
+            .filter_map(|ack| ack.as_ref().ok().map(|ack| ack.id.clone()))
+            .collect();
+        assert_eq!(ids.len(), count, "every tiny job is accepted");
+        drain(base, ids, true);
+    });
     let peak = replica.process.server_memory().map_or(0, |m| m.peak);
-    peak.saturating_sub(idle)
+    (peak.saturating_sub(idle), split)
 }
 
 /// Runs the scenario.
@@ -76,7 +85,7 @@ pub fn run(settings: &Settings) -> Outcome {
     // The fixed base: idle, plus what serving this many submissions from
     // 16 clients costs (submit and processor instances, connections)
     // whatever the work, measured with jobs that need no memory.
-    let serving = serving_overhead(&cluster, &base, jobs, idle);
+    let (serving, serving_split) = serving_overhead(&cluster, &base, jobs, idle);
     // One job's own peak: over what the server holds just before it.
     let before_single = {
         let replica = cluster.replica(0);
@@ -87,19 +96,26 @@ pub fn run(settings: &Settings) -> Outcome {
             .expect("the server runs")
             .resident
     };
+    let wasm_before_single = memory::split(server_pid).map_or(0, |split| split.wasm);
     let alone = Instant::now();
-    let single = load::submit(
-        &client,
-        &Submission {
-            work: &work,
-            prefer: None,
-            key: uuid::Uuid::new_v4().to_string(),
-            webhook: None,
-        },
-        Duration::from_secs(120),
-    )
-    .unwrap_or_else(|why| panic!("the job alone failed: {why}"));
+    let (single, single_split) = memory::split_during(server_pid, || {
+        load::submit(
+            &client,
+            &Submission {
+                work: &work,
+                prefer: None,
+                key: uuid::Uuid::new_v4().to_string(),
+                webhook: None,
+            },
+            Duration::from_secs(120),
+        )
+    });
+    let single = single.unwrap_or_else(|why| panic!("the job alone failed: {why}"));
     let alone = alone.elapsed();
+    // One job's Wasm memory: its instance's linear memory, over what the
+    // pool kept resident from earlier instances.
+    let per_job_wasm = single_split.wasm.saturating_sub(wasm_before_single);
+    let wasm_bound = max_running * per_job_wasm + serving_split.wasm;
     let peak_alone = cluster
         .replica(0)
         .process
@@ -132,12 +148,15 @@ pub fn run(settings: &Settings) -> Outcome {
     // The burst, sampled every 100 ms; the guard kills the server before
     // it takes more than 60% of the machine.
     let stop = AtomicBool::new(false);
-    let limit = crate::memory::machine_total() * 6 / 10;
+    let limit = memory::machine_total() * 6 / 10;
     let burst_started = Instant::now();
-    let (acks, (peaks, guard_fired), drain) = std::thread::scope(|scope| {
+    let host_before = memory::split(server_pid).map_or(0, |split| split.host);
+    let (acks, (peaks, guard_fired), burst_split, drain) = std::thread::scope(|scope| {
         let sampler = scope.spawn(|| {
-            crate::memory::sample_with_limit(&cluster, Duration::from_millis(100), limit, &stop)
+            memory::sample_with_limit(&cluster, Duration::from_millis(100), limit, &stop)
         });
+        let split_sampler = scope
+            .spawn(|| memory::sample_split_until(server_pid, Duration::from_millis(250), &stop));
         let acks = load::send_async(&base, &work, jobs);
         println!(
             "  burst sent in {:.1} s",
@@ -152,7 +171,12 @@ pub fn run(settings: &Settings) -> Outcome {
             print_failures(&client, &ids);
         }
         stop.store(true, Ordering::SeqCst);
-        (acks, sampler.join().expect("the sampler"), drain)
+        (
+            acks,
+            sampler.join().expect("the sampler"),
+            split_sampler.join().expect("the split sampler"),
+            drain,
+        )
     });
     let hwm = cluster
         .replica(0)
@@ -207,6 +231,15 @@ pub fn run(settings: &Settings) -> Outcome {
         mib(bound)
     );
     println!(
+        "  of which Wasm instances {} (bound {}: {max_running} x one job's {} + serving's {}); Spin's host {} (it held {} before the burst)",
+        mib(burst_split.wasm),
+        mib(wasm_bound),
+        mib(per_job_wasm),
+        mib(serving_split.wasm),
+        mib(burst_split.host),
+        mib(host_before),
+    );
+    println!(
         "  server {} ; OOM kills in dmesg since the burst: {}{}",
         if survived { "still running" } else { "DIED" },
         oom_kills.map_or("dmesg unreadable".to_owned(), |n| n.to_string()),
@@ -245,6 +278,25 @@ pub fn run(settings: &Settings) -> Outcome {
             if survived { "alive" } else { "died" }
         ),
         Verdict::from(peak <= bound && survived && oom_kills.unwrap_or(0) == 0),
+    );
+    outcome.target(
+        "burst-wasm-memory",
+        format!(
+            "Wasm instances' peak {} vs bound {} ({} x {} per job + serving {}); Spin's host peak {}, {} before the burst",
+            mib(burst_split.wasm),
+            mib(wasm_bound),
+            max_running,
+            mib(per_job_wasm),
+            mib(serving_split.wasm),
+            mib(burst_split.host),
+            mib(host_before),
+        ),
+        if per_job_wasm == 0 {
+            // No Wasmtime pool found in the server's mappings.
+            Verdict::NotMeasured
+        } else {
+            Verdict::from(burst_split.wasm <= wasm_bound)
+        },
     );
     outcome.target(
         "burst-complete",
