@@ -231,7 +231,7 @@ pub fn run(settings: &Settings) -> Outcome {
         mib(bound)
     );
     println!(
-        "  of which Wasm instances {} (bound {}: {max_running} x one job's {} + serving's {}); Spin's host {} (it held {} before the burst)",
+        "  its parts, each at its own peak: Wasm instances {} (bound {}: {max_running} x one job's {} + serving's {}); Spin's host {} (it held {} before the burst)",
         mib(burst_split.wasm),
         mib(wasm_bound),
         mib(per_job_wasm),
