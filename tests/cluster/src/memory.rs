@@ -112,8 +112,10 @@ pub fn sample_with_limit(
 /// code pages), which Kiln does not control.
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split {
-    /// Resident pages of Wasmtime's pooling allocator: the instances'
-    /// linear memories, tables and stacks, in bytes.
+    /// Resident pages of Wasmtime's pool of linear memories: the running
+    /// instances' memories, and what it keeps of slots used before, in
+    /// bytes. (Its stacks and tables are reserved apart, and small: they
+    /// count as host.)
     pub wasm: u64,
     /// Everything else, in bytes.
     pub host: u64,
