@@ -211,14 +211,14 @@ fn split_smaps(smaps: &str) -> Option<Split> {
     let mut split = Split::default();
     let mut pool_found = false;
     // Runs of adjacent anonymous mappings, arena heaps apart.
+    let joins = |i: usize| -> bool {
+        let m = &mappings[i];
+        m.anonymous && !m.starts_arena_heap(mappings.get(i + 1))
+    };
     let mut index = 0;
     while index < mappings.len() {
         let first = &mappings[index];
         let mut last = index;
-        let joins = |i: usize| -> bool {
-            let m = &mappings[i];
-            m.anonymous && !m.starts_arena_heap(mappings.get(i + 1))
-        };
         if joins(index) {
             while last + 1 < mappings.len()
                 && mappings[last + 1].start == mappings[last].end

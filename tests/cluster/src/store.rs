@@ -117,16 +117,17 @@ pub fn audit(url: &str, known_jobs: &HashSet<String>) -> Audit {
         }
         if let Some(rest) = key.strip_prefix("kiln:blob:") {
             let id = rest.split(':').next().unwrap_or_default();
+            let upload = rest.contains(":src");
             let why = match allowed_blob_prefixes.get(id) {
                 // An upload whose submission died before its record was
                 // written: listed for the sweep first, so not lost.
-                None if rest.contains(":src") && scheduled.contains(id) => {
+                None if upload && scheduled.contains(id) => {
                     audit.kept_with_job.push(key.clone());
                     None
                 }
                 None => Some("chunk of a job that no longer exists"),
                 Some(prefixes) if !prefixes.iter().any(|p| key.starts_with(p.as_str())) => {
-                    if rest.contains(":src") {
+                    if upload {
                         audit.kept_with_job.push(key.clone());
                         None
                     } else {
