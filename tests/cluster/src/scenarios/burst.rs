@@ -57,8 +57,11 @@ pub fn run(settings: &Settings) -> Outcome {
         .variable("max_running_jobs", &[])
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    // scripts/cluster sets it to 0; Spin's own default keeps 2 MiB a slot.
+    let keep_resident = std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT")
+        .unwrap_or_else(|_| "Spin's default".to_owned());
     heading(&format!(
-        "burst: one spin up (SQLite), 16 clients, {jobs} async 27 MP jobs, max_running_jobs {max_running}"
+        "burst: one spin up (SQLite), 16 clients, {jobs} async 27 MP jobs, max_running_jobs {max_running}, linear memory kept resident {keep_resident}"
     ));
     let mut outcome = Outcome::default();
     let cluster = Cluster::start(&settings.topology("burst", 1, false, false, &[]));
