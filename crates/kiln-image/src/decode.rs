@@ -19,6 +19,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
+use crate::colour::{self, Pixels, Warning};
 use crate::error::ImageError;
 use crate::format::Format;
 use crate::integrity;
@@ -31,6 +32,10 @@ pub(crate) struct Header<'a, D> {
     decoder: D,
     bytes: &'a [u8],
     orientation: Orientation,
+    /// The embedded ICC profile, if any.
+    pub(crate) icc: Option<Vec<u8>>,
+    /// Whether the pixels are CMYK inks (a CMYK or YCCK JPEG).
+    ink: bool,
     /// Format and displayed (oriented) dimensions.
     pub(crate) info: ImageInfo,
 }
@@ -43,8 +48,11 @@ pub(crate) fn open(
 ) -> Result<Header<'_, impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
     integrity::check(format, bytes)?;
-    let mut decoder = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
+    let (mut decoder, ink) = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
     let orientation = decoder.orientation().map_err(ImageError::from_decoding)?;
+    // A profile that cannot be read is left out here and the pixels taken
+    // as they are; one that reads but does not parse is warned of later.
+    let icc = decoder.icc_profile().ok().flatten();
     let (width, height) = decoder.dimensions();
     let (width, height) = if swaps_sides(orientation) {
         (height, width)
@@ -55,6 +63,8 @@ pub(crate) fn open(
         decoder,
         bytes,
         orientation,
+        icc,
+        ink,
         info: ImageInfo {
             format,
             width,
@@ -63,19 +73,21 @@ pub(crate) fn open(
     })
 }
 
+/// The decoder for `bytes`, and whether its pixels are CMYK inks.
 fn decoder(
     format: Format,
     bytes: &[u8],
     limits: image::Limits,
-) -> image::ImageResult<Box<dyn ImageDecoder + '_>> {
+) -> image::ImageResult<(Box<dyn ImageDecoder + '_>, bool)> {
     if format == Format::Jpeg {
         let mut decoder = jpeg::StrictJpegDecoder::new(bytes)?;
         decoder.set_limits(limits)?;
-        return Ok(Box::new(decoder));
+        let ink = decoder.holds_ink();
+        return Ok((Box::new(decoder), ink));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
     reader.limits(limits);
-    Ok(Box::new(reader.into_decoder()?))
+    Ok((Box::new(reader.into_decoder()?), false))
 }
 
 /// The `image` crate limits for decoding within `limits`.
@@ -93,9 +105,18 @@ pub(crate) fn image_limits(limits: &Limits) -> image::Limits {
     image_limits
 }
 
-/// Decodes the pixels, applies the EXIF orientation and reduces the result
-/// to one of the 8-bit layouts the rest of the pipeline works on: `L8`,
-/// `La8`, `Rgb8`, `Rgba8`. Metadata is not carried along.
+/// A decoded frame, in sRGB and oriented.
+pub(crate) struct Decoded {
+    /// `L8`, `La8`, `Rgb8` or `Rgba8`.
+    pub(crate) image: DynamicImage,
+    /// Why the embedded colour profile was not applied, if it was not.
+    pub(crate) warning: Option<Warning>,
+}
+
+/// Decodes the pixels, reduces them to one of the 8-bit layouts the rest of
+/// the pipeline works on (`L8`, `La8`, `Rgb8`, `Rgba8`), converts them to
+/// sRGB through the embedded profile ([`colour`]) and applies the EXIF
+/// orientation. Metadata is not carried along.
 ///
 /// With `at_least`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, the
 /// smallest that keeps the displayed frame at least that large on both
@@ -104,23 +125,26 @@ pub(crate) fn image_limits(limits: &Limits) -> image::Limits {
 pub(crate) fn decode(
     header: Header<'_, impl ImageDecoder>,
     at_least: Option<(u32, u32)>,
-) -> Result<DynamicImage, ImageError> {
+) -> Result<Decoded, ImageError> {
     let scaled = at_least.and_then(|at_least| decode_shrunk(&header, at_least));
-    let mut image = match scaled {
-        Some(image) => image,
-        None => DynamicImage::from_decoder(header.decoder).map_err(ImageError::from_decoding)?,
+    let pixels = match scaled {
+        Some(pixels) => pixels,
+        None if header.ink => {
+            Pixels::Ink(jpeg::decode_ink(header.bytes).map_err(ImageError::from_decoding)?)
+        }
+        None => Pixels::Device(to_8_bit(
+            DynamicImage::from_decoder(header.decoder).map_err(ImageError::from_decoding)?,
+        )),
     };
+    let (mut image, warning) = colour::to_srgb(pixels, header.icc.as_deref());
     image.apply_orientation(header.orientation);
-    Ok(to_8_bit(image))
+    Ok(Decoded { image, warning })
 }
 
 /// The frame of `header`'s JPEG decoded at the smallest scale that keeps
 /// it at least `at_least` once oriented, when that is smaller than full size
 /// and the scaled decoder can read it.
-fn decode_shrunk(
-    header: &Header<'_, impl ImageDecoder>,
-    at_least: (u32, u32),
-) -> Option<DynamicImage> {
+fn decode_shrunk(header: &Header<'_, impl ImageDecoder>, at_least: (u32, u32)) -> Option<Pixels> {
     if header.info.format != Format::Jpeg {
         return None;
     }
@@ -156,13 +180,15 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
 mod tests {
     use super::*;
     use crate::test_support::{
-        animated_gif, encoded, first_scan_start, gradient, with_exif_orientation,
-        with_trailing_garbage,
+        animated_gif, distance_from_make_sh_gradient, encoded, first_scan_start, gradient,
+        with_exif_orientation, with_trailing_garbage,
     };
     use image::{GenericImageView, Rgb, Rgba};
 
     fn decoded(bytes: &[u8]) -> DynamicImage {
-        decode(open(bytes, image::Limits::default()).unwrap(), None).unwrap()
+        decode(open(bytes, image::Limits::default()).unwrap(), None)
+            .unwrap()
+            .image
     }
 
     #[test]
@@ -193,7 +219,9 @@ mod tests {
     }
 
     fn decoding(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
-        open(bytes, image::Limits::default()).and_then(|header| decode(header, None))
+        open(bytes, image::Limits::default())
+            .and_then(|header| decode(header, None))
+            .map(|decoded| decoded.image)
     }
 
     /// Files from libjpeg-turbo, libpng and libwebp (see testdata/make.sh),
@@ -218,21 +246,6 @@ mod tests {
         ),
         ("animated webp", include_bytes!("../testdata/animated.webp")),
     ];
-
-    /// Mean difference per channel from the gradient testdata/make.sh draws.
-    fn distance_from_make_sh_gradient(image: &DynamicImage) -> f64 {
-        let rgb = image.to_rgb8();
-        let total: f64 = rgb
-            .enumerate_pixels()
-            .map(|(x, y, pixel)| {
-                let expected = [f64::from(x) * 3.8, f64::from(y) * 5.6, 128.0];
-                (0..3)
-                    .map(|c| (f64::from(pixel[c]) - expected[c].floor()).abs())
-                    .sum::<f64>()
-            })
-            .sum();
-        total / f64::from(rgb.width() * rgb.height() * 3)
-    }
 
     /// `jpeg` with 64 one bits written over the middle of its first scan:
     /// no Huffman table has an all-ones code (JPEG, annex C), so every
@@ -273,8 +286,9 @@ mod tests {
     }
 
     /// Strict JPEG decoding changes what is refused, not the pixels: every
-    /// valid JPEG (baseline, progressive, restart markers, grey, CMYK) decodes
-    /// exactly as through `image`'s own wrapper.
+    /// valid JPEG (baseline, progressive, restart markers, grey) decodes
+    /// exactly as through `image`'s own wrapper. (CMYK is colour-managed,
+    /// which `image` does not do: see `colour`.)
     #[test]
     fn strict_jpeg_decoding_gives_the_image_crates_pixels() {
         let kiln = crate::test_support::kiln_encoded(
@@ -282,13 +296,12 @@ mod tests {
             Format::Jpeg,
             80,
         );
-        let jpegs: [&[u8]; 6] = [
+        let jpegs: [&[u8]; 5] = [
             &encoded(&gradient(67, 45), Format::Jpeg),
             &kiln.unwrap(),
             include_bytes!("../testdata/libjpeg-progressive.jpg"),
             include_bytes!("../testdata/libjpeg-restart.jpg"),
             include_bytes!("../testdata/libjpeg-gray.jpg"),
-            include_bytes!("../testdata/libjpeg-cmyk.jpg"),
         ];
         for (index, jpeg) in jpegs.into_iter().enumerate() {
             let lenient = image::load_from_memory(jpeg).unwrap();

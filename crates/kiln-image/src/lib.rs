@@ -15,6 +15,8 @@
 //!   how it reports [`Progress`] through every stage, within long ones too.
 //! - `shrink` (private): shrink-on-load, when a JPEG may be decoded at a
 //!   reduced scale because a downscaling `resize` comes first.
+//! - `colour` (private): every frame converted to sRGB through its
+//!   embedded ICC profile, and the [`Warning`] when that cannot be done.
 //! - `decode`, `transform`, `blur`, [`resize`] and `encode` (private but for
 //!   [`resize::target_size`]): the stages `process` is made of. The notes
 //!   on each output encoder are below.
@@ -61,8 +63,13 @@
 //!
 //! - The EXIF orientation is applied first, always; dimensions reported by
 //!   [`probe()`] are already oriented.
+//! - Colours are converted to sRGB through the embedded ICC profile (JPEG,
+//!   PNG, WebP), CMYK JPEGs through theirs or a default CMYK profile; a
+//!   profile that cannot be used leaves the pixels as they are and adds a
+//!   [`Warning`] to the output (see `colour`).
 //! - All metadata (EXIF, XMP, ICC, comments) is dropped: only pixels are
-//!   re-encoded. High bit depth input is reduced to 8 bits per channel.
+//!   re-encoded, in sRGB, with no profile. High bit depth input is reduced
+//!   to 8 bits per channel.
 //! - Animated GIF and WebP: only the first frame is kept.
 //! - JPEG output: baseline, one interleaved scan with the standard Huffman
 //!   tables, 4:2:0 chroma subsampling (box-averaged), as libjpeg writes by
@@ -117,6 +124,7 @@
 #![deny(missing_docs)]
 
 mod blur;
+mod colour;
 mod decode;
 mod encode;
 pub mod error;
@@ -134,6 +142,7 @@ mod transform;
 #[cfg(test)]
 mod test_support;
 
+pub use colour::Warning;
 pub use encode::{AVIF_SPEED, default_quality};
 pub use error::ImageError;
 pub use format::Format;

@@ -1,6 +1,7 @@
 //! [`process`]: header checks, decode, each operation, encode — reporting
 //! progress through every stage and stopping when asked to.
 
+use crate::colour::Warning;
 use crate::decode;
 use crate::encode::encode;
 use crate::error::ImageError;
@@ -22,6 +23,9 @@ pub struct Output {
     pub width: u32,
     /// Its height.
     pub height: u32,
+    /// What the client should know about how it was made: an embedded
+    /// colour profile that could not be applied.
+    pub warnings: Vec<Warning>,
 }
 
 /// Decodes `bytes`, applies `ops` in order and encodes the result.
@@ -47,7 +51,8 @@ pub fn process(
     let shrink = shrink::plan(&header.info, ops);
 
     let decoding = Reporter::start(on_progress, Stage::Decode)?;
-    let mut image = decode::decode(header, shrink.as_ref().map(|shrink| shrink.at_least))?;
+    let decoded = decode::decode(header, shrink.as_ref().map(|shrink| shrink.at_least))?;
+    let mut image = decoded.image;
     decoding.finish()?;
     for (index, op) in ops.iter().enumerate() {
         let op = match &shrink {
@@ -73,6 +78,7 @@ pub fn process(
         format: planned.format,
         width: image.width(),
         height: image.height(),
+        warnings: decoded.warning.into_iter().collect(),
     })
 }
 

@@ -176,6 +176,20 @@ pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
+/// `jpeg` with `profile` spliced in right after the SOI marker, in one
+/// APP2 `ICC_PROFILE` segment (so at most 65,519 bytes of it).
+pub(crate) fn with_icc_profile(jpeg: &[u8], profile: &[u8]) -> Vec<u8> {
+    let mut segment = b"ICC_PROFILE\0\x01\x01".to_vec(); // chunk 1 of 1
+    segment.extend_from_slice(profile);
+    let length = u16::try_from(segment.len() + 2).expect("one APP2 segment");
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE2]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&segment);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 /// Where the entropy-coded data of `jpeg`'s first scan starts: after the
 /// first SOS segment, found by walking the marker segments by length.
 pub(crate) fn first_scan_start(jpeg: &[u8]) -> usize {
@@ -254,4 +268,19 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[test]
 fn crc32_matches_the_png_iend_chunk() {
     assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+}
+
+/// Mean difference per channel from the gradient testdata/make.sh draws.
+pub(crate) fn distance_from_make_sh_gradient(image: &DynamicImage) -> f64 {
+    let rgb = image.to_rgb8();
+    let total: f64 = rgb
+        .enumerate_pixels()
+        .map(|(x, y, pixel)| {
+            let expected = [f64::from(x) * 3.8, f64::from(y) * 5.6, 128.0];
+            (0..3)
+                .map(|c| (f64::from(pixel[c]) - expected[c].floor()).abs())
+                .sum::<f64>()
+        })
+        .sum();
+    total / f64::from(rgb.width() * rgb.height() * 3)
 }

@@ -37,4 +37,23 @@ vips pngsave src.png "$out/interlaced.png" --interlace --strip
 cwebp -quiet -q 75 -metadata none src.png -o "$out/lossy.webp"
 cwebp -quiet -q 75 -alpha_q 80 -metadata none alpha.png -o "$out/lossy-alpha.webp"
 img2webp -lossy -q 75 -d 100 src.png flipped.png -o "$out/animated.webp" >/dev/null
+
+# Colour profiles (Debian's colord-data has the RGB ones; "cmyk" is
+# libvips's own, the profile Kiln falls back to). The gradient converted
+# into each space, with the profile embedded: decoding must bring back the
+# gradient's sRGB values.
+icc=/usr/share/color/icc/colord
+vips icc_transform src.png adobe.v "$icc/AdobeRGB1998.icc"
+vips jpegsave adobe.v "$out/adobe-rgb.jpg" --Q 95
+vips icc_transform src.png prophoto.v "$icc/ProPhotoRGB.icc"
+vips webpsave prophoto.v "$out/prophoto.webp" --lossless
+vips icc_transform src.png srgb.v "$icc/sRGB.icc"
+vips jpegsave srgb.v "$out/srgb-tagged.jpg" --Q 85
+vips icc_transform src.png swapped.v "$icc/SwappedRedAndGreen.icc"
+vips pngsave swapped.v "$out/swapped-red-green.png"
+# CMYK with its profile embedded (more than one APP2 segment: the profile
+# is 227 kB), and libvips's sRGB reading of the profile-less CMYK file.
+vips jpegsave cmyk.v "$out/cmyk-profiled.jpg" --Q 85 --profile "$out/../profiles/cmyk.icm"
+vips icc_import "$out/libjpeg-cmyk.jpg" lab.v --input-profile cmyk --intent relative
+vips icc_export lab.v "$out/libjpeg-cmyk-by-libvips.png" --output-profile srgb --intent relative
 ls -l "$out"

@@ -63,6 +63,30 @@ pub struct ImageRef {
     pub width: u32,
     /// Pixel height.
     pub height: u32,
+    /// What the client should know about how it was made (the image is
+    /// still the job's result).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ResultWarning>,
+}
+
+/// A warning on a succeeded job's result, shown in its operation as
+/// `{"type": "urn:kiln:warning:…", "detail": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultWarning {
+    /// `urn:kiln:warning:` and the pipeline's name for the kind.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// What happened, for a person.
+    pub detail: String,
+}
+
+impl From<&kiln_image::Warning> for ResultWarning {
+    fn from(warning: &kiln_image::Warning) -> ResultWarning {
+        ResultWarning {
+            type_: format!("urn:kiln:warning:{}", warning.kind()),
+            detail: warning.to_string(),
+        }
+    }
 }
 
 /// One image-processing job: the operation resource and, once it succeeded,

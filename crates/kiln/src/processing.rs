@@ -9,7 +9,7 @@
 use crate::blob;
 use crate::clock::Timestamp;
 use crate::id::JobId;
-use crate::job::{Claim, ImageRef, Job};
+use crate::job::{Claim, ImageRef, Job, ResultWarning};
 use crate::keys;
 use crate::problem::Error;
 use crate::queue;
@@ -194,6 +194,7 @@ fn run_in_slot(
                 etag,
                 width: output.width,
                 height: output.height,
+                warnings: output.warnings.iter().map(ResultWarning::from).collect(),
             };
             let now = ctx.runtime.now();
             match jobs.update(id, now, |job| job.succeed(token, result.clone(), now)) {

@@ -250,6 +250,7 @@ mod tests {
             etag: "\"x\"".into(),
             width: 1,
             height: 1,
+            warnings: Vec::new(),
         };
         jobs.update(job.id, Timestamp(2), |j| {
             j.succeed("a", result.clone(), Timestamp(2))

@@ -11,10 +11,12 @@
 use image::{DynamicImage, GrayImage, RgbImage};
 use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
 
+use crate::colour::{InkImage, Pixels};
+
 /// `bytes` decoded at 1/`denominator` of its stored size (sides rounded
-/// up, before any EXIF orientation), in `L8` or `Rgb8`; `None` when this
-/// decoder cannot do that (see the module docs).
-pub(crate) fn decode_scaled(bytes: &[u8], denominator: u32) -> Option<DynamicImage> {
+/// up, before any EXIF orientation): `L8` or `Rgb8` values, or CMYK ink
+/// amounts; `None` when this decoder cannot do that (see the module docs).
+pub(crate) fn decode_scaled(bytes: &[u8], denominator: u32) -> Option<Pixels> {
     let mut decoder = Decoder::new(bytes);
     decoder.read_info().ok()?;
     let info = decoder.info()?;
@@ -32,44 +34,19 @@ pub(crate) fn decode_scaled(bytes: &[u8], denominator: u32) -> Option<DynamicIma
     }
     let pixels = decoder.decode().ok()?;
     let (width, height) = (u32::from(wanted.0), u32::from(wanted.1));
+    let device = |image: DynamicImage| Some(Pixels::Device(image));
     match decoder.info()?.pixel_format {
-        PixelFormat::L8 => GrayImage::from_raw(width, height, pixels).map(DynamicImage::from),
-        PixelFormat::RGB24 => RgbImage::from_raw(width, height, pixels).map(DynamicImage::from),
-        PixelFormat::CMYK32 => Some(DynamicImage::from(rgb_from_cmyk(width, height, &pixels)?)),
+        PixelFormat::L8 => device(GrayImage::from_raw(width, height, pixels)?.into()),
+        PixelFormat::RGB24 => device(RgbImage::from_raw(width, height, pixels)?.into()),
+        // Ink amounts already (Adobe's inversion undone, YCCK converted),
+        // as `decode_ink` gives them at full size.
+        PixelFormat::CMYK32 => (pixels.len() == width as usize * height as usize * 4).then_some(
+            Pixels::Ink(InkImage {
+                width,
+                height,
+                ink: pixels,
+            }),
+        ),
         PixelFormat::L16 => None,
-    }
-}
-
-/// RGB from `jpeg-decoder`'s CMYK (ink amounts, YCCK already converted),
-/// as `zune-jpeg` converts the same file: each colour is its ink's
-/// complement darkened by the black ink's complement.
-fn rgb_from_cmyk(width: u32, height: u32, cmyk: &[u8]) -> Option<RgbImage> {
-    let rgb = cmyk
-        .chunks_exact(4)
-        .flat_map(|ink| {
-            let key = 255 - ink[3];
-            [0, 1, 2].map(|channel| darken(255 - ink[channel], key))
-        })
-        .collect();
-    RgbImage::from_raw(width, height, rgb)
-}
-
-/// `value × key / 255`, rounded as `zune-jpeg` rounds it.
-fn darken(value: u8, key: u8) -> u8 {
-    let product = u32::from(value) * u32::from(key) + 128;
-    u8::try_from((product + (product >> 8)) >> 8).expect("a product of two bytes over 255")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The formula's ends: no black ink leaves the colour, full black ink
-    /// makes black, and half of white is mid grey.
-    #[test]
-    fn darken_scales_by_the_key() {
-        assert_eq!(darken(200, 255), 200);
-        assert_eq!(darken(200, 0), 0);
-        assert_eq!(darken(255, 128), 128);
     }
 }

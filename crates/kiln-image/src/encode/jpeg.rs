@@ -484,7 +484,7 @@ mod tests {
     /// Kiln's own JPEG input path: strict `zune-jpeg`, oriented, 8-bit.
     fn kiln_decoded(bytes: &[u8]) -> RgbImage {
         let header = crate::decode::open(bytes, image::Limits::default()).unwrap();
-        crate::decode::decode(header, None).unwrap().to_rgb8()
+        crate::decode::decode(header, None).unwrap().image.to_rgb8()
     }
 
     /// Output must not get worse: Kiln's baseline file differs from the

@@ -110,7 +110,7 @@ fn jpeg(image: &RgbImage, layout: Layout) -> Vec<u8> {
 /// The previous pipeline: full-size decode, then each operation.
 fn full_size(bytes: &[u8], ops: &[Op]) -> DynamicImage {
     let header = decode::open(bytes, image::Limits::default()).unwrap();
-    let image = decode::decode(header, None).unwrap();
+    let image = decode::decode(header, None).unwrap().image;
     let mut ignore = ignore_progress();
     let mut reporter =
         crate::progress::Reporter::start(&mut ignore, crate::progress::Stage::Encode).unwrap();

@@ -3,7 +3,7 @@
 
 use super::Response;
 use crate::clock::Timestamp;
-use crate::job::{Job, Status};
+use crate::job::{Job, ResultWarning, Status};
 use crate::problem::{Error, Problem};
 use crate::queue::QueuePlace;
 use crate::webhook::DeliveryStatus;
@@ -90,6 +90,8 @@ struct OperationBody<'a> {
     queue_position: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_location: Option<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    warnings: &'a [ResultWarning],
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +132,11 @@ fn operation_body(job: &Job, with_webhook: bool) -> OperationBody<'_> {
         percent_complete: job.percent_complete,
         queue_position: None,
         resource_location: (job.status == Status::Succeeded).then(|| image_path(job)),
+        warnings: job
+            .result
+            .as_ref()
+            .filter(|_| job.status == Status::Succeeded)
+            .map_or(&[], |result| &result.warnings),
         error: job.error.as_ref(),
         webhook: job
             .webhook

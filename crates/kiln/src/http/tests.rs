@@ -308,6 +308,48 @@ fn an_accepted_job_can_be_polled_to_success_and_its_image_fetched() {
     assert_eq!(&image.body()[8..12], b"WEBP");
 }
 
+/// A PNG whose iCCP chunk holds no ICC profile.
+fn png_with_a_broken_profile() -> Vec<u8> {
+    use image::ImageEncoder;
+    let image = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 40, 40]));
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+    encoder.set_icc_profile(vec![7; 200]).unwrap();
+    encoder
+        .write_image(&image, 8, 8, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    bytes
+}
+
+/// A profile that cannot be applied does not fail the job: the operation
+/// says what was done instead; a job without one has no `warnings`.
+#[test]
+fn an_unusable_colour_profile_is_a_warning_on_the_succeeded_operation() {
+    let host = FakeHost::new();
+    let headers = [("content-type", "image/png"), ("prefer", "respond-async")];
+    let accepted = host.send(
+        Method::POST,
+        "/images",
+        &headers,
+        png_with_a_broken_profile(),
+    );
+    let body = json(&host.get(header(&accepted, "location")));
+    assert_eq!(body["status"], "succeeded");
+    let warnings = body["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{body}");
+    assert_eq!(
+        warnings[0]["type"],
+        "urn:kiln:warning:colour-profile-ignored"
+    );
+    let detail = warnings[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("used as sRGB"), "{detail}");
+
+    let plain = host.submit(&[("prefer", "respond-async")], "");
+    let body = json(&host.get(header(&plain, "location")));
+    assert_eq!(body["status"], "succeeded");
+    assert!(body.get("warnings").is_none(), "{body}");
+}
+
 #[test]
 fn return_minimal_gives_an_empty_201() {
     let host = FakeHost::new();

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod cloud;
+mod colour;
 mod concurrency;
 mod events;
 mod faults;
