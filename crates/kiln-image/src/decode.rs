@@ -19,7 +19,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use crate::colour::{self, Pixels, Warning};
+use crate::colour::{self, Pixels, Tag, Warning};
 use crate::error::ImageError;
 use crate::format::Format;
 use crate::integrity;
@@ -123,9 +123,14 @@ pub(crate) struct Decoded {
 /// sides (see [`crate::shrink`]); other formats, and JPEGs the scaled
 /// decoder cannot read, are decoded at full size.
 pub(crate) fn decode(
-    header: Header<'_, impl ImageDecoder>,
+    mut header: Header<'_, impl ImageDecoder>,
     at_least: Option<(u32, u32)>,
 ) -> Result<Decoded, ImageError> {
+    let tag = match header.icc.take() {
+        Some(icc) => Tag::Icc(icc),
+        None if header.info.format == Format::Png => colour::png_colour_chunks(header.bytes),
+        None => Tag::Srgb,
+    };
     let scaled = at_least.and_then(|at_least| decode_shrunk(&header, at_least));
     let pixels = match scaled {
         Some(pixels) => pixels,
@@ -136,7 +141,7 @@ pub(crate) fn decode(
             DynamicImage::from_decoder(header.decoder).map_err(ImageError::from_decoding)?,
         )),
     };
-    let (mut image, warning) = colour::to_srgb(pixels, header.icc.as_deref());
+    let (mut image, warning) = colour::to_srgb(pixels, &tag);
     image.apply_orientation(header.orientation);
     Ok(Decoded { image, warning })
 }

@@ -14,6 +14,8 @@
 //!   (an sRGB profile, whatever its encoding): the pixels are left as they
 //!   are, at the cost of building the transform and trying it on a grid of
 //!   colours.
+//! - A PNG without a profile but with `gAMA` or `cHRM` chunks goes through
+//!   the space they describe ([`png_chunks`]); `sRGB` means sRGB.
 //! - CMYK and YCCK JPEGs (print workflows, stock photos) go through their
 //!   embedded profile, or through [`DEFAULT_CMYK_PROFILE`] when they have
 //!   none, as libvips does.
@@ -38,6 +40,10 @@
 //! 14 at most, on edges. The frame is converted in place, one row at a
 //! time: no second frame.
 
+mod png_chunks;
+
+pub(crate) use png_chunks::colour_chunks as png_colour_chunks;
+
 use image::{DynamicImage, RgbImage};
 use moxcms::{
     ColorProfile, DataColorSpace, Layout, RenderingIntent, Transform8BitExecutor, TransformOptions,
@@ -46,7 +52,7 @@ use moxcms::{
 /// The profile CMYK JPEGs without their own are read with: libvips's
 /// fallback CMYK profile, "Chemical proof" by Graeme W. Gill, released into
 /// the public domain, less its measurement data (see `profiles/README.md`).
-pub(crate) const DEFAULT_CMYK_PROFILE: &[u8] = include_bytes!("../profiles/cmyk.icm");
+pub(crate) const DEFAULT_CMYK_PROFILE: &[u8] = include_bytes!("../../profiles/cmyk.icm");
 
 /// Something the pipeline did differently from what the file asked for,
 /// which the client should hear of: the job still succeeded.
@@ -91,23 +97,57 @@ pub(crate) struct InkImage {
     pub(crate) ink: Vec<u8>,
 }
 
-/// `pixels` in sRGB, through `icc` (the file's embedded profile) when there
-/// is one; see the module docs for what happens when it cannot be used.
-pub(crate) fn to_srgb(pixels: Pixels, icc: Option<&[u8]>) -> (DynamicImage, Option<Warning>) {
-    match pixels {
-        Pixels::Device(image) => match icc {
-            None => (image, None),
-            Some(icc) => device_to_srgb(image, icc),
-        },
-        Pixels::Ink(ink) => ink_to_srgb(ink, icc),
+/// What a file says its numbers mean.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Tag {
+    /// sRGB: nothing said (the web's default), or PNG's `sRGB` chunk.
+    Srgb,
+    /// An embedded ICC profile, as stored.
+    Icc(Vec<u8>),
+    /// A PNG's `gAMA` and `cHRM` chunks, in a PNG with neither `iCCP` nor
+    /// `sRGB`.
+    Png(png_chunks::Colorimetry),
+}
+
+impl Tag {
+    /// The embedded ICC profile, if that is what the file has.
+    pub(crate) fn icc(&self) -> Option<&[u8]> {
+        match self {
+            Tag::Icc(icc) => Some(icc),
+            _ => None,
+        }
     }
 }
 
-fn device_to_srgb(mut image: DynamicImage, icc: &[u8]) -> (DynamicImage, Option<Warning>) {
-    let profile = match ColorProfile::new_from_slice(icc) {
-        Ok(profile) => profile,
-        Err(err) => return (image, Some(unreadable(&err, AS_SRGB))),
-    };
+/// `pixels` in sRGB, through what `tag` says they are; see the module docs
+/// for what happens when that cannot be used.
+pub(crate) fn to_srgb(pixels: Pixels, tag: &Tag) -> (DynamicImage, Option<Warning>) {
+    match pixels {
+        Pixels::Ink(ink) => ink_to_srgb(ink, tag.icc()),
+        Pixels::Device(image) => {
+            let grey = !image.color().has_color();
+            let profile = match tag {
+                Tag::Srgb => return (image, None),
+                Tag::Icc(icc) => {
+                    ColorProfile::new_from_slice(icc).map_err(|err| unreadable(&err, AS_SRGB))
+                }
+                Tag::Png(colorimetry) => match colorimetry.profile(grey) {
+                    None => return (image, None),
+                    Some(profile) => profile,
+                },
+            };
+            match profile {
+                Ok(profile) => device_to_srgb(image, &profile),
+                Err(warning) => (image, Some(warning)),
+            }
+        }
+    }
+}
+
+fn device_to_srgb(
+    mut image: DynamicImage,
+    profile: &ColorProfile,
+) -> (DynamicImage, Option<Warning>) {
     let (layout, expected) = match &image {
         DynamicImage::ImageRgb8(_) => (Layout::Rgb, DataColorSpace::Rgb),
         DynamicImage::ImageRgba8(_) => (Layout::Rgba, DataColorSpace::Rgb),
@@ -127,7 +167,7 @@ fn device_to_srgb(mut image: DynamicImage, icc: &[u8]) -> (DynamicImage, Option<
     } else {
         ColorProfile::new_srgb()
     };
-    let transform = match transform(&profile, layout, &target, layout) {
+    let transform = match transform(profile, layout, &target, layout) {
         Ok(transform) => transform,
         Err(err) => return (image, Some(unusable(&err, AS_SRGB))),
     };
@@ -297,10 +337,10 @@ fn maps_every_colour_to_itself(transform: &Transform8BitExecutor, layout: Layout
 
 /// What was done instead of applying a profile: RGB and grey pixels are
 /// taken as sRGB, CMYK goes through the default CMYK profile.
-const AS_SRGB: &str = "the pixels were used as sRGB";
+pub(crate) const AS_SRGB: &str = "the pixels were used as sRGB";
 const AS_DEFAULT_CMYK: &str = "the default CMYK profile was used";
 
-fn unreadable(err: &moxcms::CmsError, instead: &str) -> Warning {
+pub(crate) fn unreadable(err: &moxcms::CmsError, instead: &str) -> Warning {
     Warning::ProfileIgnored(format!("could not be read ({err}); {instead}"))
 }
 
@@ -309,179 +349,4 @@ fn unusable(err: &moxcms::CmsError, instead: &str) -> Warning {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decode::{decode, open};
-    use crate::test_support::{decoded_by_image, distance_from_make_sh_gradient, with_icc_profile};
-
-    fn decoded(bytes: &[u8]) -> (DynamicImage, Option<Warning>) {
-        let header = open(bytes, image::Limits::default()).unwrap();
-        let decoded = decode(header, None).unwrap();
-        (decoded.image, decoded.warning)
-    }
-
-    /// Mean difference per sample between two frames.
-    fn difference(a: &DynamicImage, b: &DynamicImage) -> f64 {
-        let (a, b) = (a.to_rgb8(), b.to_rgb8());
-        assert_eq!(a.dimensions(), b.dimensions());
-        let total: f64 = a
-            .iter()
-            .zip(b.iter())
-            .map(|(x, y)| f64::from(x.abs_diff(*y)))
-            .sum();
-        total / a.len() as f64
-    }
-
-    const ADOBE_RGB_JPEG: &[u8] = include_bytes!("../testdata/adobe-rgb.jpg");
-
-    /// The profile of the first APP2 segment of `jpeg` (one segment).
-    fn embedded_profile(jpeg: &[u8]) -> Vec<u8> {
-        let mut header = open(jpeg, image::Limits::default()).unwrap();
-        header.icc.take().expect("the file embeds a profile")
-    }
-
-    /// The make.sh gradient converted by libvips into Adobe RGB, ProPhoto
-    /// (lossless WebP) and a red/green-swapping profile (PNG), each with its
-    /// profile embedded, decodes back to the gradient's sRGB values; read
-    /// as if it were sRGB, as Kiln did before, it is far from them.
-    #[test]
-    fn embedded_rgb_profiles_are_converted_to_srgb() {
-        let files: [(&str, &[u8]); 3] = [
-            ("Adobe RGB JPEG", ADOBE_RGB_JPEG),
-            ("ProPhoto WebP", include_bytes!("../testdata/prophoto.webp")),
-            (
-                "red/green-swapped PNG",
-                include_bytes!("../testdata/swapped-red-green.png"),
-            ),
-        ];
-        for (name, bytes) in files {
-            let (image, warning) = decoded(bytes);
-            assert_eq!(warning, None, "{name}");
-            let managed = distance_from_make_sh_gradient(&image);
-            let ignored = distance_from_make_sh_gradient(&decoded_by_image(bytes));
-            assert!(managed < 2.5, "{name}: {managed:.2} levels from the source");
-            assert!(
-                ignored > 4.0 * managed,
-                "{name}: {ignored:.2} levels with the profile ignored, {managed:.2} applied"
-            );
-        }
-    }
-
-    /// An sRGB profile changes nothing: the pixels are the untagged ones.
-    #[test]
-    fn an_srgb_profile_leaves_the_pixels_as_they_are() {
-        let tagged = include_bytes!("../testdata/srgb-tagged.jpg");
-        let (image, warning) = decoded(tagged);
-        assert_eq!(warning, None);
-        assert_eq!(image, decoded_by_image(tagged));
-    }
-
-    /// A CMYK JPEG without a profile goes through the default CMYK
-    /// profile, as libvips reads it (libvips's relative colorimetric
-    /// rendering through lcms2 is the reference). They differ by more than
-    /// six levels on 1% of the samples, all of them reds near zero where
-    /// the ink's colour lies outside sRGB and is clipped: a few
-    /// thousandths of full intensity in linear light (tetrahedral
-    /// interpolation of the profile's table, lcms2's, changed nothing).
-    #[test]
-    fn an_untagged_cmyk_jpeg_reads_as_libvips_reads_it() {
-        let cmyk = include_bytes!("../testdata/libjpeg-cmyk.jpg");
-        let (image, warning) = decoded(cmyk);
-        assert_eq!(warning, None);
-        let libvips =
-            image::load_from_memory(include_bytes!("../testdata/libjpeg-cmyk-by-libvips.png"))
-                .unwrap();
-        let mean = difference(&image, &libvips);
-        let far = within(&image, &libvips, 6);
-        assert!(
-            mean < 1.0 && far < 0.02,
-            "mean {mean:.2}, {far:.3} beyond 6 levels"
-        );
-        // The uncorrected formula Kiln used before is far off.
-        let naive_mean = difference(&decoded_by_image(cmyk), &libvips);
-        assert!(naive_mean > 5.0, "naive {naive_mean:.2}");
-    }
-
-    /// The share of samples of `a` more than `levels` from `b`'s.
-    fn within(a: &DynamicImage, b: &DynamicImage, levels: u8) -> f64 {
-        let (a, b) = (a.to_rgb8(), b.to_rgb8());
-        let far = a
-            .iter()
-            .zip(b.iter())
-            .filter(|(x, y)| x.abs_diff(**y) > levels)
-            .count();
-        far as f64 / a.len() as f64
-    }
-
-    /// A profile spread over several APP2 segments (this one is 227 kB) is
-    /// joined in order, and a CMYK file is read through its own profile.
-    #[test]
-    fn a_profile_over_several_app2_segments_is_read_whole() {
-        let profiled = include_bytes!("../testdata/cmyk-profiled.jpg");
-        let header = open(profiled, image::Limits::default()).unwrap();
-        assert_eq!(header.icc.as_deref(), Some(DEFAULT_CMYK_PROFILE));
-        let (image, warning) = decoded(profiled);
-        assert_eq!(warning, None);
-        let (plain, _) = decoded(include_bytes!("../testdata/libjpeg-cmyk.jpg"));
-        assert_eq!(image, plain);
-    }
-
-    /// A damaged profile: the pixels are used as sRGB, with a warning
-    /// that says the profile was not applied.
-    #[test]
-    fn a_damaged_profile_leaves_the_pixels_with_a_warning() {
-        let mut profile = embedded_profile(ADOBE_RGB_JPEG);
-        profile[36..40].copy_from_slice(b"xxxx"); // the 'acsp' signature
-        let plain = include_bytes!("../testdata/libjpeg-progressive.jpg");
-        let damaged = with_icc_profile(plain, &profile);
-        let (image, warning) = decoded(&damaged);
-        assert_eq!(image, decoded_by_image(plain));
-        let warning = warning.expect("a warning");
-        assert_eq!(warning.kind(), "colour-profile-ignored");
-        assert!(warning.to_string().contains("used as sRGB"), "{warning}");
-    }
-
-    /// An RGB profile on a grey JPEG does not fit it: ignored, said so.
-    #[test]
-    fn a_profile_for_another_colour_model_is_ignored_with_a_warning() {
-        let grey = include_bytes!("../testdata/libjpeg-gray.jpg");
-        let tagged = with_icc_profile(grey, &embedded_profile(ADOBE_RGB_JPEG));
-        let (image, warning) = decoded(&tagged);
-        assert_eq!(image, decoded_by_image(grey));
-        let warning = warning.expect("a warning").to_string();
-        assert!(
-            warning.contains("Rgb") && warning.contains("Gray"),
-            "{warning}"
-        );
-    }
-
-    /// Shrink-on-load reads CMYK through the same profile: each pixel of a
-    /// half-scale decode has the colour of the 2×2 pixels it stands for
-    /// (the last row and column, which stand for one, left out).
-    #[test]
-    fn a_shrunk_cmyk_decode_has_the_colours_of_the_full_one() {
-        let cmyk = include_bytes!("../testdata/libjpeg-cmyk.jpg");
-        let full = decoded(cmyk).0.to_rgb8();
-        let Some(Pixels::Ink(half)) = crate::decode::jpeg_scaled::decode_scaled(cmyk, 2) else {
-            panic!("a half-scale CMYK decode");
-        };
-        let (half, warning) = to_srgb(Pixels::Ink(half), None);
-        assert_eq!(warning, None);
-        let half = half.to_rgb8();
-        let (mut total, mut samples) = (0.0, 0.0);
-        for y in 0..full.height() / 2 {
-            for x in 0..full.width() / 2 {
-                for c in 0..3 {
-                    let block: f64 = [(0, 0), (1, 0), (0, 1), (1, 1)]
-                        .iter()
-                        .map(|(dx, dy)| f64::from(full.get_pixel(2 * x + dx, 2 * y + dy)[c]))
-                        .sum();
-                    total += (block / 4.0 - f64::from(half.get_pixel(x, y)[c])).abs();
-                    samples += 1.0;
-                }
-            }
-        }
-        let mean = total / samples;
-        assert!(mean < 2.0, "{mean:.2} levels from the full decode");
-    }
-}
+mod tests;
