@@ -121,15 +121,34 @@ impl Format {
 /// An ISO-BMFF file whose `ftyp` box names the AVIF brand, as major or
 /// compatible brand (`avif` for still images, `avis` for sequences).
 fn is_avif(bytes: &[u8]) -> bool {
-    if bytes.len() < 16 || &bytes[4..8] != b"ftyp" {
-        return false;
-    }
-    let box_size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let end = box_size.clamp(16, bytes.len());
-    // Major brand at 8..12, minor version at 12..16, compatible brands after.
-    std::iter::once(&bytes[8..12])
-        .chain(bytes[16..end].chunks_exact(4))
-        .any(|brand| brand == b"avif" || brand == b"avis")
+    ftyp_brands(bytes).any(|brand| brand == b"avif" || brand == b"avis")
+}
+
+/// Whether `bytes` is HEIC (HEVC in HEIF, what iPhones save): an ISO-BMFF
+/// file whose `ftyp` box names an HEVC brand and no AVIF one. Kiln reads
+/// no HEVC, but says so by name (see the README, "Formats").
+pub fn is_heic(bytes: &[u8]) -> bool {
+    const HEVC_BRANDS: [&[u8]; 8] = [
+        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs",
+    ];
+    !is_avif(bytes) && ftyp_brands(bytes).any(|brand| HEVC_BRANDS.contains(&brand))
+}
+
+/// The major and compatible brands of an ISO-BMFF file's `ftyp` box;
+/// none when `bytes` does not start with one.
+fn ftyp_brands(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let brands: &[u8] = if bytes.len() >= 16 && &bytes[4..8] == b"ftyp" {
+        let box_size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        &bytes[8..box_size.clamp(16, bytes.len())]
+    } else {
+        &[]
+    };
+    // The major brand, the minor version (not a brand), the compatible ones.
+    brands
+        .chunks_exact(4)
+        .enumerate()
+        .filter(|(index, _)| *index != 1)
+        .map(|(_, brand)| brand)
 }
 
 impl fmt::Display for Format {
@@ -177,22 +196,25 @@ mod tests {
         }
     }
 
+    /// An ISO-BMFF file's start: an `ftyp` box with these brands, then an
+    /// empty `meta` box.
+    fn ftyp(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let size = 16 + 4 * compatible.len();
+        let mut bytes = (size as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(b"ftyp");
+        bytes.extend_from_slice(major);
+        bytes.extend_from_slice(&[0; 4]);
+        compatible
+            .iter()
+            .for_each(|brand| bytes.extend_from_slice(*brand));
+        bytes.extend_from_slice(b"\0\0\0\x08meta");
+        bytes
+    }
+
     /// AVIF uploads are recognised, so that they are refused as AVIF (not
     /// as "not an image"), whichever brand list their `ftyp` box carries.
     #[test]
     fn sniff_recognises_avif_by_its_ftyp_brands() {
-        let ftyp = |major: &[u8; 4], compatible: &[&[u8; 4]]| {
-            let size = 16 + 4 * compatible.len();
-            let mut bytes = (size as u32).to_be_bytes().to_vec();
-            bytes.extend_from_slice(b"ftyp");
-            bytes.extend_from_slice(major);
-            bytes.extend_from_slice(&[0; 4]);
-            compatible
-                .iter()
-                .for_each(|brand| bytes.extend_from_slice(*brand));
-            bytes.extend_from_slice(b"\0\0\0\x08meta");
-            bytes
-        };
         assert_eq!(
             Format::sniff(&ftyp(b"avif", &[b"mif1"])),
             Some(Format::Avif)
@@ -204,6 +226,17 @@ mod tests {
         assert_eq!(Format::sniff(&ftyp(b"avis", &[])), Some(Format::Avif));
         assert_eq!(Format::sniff(&ftyp(b"heic", &[b"mif1", b"heic"])), None);
         assert_eq!(Format::sniff(&ftyp(b"isom", &[b"mp41"])), None);
+    }
+
+    /// HEIC is told apart from AVIF, whose files name `mif1` too.
+    #[test]
+    fn heic_is_recognised_by_its_ftyp_brands() {
+        assert!(is_heic(&ftyp(b"heic", &[b"mif1", b"heic"])));
+        assert!(is_heic(&ftyp(b"mif1", &[b"heic"])));
+        assert!(!is_heic(&ftyp(b"mif1", &[b"miaf", b"avif"])));
+        assert!(!is_heic(&ftyp(b"avif", &[b"mif1", b"heic"])));
+        assert!(!is_heic(b"\x89PNG\r\n\x1a\n0000000000"));
+        assert_eq!(Format::sniff(&ftyp(b"heic", &[b"mif1"])), None);
     }
 
     #[test]

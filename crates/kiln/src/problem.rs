@@ -100,6 +100,14 @@ impl Error {
         ))
     }
 
+    /// The 415 for HEIC/HEIF (iPhone photos), named, so that the client
+    /// knows what to convert.
+    pub fn heic() -> Error {
+        Error::UnsupportedMediaType(
+            "HEIC/HEIF input is not supported (no HEVC decoder ships in the component); convert it to JPEG, or send image/png, image/webp or image/gif".into(),
+        )
+    }
+
     /// The HTTP status and the problem body for this error.
     pub fn to_problem(&self) -> Problem {
         let (status, slug, title, detail, operation) = match self {

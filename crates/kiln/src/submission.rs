@@ -107,6 +107,9 @@ pub fn accept(ctx: &Ctx<'_>, upload: Upload) -> Result<Accepted, Error> {
 /// outside the image, an output too large for its format. Returns the
 /// operations to record, `format(auto)` resolved for this image.
 fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Op>, Error> {
+    if kiln_image::format::is_heic(&upload.bytes) {
+        return Err(Error::heic());
+    }
     let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
         Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
     })?;

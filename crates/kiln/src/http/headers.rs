@@ -31,16 +31,30 @@ pub fn preferences(headers: &HeaderMap) -> Preferences {
     Preferences::parse(headers.get_all("prefer").iter().map(|v| v.as_bytes()))
 }
 
+/// HEIF's media types (RFC 9110 does not list them; ISO/IEC 23008-12 and
+/// IANA do).
+const HEIF_MEDIA_TYPES: [&str; 4] = [
+    "image/heic",
+    "image/heif",
+    "image/heic-sequence",
+    "image/heif-sequence",
+];
+
 /// The image format named by `Content-Type` (parameters ignored).
 pub fn declared_format(headers: &HeaderMap) -> Result<Format, Error> {
     let supported = "Content-Type must be image/jpeg, image/png, image/webp or image/gif";
     let value = headers
         .get(CONTENT_TYPE)
         .ok_or_else(|| Error::UnsupportedMediaType(format!("no Content-Type; {supported}")))?;
-    let format = value
-        .to_str()
-        .ok()
-        .and_then(Format::from_media_type)
+    let value = value.to_str().unwrap_or_default();
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    if HEIF_MEDIA_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(essence))
+    {
+        return Err(Error::heic());
+    }
+    let format = Format::from_media_type(value)
         .ok_or_else(|| Error::UnsupportedMediaType(supported.into()))?;
     if !format.is_input() {
         return Err(Error::unreadable(format));

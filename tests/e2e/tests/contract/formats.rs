@@ -157,6 +157,37 @@ fn an_avif_upload_is_415_naming_the_formats_read() {
     });
 }
 
+/// The start of an iPhone photo: an ISO-BMFF `ftyp` box naming HEIC.
+fn heic_header() -> Vec<u8> {
+    let mut heic = 24u32.to_be_bytes().to_vec();
+    heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    heic.extend_from_slice(&[0; 64]);
+    heic
+}
+
+/// HEIC uploads get a `415` that names HEIC, whether the client says so
+/// (`image/heic`, `image/heif`) or sends one under another type; nothing
+/// is stored.
+#[test]
+fn a_heic_upload_is_415_naming_heic() {
+    for_each_target(Env::builder, |env| {
+        env.settle();
+        let before = env.store().keys();
+        for content_type in ["image/heic", "image/HEIF; q=1", "image/jpeg"] {
+            let reply = env.submit("", content_type, &heic_header(), &[]);
+            let problem = reply.problem(415);
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("HEIC/HEIF input is not supported"),
+                "{content_type}: {detail}"
+            );
+        }
+        env.settle();
+        assert_eq!(env.store().keys(), before);
+        env.assert_still_serving();
+    });
+}
+
 /// `format(auto)` picks AVIF for a client that names it, WebP for one that
 /// names only WebP, and keeps the source format without `Accept` or with
 /// wildcards only; `q=0` excludes. The answer says it varies with `Accept`.
