@@ -13,6 +13,7 @@
 //!   before anything is decoded.
 //! - [`pipeline`]: [`process`], which runs the whole thing; [`progress`]:
 //!   how it reports [`Progress`] through every stage, within long ones too.
+//! - `smartcrop` (private): where `gravity=entropy|attention` cuts.
 //! - `shrink` (private): shrink-on-load, when a JPEG may be decoded at a
 //!   reduced scale because a downscaling `resize` comes first.
 //! - `colour` (private): every frame converted to sRGB through its
@@ -38,7 +39,7 @@
 //!
 //! | operation | arguments | meaning |
 //! |---|---|---|
-//! | `resize(w=N,h=N,fit=F)` | `w`, `h`: 1..=16384, at least one; `fit`: `contain` (default), `cover`, `fill` | With one side given, the other keeps the aspect ratio. `contain` fits inside the `w`×`h` box keeping the aspect ratio; `cover` fills the box keeping the aspect ratio and crops the overflow around the centre; `fill` stretches to exactly `w`×`h`. Upscaling is allowed. Lanczos3. |
+//! | `resize(w=N,h=N,fit=F,gravity=G)` | `w`, `h`: 1..=16384, at least one; `fit`: `contain` (default), `cover`, `fill`; `gravity` (only with `fit=cover` and both sides): `centre` (default, or `center`), `north`, `northeast`, `east`, `southeast`, `south`, `southwest`, `west`, `northwest`, `entropy`, `attention` | With one side given, the other keeps the aspect ratio. `contain` fits inside the `w`×`h` box keeping the aspect ratio; `cover` fills the box keeping the aspect ratio and crops the overflow where `gravity` says (see [`Gravity`]; `entropy` and `attention` are content-aware, as libvips's `interesting` modes); `fill` stretches to exactly `w`×`h`. Upscaling is allowed. Lanczos3. |
 //! | `crop(x=N,y=N,w=N,h=N)` | all four required; `w`, `h` ≥ 1 | Keeps the `w`×`h` rectangle whose top-left corner is (`x`, `y`). A rectangle reaching outside the image is refused. |
 //! | `rotate(D)` | `90`, `180` or `270` | Clockwise rotation. |
 //! | `flip(A)` | `h` (mirror left-right) or `v` (upside down) | |
@@ -137,6 +138,7 @@ pub mod probe;
 pub mod progress;
 pub mod resize;
 mod shrink;
+mod smartcrop;
 mod transform;
 
 #[cfg(test)]
@@ -147,7 +149,8 @@ pub use encode::{AVIF_SPEED, default_quality};
 pub use error::ImageError;
 pub use format::Format;
 pub use ops::{
-    Axis, Fit, MAX_OPS, Op, OpsError, Pipeline, Rotation, canonical, default_ops, parse_ops,
+    Axis, Fit, Gravity, MAX_OPS, Op, OpsError, Pipeline, Rotation, canonical, default_ops,
+    parse_ops,
 };
 pub use pipeline::{Output, process};
 pub use plan::{Limits, output_dimensions, output_format, output_quality, preflight};

@@ -127,6 +127,7 @@ fn next_size((width, height): (u32, u32), op: &Op) -> (u32, u32) {
             width: w,
             height: h,
             fit,
+            ..
         } => target_size((width, height), w, h, fit),
         Op::Crop {
             width: w,

@@ -8,7 +8,8 @@ use fast_image_resize::{
 use image::{ColorType, DynamicImage, GenericImageView};
 
 use crate::error::ImageError;
-use crate::ops::Fit;
+use crate::ops::{Fit, Gravity};
+use crate::smartcrop;
 
 /// The size `resize(w, h, fit)` turns a `source`-sized image into.
 ///
@@ -43,24 +44,67 @@ pub fn target_size(
     }
 }
 
-/// Resizes `image` as `resize(w, h, fit)` does. `cover` crops the source
-/// around its centre to the box's aspect ratio in the same pass.
+/// Resizes `image` as `resize(w, h, fit, gravity)` does. `cover` crops the
+/// source to the box's aspect ratio where `gravity` says, in the same pass;
+/// the content-aware gravities scale the whole image to cover the box
+/// first, then choose the crop on what they see (as `vips thumbnail
+/// --smartcrop` does).
 pub(crate) fn resize(
     image: DynamicImage,
     width: Option<u32>,
     height: Option<u32>,
     fit: Fit,
+    gravity: Gravity,
 ) -> Result<DynamicImage, ImageError> {
     let (w, h) = target_size(image.dimensions(), width, height, fit);
     if (w, h) == image.dimensions() {
         // Same size implies same aspect ratio, so `cover` would not crop.
         return Ok(image);
     }
-    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    if fit == Fit::Cover {
-        options = options.fit_into_destination(Some((0.5, 0.5)));
+    if fit != Fit::Cover {
+        return resized(&image, (w, h), None);
     }
-    let mut resized = DynamicImage::new(w, h, image.color());
+    match gravity.centring() {
+        Some(centring) => resized(&image, (w, h), Some(centring)),
+        None => {
+            let covering = covering_size(image.dimensions(), (w, h));
+            let scaled = if covering == image.dimensions() {
+                image
+            } else {
+                resized(&image, covering, None)?
+            };
+            let (left, top) = smartcrop::window(&scaled, (w, h), gravity);
+            Ok(scaled.crop_imm(left, top, w, h))
+        }
+    }
+}
+
+/// The smallest size with `source`'s aspect ratio that covers `target` on
+/// both sides.
+fn covering_size(source: (u32, u32), target: (u32, u32)) -> (u32, u32) {
+    let (sw, sh) = (u64::from(source.0.max(1)), u64::from(source.1.max(1)));
+    let (tw, th) = (u64::from(target.0), u64::from(target.1));
+    let side = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+    if tw * sh >= th * sw {
+        // The box is relatively wider: its width binds.
+        (target.0, side((tw * sh).div_ceil(sw)).max(target.1))
+    } else {
+        (side((th * sw).div_ceil(sh)).max(target.0), target.1)
+    }
+}
+
+/// `image` resized to exactly `size`, its source first cropped to that
+/// aspect ratio around `centring` (see [`Gravity::centring`]) when given.
+pub(crate) fn resized(
+    image: &DynamicImage,
+    size: (u32, u32),
+    centring: Option<(f64, f64)>,
+) -> Result<DynamicImage, ImageError> {
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    if centring.is_some() {
+        options = options.fit_into_destination(centring);
+    }
+    let mut resized = DynamicImage::new(size.0, size.1, image.color());
     // Decoding leaves only 8-bit layouts. Naming them here, instead of
     // letting `Resizer::resize` dispatch on any pixel type at run time,
     // keeps the 16-bit and float kernels out of the binary, and with them a
@@ -68,10 +112,10 @@ pub(crate) fn resize(
     // initial memory, which Spin restores for each request (`bench/run`
     // section 5).
     let resized_ok = match image.color() {
-        ColorType::L8 => resize_as::<U8>(&image, &mut resized, &options),
-        ColorType::La8 => resize_as::<U8x2>(&image, &mut resized, &options),
-        ColorType::Rgb8 => resize_as::<U8x3>(&image, &mut resized, &options),
-        ColorType::Rgba8 => resize_as::<U8x4>(&image, &mut resized, &options),
+        ColorType::L8 => resize_as::<U8>(image, &mut resized, &options),
+        ColorType::La8 => resize_as::<U8x2>(image, &mut resized, &options),
+        ColorType::Rgb8 => resize_as::<U8x3>(image, &mut resized, &options),
+        ColorType::Rgba8 => resize_as::<U8x4>(image, &mut resized, &options),
         _ => false,
     };
     if resized_ok {
@@ -159,8 +203,33 @@ mod tests {
             (Fit::Cover, (32, 32)),
             (Fit::Fill, (32, 32)),
         ] {
-            let resized = resize(image.clone(), Some(32), Some(32), fit).unwrap();
+            let resized = resize(image.clone(), Some(32), Some(32), fit, Gravity::Centre).unwrap();
             assert_eq!(resized.dimensions(), size, "{fit:?}");
+        }
+    }
+
+    /// `gravity` names the part `cover` keeps: a frame red on its left
+    /// third and blue on its right third keeps red with `west`, blue with
+    /// `east`, and the grey middle with `centre`; content-aware gravities
+    /// give exactly the box too.
+    #[test]
+    fn cover_keeps_the_part_its_gravity_names() {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(90, 30, |x, _| match x {
+            0..30 => image::Rgb([255, 0, 0]),
+            30..60 => image::Rgb([128, 128, 128]),
+            _ => image::Rgb([0, 0, 255]),
+        }));
+        for (gravity, expected) in [
+            (Gravity::West, [255, 0, 0]),
+            (Gravity::East, [0, 0, 255]),
+            (Gravity::Centre, [128, 128, 128]),
+        ] {
+            let kept = resize(image.clone(), Some(10), Some(10), Fit::Cover, gravity).unwrap();
+            assert_eq!(kept.to_rgb8().get_pixel(5, 5).0, expected, "{gravity:?}");
+        }
+        for gravity in [Gravity::Entropy, Gravity::Attention] {
+            let kept = resize(image.clone(), Some(10), Some(7), Fit::Cover, gravity).unwrap();
+            assert_eq!(kept.dimensions(), (10, 7), "{gravity:?}");
         }
     }
 
@@ -172,8 +241,15 @@ mod tests {
             48..64 => image::Rgb([0, 255, 0]),
             _ => image::Rgb([0, 0, 255]),
         }));
-        let cover = resize(image.clone(), Some(16), Some(16), Fit::Cover).unwrap();
-        let fill = resize(image, Some(16), Some(16), Fit::Fill).unwrap();
+        let cover = resize(
+            image.clone(),
+            Some(16),
+            Some(16),
+            Fit::Cover,
+            Gravity::Centre,
+        )
+        .unwrap();
+        let fill = resize(image, Some(16), Some(16), Fit::Fill, Gravity::Centre).unwrap();
         assert_eq!(cover.get_pixel(0, 8), Rgba([0, 0, 255, 255]));
         assert_eq!(fill.get_pixel(0, 8), Rgba([255, 0, 0, 255]));
     }
@@ -187,7 +263,7 @@ mod tests {
             DynamicImage::new_rgba8(20, 20),
         ] {
             let color = image.color();
-            let resized = resize(image, Some(5), None, Fit::Contain).unwrap();
+            let resized = resize(image, Some(5), None, Fit::Contain, Gravity::Centre).unwrap();
             assert_eq!((resized.color(), resized.dimensions()), (color, (5, 5)));
         }
     }
@@ -196,7 +272,7 @@ mod tests {
     fn a_16_bit_layout_is_refused_not_resized() {
         let image = DynamicImage::new_rgb16(20, 20);
         assert!(matches!(
-            resize(image, Some(5), None, Fit::Contain),
+            resize(image, Some(5), None, Fit::Contain, Gravity::Centre),
             Err(ImageError::Unsupported)
         ));
     }

@@ -52,7 +52,12 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
             | Op::Flip(_)
             | Op::Rotate(Rotation::Deg180) => {}
             Op::Rotate(Rotation::Deg90 | Rotation::Deg270) => swapped = !swapped,
-            Op::Resize { width, height, fit } => {
+            Op::Resize {
+                width,
+                height,
+                fit,
+                gravity,
+            } => {
                 let size = if swapped {
                     (info.height, info.width)
                 } else {
@@ -79,6 +84,7 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
                         width: Some(target.0),
                         height: Some(target.1),
                         fit,
+                        gravity,
                     },
                 });
             }
@@ -107,7 +113,7 @@ mod versus_full_size;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::parse_ops;
+    use crate::ops::{Gravity, parse_ops};
 
     const PHOTO: ImageInfo = ImageInfo {
         format: Format::Jpeg,
@@ -131,7 +137,8 @@ mod tests {
             Op::Resize {
                 width: Some(1600),
                 height: Some(1000),
-                fit: Fit::Fill
+                fit: Fit::Fill,
+                gravity: Gravity::Centre,
             }
         );
     }
@@ -194,17 +201,19 @@ mod tests {
         assert_eq!(planned(&png, "resize(w=100)"), None);
     }
 
-    /// `cover` keeps the box, with its own fit, so the crop is the same.
+    /// `cover` keeps the box, with its own fit and gravity, so the crop is
+    /// the same.
     #[test]
     fn cover_keeps_the_whole_box_and_its_fit() {
-        let shrink = planned(&PHOTO, "resize(w=300,h=300,fit=cover)").unwrap();
+        let shrink = planned(&PHOTO, "resize(w=300,h=300,fit=cover,gravity=attention)").unwrap();
         assert_eq!(shrink.at_least, (300, 300));
         assert_eq!(
             shrink.resize,
             Op::Resize {
                 width: Some(300),
                 height: Some(300),
-                fit: Fit::Cover
+                fit: Fit::Cover,
+                gravity: Gravity::Attention,
             }
         );
     }

@@ -39,7 +39,12 @@ pub(crate) fn apply(
     reporter: &mut Reporter<'_, '_>,
 ) -> Result<DynamicImage, ImageError> {
     match *op {
-        Op::Resize { width, height, fit } => return resize(image, width, height, fit),
+        Op::Resize {
+            width,
+            height,
+            fit,
+            gravity,
+        } => return resize(image, width, height, fit, gravity),
         Op::Crop {
             x,
             y,

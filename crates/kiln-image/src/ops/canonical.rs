@@ -1,5 +1,6 @@
 //! The canonical text form of operations: no whitespace, keys in a fixed
-//! order, defaults written out, numbers in their shortest exact form.
+//! order, defaults written out (but `resize`'s `gravity=centre`, which
+//! came later), numbers in their shortest exact form.
 //!
 //! Two specs that parse to the same operations have the same canonical form,
 //! and [`parse_ops`](super::parse_ops) reads it back to the same operations;
@@ -7,7 +8,7 @@
 
 use std::fmt;
 
-use super::Op;
+use super::{Gravity, Op};
 
 /// The canonical text of `ops`, which [`parse_ops`](super::parse_ops)
 /// round-trips. Empty for an empty list.
@@ -20,7 +21,12 @@ impl fmt::Display for Op {
     /// The canonical text of this one operation.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Resize { width, height, fit } => {
+            Op::Resize {
+                width,
+                height,
+                fit,
+                gravity,
+            } => {
                 f.write_str("resize(")?;
                 if let Some(w) = width {
                     write!(f, "w={w},")?;
@@ -28,7 +34,14 @@ impl fmt::Display for Op {
                 if let Some(h) = height {
                     write!(f, "h={h},")?;
                 }
-                write!(f, "fit={})", fit.name())
+                write!(f, "fit={}", fit.name())?;
+                // The default is left out, so that every spec written
+                // before gravity existed keeps its canonical form (and
+                // its idempotency hash).
+                if *gravity != Gravity::Centre {
+                    write!(f, ",gravity={}", gravity.name())?;
+                }
+                f.write_str(")")
             }
             Op::Crop {
                 x,

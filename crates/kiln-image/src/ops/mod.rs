@@ -47,6 +47,8 @@ pub enum Op {
         height: Option<u32>,
         /// How the image meets a box given by both sides.
         fit: Fit,
+        /// What `fit=cover` keeps of the overflow.
+        gravity: Gravity,
     },
     /// `crop(x=N,y=N,w=N,h=N)`.
     Crop {
@@ -107,6 +109,38 @@ pub enum Fit {
     Fill,
 }
 
+/// What part of the image `resize(fit=cover)` keeps when it crops the
+/// overflow: a fixed side or corner, or the most interesting part, found
+/// as libvips's `interesting` modes (and sharp's `strategy`) find it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Gravity {
+    /// The middle (`centre`, or `center`).
+    #[default]
+    Centre,
+    /// The top edge's middle.
+    North,
+    /// The top right corner.
+    NorthEast,
+    /// The right edge's middle.
+    East,
+    /// The bottom right corner.
+    SouthEast,
+    /// The bottom edge's middle.
+    South,
+    /// The bottom left corner.
+    SouthWest,
+    /// The left edge's middle.
+    West,
+    /// The top left corner.
+    NorthWest,
+    /// The busiest part: strips of least entropy (of their histogram) are
+    /// trimmed from the edges until the box is left.
+    Entropy,
+    /// What draws the eye: edges, skin tones and saturated colour,
+    /// blurred over the size of the box, and the box centred on the peak.
+    Attention,
+}
+
 /// A clockwise rotation by a multiple of 90 degrees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rotation {
@@ -143,6 +177,66 @@ impl Fit {
         [Fit::Contain, Fit::Cover, Fit::Fill]
             .into_iter()
             .find(|f| f.name() == name)
+    }
+}
+
+impl Gravity {
+    const ALL: [Gravity; 11] = [
+        Gravity::Centre,
+        Gravity::North,
+        Gravity::NorthEast,
+        Gravity::East,
+        Gravity::SouthEast,
+        Gravity::South,
+        Gravity::SouthWest,
+        Gravity::West,
+        Gravity::NorthWest,
+        Gravity::Entropy,
+        Gravity::Attention,
+    ];
+    pub(crate) const NAMES: &'static str = "centre, north, northeast, east, southeast, south, southwest, west, northwest, entropy, attention";
+
+    /// The grammar name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gravity::Centre => "centre",
+            Gravity::North => "north",
+            Gravity::NorthEast => "northeast",
+            Gravity::East => "east",
+            Gravity::SouthEast => "southeast",
+            Gravity::South => "south",
+            Gravity::SouthWest => "southwest",
+            Gravity::West => "west",
+            Gravity::NorthWest => "northwest",
+            Gravity::Entropy => "entropy",
+            Gravity::Attention => "attention",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Gravity> {
+        if name == "center" {
+            return Some(Gravity::Centre);
+        }
+        Gravity::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Where a fixed gravity keeps the crop, as fractions of the overflow
+    /// cut from the left and from the top (`(0.5, 0.5)`: as much from each
+    /// side); `None` for the content-aware ones.
+    pub(crate) fn centring(self) -> Option<(f64, f64)> {
+        let (x, y) = match self {
+            Gravity::Centre => (0.5, 0.5),
+            Gravity::North => (0.5, 0.0),
+            Gravity::NorthEast => (1.0, 0.0),
+            Gravity::East => (1.0, 0.5),
+            Gravity::SouthEast => (1.0, 1.0),
+            Gravity::South => (0.5, 1.0),
+            Gravity::SouthWest => (0.0, 1.0),
+            Gravity::West => (0.0, 0.5),
+            Gravity::NorthWest => (0.0, 0.0),
+            Gravity::Entropy | Gravity::Attention => return None,
+        };
+        Some((x, y))
     }
 }
 
@@ -190,10 +284,17 @@ impl Op {
     pub fn check(&self) -> Result<(), String> {
         let in_sigma = |sigma: f32, max: f32| sigma > 0.0 && sigma <= max;
         let ok = match *self {
-            Op::Resize { width, height, .. } => {
+            Op::Resize {
+                width,
+                height,
+                fit,
+                gravity,
+            } => {
                 (width.is_some() || height.is_some())
                     && width.is_none_or(|w| RESIZE_SIDE.contains(&w))
                     && height.is_none_or(|h| RESIZE_SIDE.contains(&h))
+                    && (gravity == Gravity::Centre
+                        || (fit == Fit::Cover && width.is_some() && height.is_some()))
             }
             Op::Crop { width, height, .. } => width >= 1 && height >= 1,
             Op::Blur { sigma } => in_sigma(sigma, MAX_BLUR_SIGMA),
@@ -294,6 +395,7 @@ mod tests {
             width: Some(800),
             height: None,
             fit: Fit::Cover,
+            gravity: Gravity::Centre,
         };
         assert_eq!(
             serde_json::to_string(&op).unwrap(),
@@ -329,7 +431,18 @@ mod tests {
             Op::Resize {
                 width: None,
                 height: None,
-                fit: Fit::Fill
+                fit: Fit::Fill,
+                gravity: Gravity::Centre,
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            Op::Resize {
+                width: Some(8),
+                height: Some(8),
+                fit: Fit::Contain,
+                gravity: Gravity::Attention,
             }
             .check()
             .is_err()

@@ -5,8 +5,8 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 use super::{
-    Axis, BRIGHTNESS, CONTRAST, Fit, MAX_BLUR_SIGMA, MAX_OPS, MAX_SHARPEN_SIGMA, Op, QUALITY,
-    RESIZE_SIDE, Rotation,
+    Axis, BRIGHTNESS, CONTRAST, Fit, Gravity, MAX_BLUR_SIGMA, MAX_OPS, MAX_SHARPEN_SIGMA, Op,
+    QUALITY, RESIZE_SIDE, Rotation,
 };
 use crate::format::Format;
 
@@ -202,7 +202,7 @@ impl<'a> Cursor<'a> {
 fn build(name: Token<'_>, args: &[Arg<'_>]) -> Result<Op, OpsError> {
     match name.text {
         "resize" => {
-            let args = Keyed::new(name, args, &["w", "h", "fit"])?;
+            let args = Keyed::new(name, args, &["w", "h", "fit", "gravity"])?;
             let width = args
                 .get("w")
                 .map(|t| uint(t, "`w`", RESIZE_SIDE))
@@ -222,7 +222,29 @@ fn build(name: Token<'_>, args: &[Arg<'_>]) -> Result<Op, OpsError> {
                 Some(t) => Fit::from_name(t.text)
                     .ok_or_else(|| invalid(t, "`fit`", &format!("one of: {}", Fit::NAMES)))?,
             };
-            Ok(Op::Resize { width, height, fit })
+            let gravity = match args.get("gravity") {
+                None => Gravity::default(),
+                Some(t) => {
+                    let gravity = Gravity::from_name(t.text).ok_or_else(|| {
+                        invalid(t, "`gravity`", &format!("one of: {}", Gravity::NAMES))
+                    })?;
+                    if gravity != Gravity::Centre
+                        && (fit != Fit::Cover || width.is_none() || height.is_none())
+                    {
+                        return Err(OpsError::new(
+                            t.at,
+                            "`gravity` chooses what fit=cover crops: it needs fit=cover with both `w` and `h`",
+                        ));
+                    }
+                    gravity
+                }
+            };
+            Ok(Op::Resize {
+                width,
+                height,
+                fit,
+                gravity,
+            })
         }
         "crop" => {
             let args = Keyed::new(name, args, &["x", "y", "w", "h"])?;
@@ -483,7 +505,8 @@ mod tests {
             Op::Resize {
                 width: Some(800),
                 height: None,
-                fit: Fit::Contain
+                fit: Fit::Contain,
+                gravity: Gravity::Centre,
             }
         );
     }
@@ -500,10 +523,42 @@ mod tests {
                 Op::Resize {
                     width: Some(1),
                     height: Some(16384),
-                    fit
+                    fit,
+                    gravity: Gravity::Centre,
                 }
             );
         }
+    }
+
+    /// Every gravity parses with `fit=cover`, `center` as `centre`, and
+    /// the canonical form leaves the default out.
+    #[test]
+    fn resize_cover_accepts_every_gravity() {
+        for name in Gravity::NAMES.split(", ") {
+            let op = one(&format!("resize(w=4,h=3,fit=cover,gravity={name})"));
+            assert!(matches!(op, Op::Resize { gravity, .. } if gravity.name() == name));
+        }
+        let centre = one("resize(w=4,h=3,fit=cover,gravity=center)");
+        assert_eq!(centre.to_string(), "resize(w=4,h=3,fit=cover)");
+        let west = one("resize(w=4,h=3,fit=cover,gravity=west)");
+        assert_eq!(west.to_string(), "resize(w=4,h=3,fit=cover,gravity=west)");
+    }
+
+    /// Gravity chooses a crop: without `fit=cover` and both sides there is
+    /// none, and saying one is an error at the argument.
+    #[test]
+    fn gravity_without_a_cover_crop_is_refused() {
+        for spec in [
+            "resize(w=4,h=3,gravity=north)",
+            "resize(w=4,fit=cover,gravity=entropy)",
+            "resize(w=4,h=3,fit=fill,gravity=attention)",
+        ] {
+            let e = err(spec);
+            assert_eq!(e.position, spec.find("gravity=").unwrap() + 8, "{spec}");
+            assert!(e.message.contains("needs fit=cover"), "{e}");
+        }
+        let e = err("resize(w=4,h=3,fit=cover,gravity=top)");
+        assert!(e.message.contains("northeast"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod bad_input;
 mod cloud;
 mod colour;
 mod concurrency;
+mod crops;
 mod events;
 mod faults;
 mod formats;
