@@ -39,7 +39,7 @@
 //!
 //! | operation | arguments | meaning |
 //! |---|---|---|
-//! | `resize(w=N,h=N,fit=F,gravity=G)` | `w`, `h`: 1..=16384, at least one; `fit`: `contain` (default), `cover`, `fill`; `gravity` (only with `fit=cover` and both sides): `centre` (default, or `center`), `north`, `northeast`, `east`, `southeast`, `south`, `southwest`, `west`, `northwest`, `entropy`, `attention` | With one side given, the other keeps the aspect ratio. `contain` fits inside the `w`×`h` box keeping the aspect ratio; `cover` fills the box keeping the aspect ratio and crops the overflow where `gravity` says (see [`Gravity`]; `entropy` and `attention` are content-aware, as libvips's `interesting` modes); `fill` stretches to exactly `w`×`h`. Upscaling is allowed. Lanczos3. |
+//! | `resize(w=N,h=N,fit=F,gravity=G)` | `w`, `h`: 1..=16384, at least one; `fit`: `contain` (default), `cover`, `fill`, `pad`; `gravity` (only with `fit=cover` or `fit=pad` and both sides; `pad` takes the compass points): `centre` (default, or `center`), `north`, `northeast`, `east`, `southeast`, `south`, `southwest`, `west`, `northwest`, `entropy`, `attention` | With one side given, the other keeps the aspect ratio. `contain` fits inside the `w`×`h` box keeping the aspect ratio; `cover` fills the box keeping the aspect ratio and crops the overflow where `gravity` says (see [`Gravity`]; `entropy` and `attention` are content-aware, as libvips's `interesting` modes); `fill` stretches to exactly `w`×`h`; `pad` fits as `contain`, then letterboxes to exactly the box with the `background` colour, placed where `gravity` says. Upscaling is allowed. Lanczos3. |
 //! | `crop(x=N,y=N,w=N,h=N)` | all four required; `w`, `h` ≥ 1 | Keeps the `w`×`h` rectangle whose top-left corner is (`x`, `y`). A rectangle reaching outside the image is refused. |
 //! | `rotate(D)` | `90`, `180` or `270` | Clockwise rotation. |
 //! | `flip(A)` | `h` (mirror left-right) or `v` (upside down) | |
@@ -50,6 +50,7 @@
 //! | `contrast(F)` | -100..=100 | Percentage; negative lowers contrast. |
 //! | `format(T)` | `jpeg`, `png`, `webp`, `gif`, `avif`, `auto` | Output format; the last one wins. Default: the source format. `auto` is chosen from the submission's `Accept` and recorded as the format picked (see the README, "Formats"). |
 //! | `quality(N)` | 1..=100 | Quality of the lossy formats (JPEG, WebP, AVIF); the last one wins. Default: each format's own (JPEG 80; WebP and AVIF tuned to look like JPEG at 80). For WebP, `quality(100)` means lossless. Ignored by PNG and GIF. |
+//! | `background(C)` | hex `RRGGBB` or `RRGGBBAA` | The colour `fit=pad` fills with and JPEG output flattens transparency onto (its alpha ignored there); the last one wins. Default: `ffffff`. |
 //!
 //! Integers are plain decimal digits (a leading `-` where negatives are
 //! allowed); decimals are written `1`, `1.5` or `-0.25`. Every parse error
@@ -74,7 +75,8 @@
 //! - Animated GIF and WebP: only the first frame is kept.
 //! - JPEG output: baseline, one interleaved scan with the standard Huffman
 //!   tables, 4:2:0 chroma subsampling (box-averaged), as libjpeg writes by
-//!   default; transparency is composited onto white.
+//!   default; transparency is composited onto `background(...)`, white by
+//!   default.
 //! - WebP output is lossy (VP8, pure Rust), with an ALPH chunk when the
 //!   image has transparency; by default at quality 95, which looks like
 //!   JPEG at 80 (SSIMULACRA 2 on the corpus photos); `quality(100)` writes
@@ -149,10 +151,12 @@ pub use encode::{AVIF_SPEED, default_quality};
 pub use error::ImageError;
 pub use format::Format;
 pub use ops::{
-    Axis, Fit, Gravity, MAX_OPS, Op, OpsError, Pipeline, Rotation, canonical, default_ops,
+    Axis, Colour, Fit, Gravity, MAX_OPS, Op, OpsError, Pipeline, Rotation, canonical, default_ops,
     parse_ops,
 };
 pub use pipeline::{Output, process};
-pub use plan::{Limits, output_dimensions, output_format, output_quality, preflight};
+pub use plan::{
+    Limits, output_background, output_dimensions, output_format, output_quality, preflight,
+};
 pub use probe::{ImageInfo, probe};
 pub use progress::{OnProgress, Progress, Stage};

@@ -6,11 +6,12 @@ use crate::decode;
 use crate::encode::encode;
 use crate::error::ImageError;
 use crate::format::Format;
+use crate::ops::Colour;
 use crate::ops::Op;
-use crate::plan::{Limits, output_quality, preflight};
+use crate::plan::{Limits, output_background, output_quality, preflight};
 use crate::progress::{OnProgress, Reporter, Stage};
 use crate::shrink;
-use crate::transform::apply;
+use crate::transform::{apply, flatten};
 
 /// The encoded result of [`process`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub fn process(
     let planned = preflight(&header.info, ops, limits)?;
     let shrink = shrink::plan(&header.info, ops);
 
+    let background = output_background(ops);
+
     let decoding = Reporter::start(on_progress, Stage::Decode)?;
     let decoded = decode::decode(header, shrink.as_ref().map(|shrink| shrink.at_least))?;
     let mut image = decoded.image;
@@ -61,7 +64,7 @@ pub fn process(
         };
         let of = ops.len();
         let mut applying = Reporter::start(on_progress, Stage::Apply { index, of })?;
-        image = apply(image, op, &mut applying)?;
+        image = apply(image, op, background, &mut applying)?;
         applying.finish()?;
     }
     debug_assert_eq!(
@@ -70,6 +73,11 @@ pub fn process(
         "preflight predicts the geometry"
     );
 
+    if planned.format == Format::Jpeg && image.color().has_alpha() && background != Colour::WHITE {
+        // The JPEG encoder composites onto white as it reads rows; another
+        // colour costs one flattened frame here.
+        image = flatten(image, background);
+    }
     let mut encoding = Reporter::start(on_progress, Stage::Encode)?;
     let bytes = encode(&image, planned.format, output_quality(ops), &mut encoding)?;
     encoding.finish()?;
@@ -177,6 +185,32 @@ mod tests {
         // Re-reading it must not rotate again.
         let info = probe(&output.bytes).unwrap();
         assert_eq!((info.width, info.height), (48, 64));
+    }
+
+    /// JPEG output flattens transparency onto `background(...)` (white
+    /// without one).
+    #[test]
+    fn jpeg_output_flattens_onto_the_background() {
+        let clear = image::RgbaImage::from_pixel(16, 16, image::Rgba([255, 0, 0, 0]));
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba8(clear)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let middle = |spec: &str| {
+            let output = run(&png, spec).unwrap();
+            image::load_from_memory(&output.bytes)
+                .unwrap()
+                .to_rgb8()
+                .get_pixel(8, 8)
+                .0
+        };
+        let white = middle("format(jpeg)");
+        assert!(white.iter().all(|&c| c >= 250), "{white:?}");
+        let navy = middle("background(000080),format(jpeg)");
+        assert!(
+            navy[0] <= 5 && navy[1] <= 5 && navy[2].abs_diff(128) <= 5,
+            "{navy:?}"
+        );
     }
 
     #[test]

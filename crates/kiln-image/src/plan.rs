@@ -4,7 +4,7 @@
 
 use crate::error::ImageError;
 use crate::format::Format;
-use crate::ops::Op;
+use crate::ops::{Colour, Op};
 use crate::probe::ImageInfo;
 use crate::resize::target_size;
 
@@ -50,6 +50,19 @@ pub fn output_quality(ops: &[Op]) -> Option<u8> {
         Op::Quality(quality) => Some(*quality),
         _ => None,
     })
+}
+
+/// The colour of the last `background(...)` in `ops`: what `fit=pad`
+/// fills with and JPEG flattens transparency onto; opaque white without
+/// one.
+pub fn output_background(ops: &[Op]) -> Colour {
+    ops.iter()
+        .rev()
+        .find_map(|op| match op {
+            Op::Background(colour) => Some(*colour),
+            _ => None,
+        })
+        .unwrap_or(Colour::WHITE)
 }
 
 /// The output width and height predicted from the header and the operations

@@ -5,17 +5,20 @@ use fast_image_resize::pixels::{U8, U8x2, U8x3, U8x4};
 use fast_image_resize::{
     FilterType, IntoImageView, IntoImageViewMut, PixelTrait, ResizeAlg, ResizeOptions, Resizer,
 };
-use image::{ColorType, DynamicImage, GenericImageView};
+use image::{
+    ColorType, DynamicImage, GenericImageView, GrayAlphaImage, GrayImage, Luma, LumaA, Rgb,
+    RgbImage, Rgba, RgbaImage, imageops,
+};
 
 use crate::error::ImageError;
-use crate::ops::{Fit, Gravity};
+use crate::ops::{Colour, Fit, Gravity};
 use crate::smartcrop;
 
 /// The size `resize(w, h, fit)` turns a `source`-sized image into.
 ///
 /// With one side given the other keeps the aspect ratio (rounded, at least
 /// 1). With both, `contain` fits inside the box keeping the aspect ratio,
-/// while `cover` and `fill` produce exactly the box.
+/// while `cover`, `fill` and `pad` produce exactly the box.
 pub fn target_size(
     source: (u32, u32),
     width: Option<u32>,
@@ -32,7 +35,7 @@ pub fn target_size(
         (None, None, _) => source,
         (Some(w), None, _) => (w, scale(w, sh, sw)),
         (None, Some(h), _) => (scale(h, sw, sh), h),
-        (Some(w), Some(h), Fit::Cover | Fit::Fill) => (w, h),
+        (Some(w), Some(h), Fit::Cover | Fit::Fill | Fit::Pad) => (w, h),
         (Some(w), Some(h), Fit::Contain) => {
             // Width-bound when the box is relatively narrower than the image.
             if u64::from(w) * sh <= u64::from(h) * sw {
@@ -48,15 +51,26 @@ pub fn target_size(
 /// source to the box's aspect ratio where `gravity` says, in the same pass;
 /// the content-aware gravities scale the whole image to cover the box
 /// first, then choose the crop on what they see (as `vips thumbnail
-/// --smartcrop` does).
+/// --smartcrop` does). `pad` resizes as `contain`, then places the result
+/// on a box of `background` where `gravity` says.
 pub(crate) fn resize(
     image: DynamicImage,
-    width: Option<u32>,
-    height: Option<u32>,
+    (width, height): (Option<u32>, Option<u32>),
     fit: Fit,
     gravity: Gravity,
+    background: Colour,
 ) -> Result<DynamicImage, ImageError> {
     let (w, h) = target_size(image.dimensions(), width, height, fit);
+    if fit == Fit::Pad {
+        let inner = target_size(image.dimensions(), width, height, Fit::Contain);
+        let inner = if inner == image.dimensions() {
+            image
+        } else {
+            resized(&image, inner, None)?
+        };
+        let centring = gravity.centring().unwrap_or((0.5, 0.5));
+        return Ok(pad(inner, (w, h), centring, background));
+    }
     if (w, h) == image.dimensions() {
         // Same size implies same aspect ratio, so `cover` would not crop.
         return Ok(image);
@@ -75,6 +89,45 @@ pub(crate) fn resize(
             };
             let (left, top) = smartcrop::window(&scaled, (w, h), gravity);
             Ok(scaled.crop_imm(left, top, w, h))
+        }
+    }
+}
+
+/// `inner` on a `size` box of `background`, the spare width and height
+/// split as `centring` says (see [`Gravity::centring`]). The result is
+/// grey when both are, and has alpha when either does.
+fn pad(
+    inner: DynamicImage,
+    size: (u32, u32),
+    centring: (f64, f64),
+    background: Colour,
+) -> DynamicImage {
+    let [r, g, b, a] = background.0;
+    let grey = !inner.color().has_color() && r == g && g == b;
+    let alpha = inner.color().has_alpha() || a != 255;
+    let at = |spare: u32, fraction: f64| (f64::from(spare) * fraction).round() as i64;
+    let x = at(size.0 - inner.width(), centring.0);
+    let y = at(size.1 - inner.height(), centring.1);
+    match (grey, alpha) {
+        (true, false) => {
+            let mut canvas = GrayImage::from_pixel(size.0, size.1, Luma([r]));
+            imageops::replace(&mut canvas, &inner.into_luma8(), x, y);
+            canvas.into()
+        }
+        (true, true) => {
+            let mut canvas = GrayAlphaImage::from_pixel(size.0, size.1, LumaA([r, a]));
+            imageops::replace(&mut canvas, &inner.into_luma_alpha8(), x, y);
+            canvas.into()
+        }
+        (false, false) => {
+            let mut canvas = RgbImage::from_pixel(size.0, size.1, Rgb([r, g, b]));
+            imageops::replace(&mut canvas, &inner.into_rgb8(), x, y);
+            canvas.into()
+        }
+        (false, true) => {
+            let mut canvas = RgbaImage::from_pixel(size.0, size.1, Rgba(background.0));
+            imageops::replace(&mut canvas, &inner.into_rgba8(), x, y);
+            canvas.into()
         }
     }
 }
@@ -203,9 +256,55 @@ mod tests {
             (Fit::Cover, (32, 32)),
             (Fit::Fill, (32, 32)),
         ] {
-            let resized = resize(image.clone(), Some(32), Some(32), fit, Gravity::Centre).unwrap();
+            let resized = resize(
+                image.clone(),
+                (Some(32), Some(32)),
+                fit,
+                Gravity::Centre,
+                Colour::WHITE,
+            )
+            .unwrap();
             assert_eq!(resized.dimensions(), size, "{fit:?}");
         }
+    }
+
+    /// `pad` letterboxes: the image as `contain` sizes it, on a box of the
+    /// background, placed where `gravity` says; a translucent background
+    /// gives the result alpha, a grey one keeps a grey image grey.
+    #[test]
+    fn pad_letterboxes_onto_the_background() {
+        let red =
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(60, 30, image::Rgb([255, 0, 0])));
+        let blue = Colour([0, 0, 255, 255]);
+        let pad = |image: &DynamicImage, gravity, background| {
+            resize(
+                image.clone(),
+                (Some(40), Some(40)),
+                Fit::Pad,
+                gravity,
+                background,
+            )
+            .unwrap()
+        };
+        let centred = pad(&red, Gravity::Centre, blue).to_rgba8();
+        assert_eq!(centred.dimensions(), (40, 40));
+        // 40×20 of red, 10 rows of blue above and below.
+        assert_eq!(centred.get_pixel(20, 5).0, [0, 0, 255, 255]);
+        assert_eq!(centred.get_pixel(20, 20).0, [255, 0, 0, 255]);
+        assert_eq!(centred.get_pixel(20, 35).0, [0, 0, 255, 255]);
+        let north = pad(&red, Gravity::North, blue).to_rgba8();
+        assert_eq!(north.get_pixel(20, 5).0, [255, 0, 0, 255]);
+        assert_eq!(north.get_pixel(20, 35).0, [0, 0, 255, 255]);
+
+        let clear = pad(&red, Gravity::Centre, Colour([0, 0, 0, 0]));
+        assert_eq!(clear.color(), ColorType::Rgba8);
+        assert_eq!(clear.to_rgba8().get_pixel(20, 5).0[3], 0);
+
+        let grey = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(60, 30, Luma([90])));
+        let padded = pad(&grey, Gravity::Centre, Colour([20, 20, 20, 255]));
+        assert_eq!(padded.color(), ColorType::L8);
+        assert_eq!(padded.to_luma8().get_pixel(20, 5).0, [20]);
+        assert_eq!(padded.to_luma8().get_pixel(20, 20).0, [90]);
     }
 
     /// `gravity` names the part `cover` keeps: a frame red on its left
@@ -224,11 +323,25 @@ mod tests {
             (Gravity::East, [0, 0, 255]),
             (Gravity::Centre, [128, 128, 128]),
         ] {
-            let kept = resize(image.clone(), Some(10), Some(10), Fit::Cover, gravity).unwrap();
+            let kept = resize(
+                image.clone(),
+                (Some(10), Some(10)),
+                Fit::Cover,
+                gravity,
+                Colour::WHITE,
+            )
+            .unwrap();
             assert_eq!(kept.to_rgb8().get_pixel(5, 5).0, expected, "{gravity:?}");
         }
         for gravity in [Gravity::Entropy, Gravity::Attention] {
-            let kept = resize(image.clone(), Some(10), Some(7), Fit::Cover, gravity).unwrap();
+            let kept = resize(
+                image.clone(),
+                (Some(10), Some(7)),
+                Fit::Cover,
+                gravity,
+                Colour::WHITE,
+            )
+            .unwrap();
             assert_eq!(kept.dimensions(), (10, 7), "{gravity:?}");
         }
     }
@@ -243,13 +356,20 @@ mod tests {
         }));
         let cover = resize(
             image.clone(),
-            Some(16),
-            Some(16),
+            (Some(16), Some(16)),
             Fit::Cover,
             Gravity::Centre,
+            Colour::WHITE,
         )
         .unwrap();
-        let fill = resize(image, Some(16), Some(16), Fit::Fill, Gravity::Centre).unwrap();
+        let fill = resize(
+            image,
+            (Some(16), Some(16)),
+            Fit::Fill,
+            Gravity::Centre,
+            Colour::WHITE,
+        )
+        .unwrap();
         assert_eq!(cover.get_pixel(0, 8), Rgba([0, 0, 255, 255]));
         assert_eq!(fill.get_pixel(0, 8), Rgba([255, 0, 0, 255]));
     }
@@ -263,7 +383,14 @@ mod tests {
             DynamicImage::new_rgba8(20, 20),
         ] {
             let color = image.color();
-            let resized = resize(image, Some(5), None, Fit::Contain, Gravity::Centre).unwrap();
+            let resized = resize(
+                image,
+                (Some(5), None),
+                Fit::Contain,
+                Gravity::Centre,
+                Colour::WHITE,
+            )
+            .unwrap();
             assert_eq!((resized.color(), resized.dimensions()), (color, (5, 5)));
         }
     }
@@ -272,7 +399,13 @@ mod tests {
     fn a_16_bit_layout_is_refused_not_resized() {
         let image = DynamicImage::new_rgb16(20, 20);
         assert!(matches!(
-            resize(image, Some(5), None, Fit::Contain, Gravity::Centre),
+            resize(
+                image,
+                (Some(5), None),
+                Fit::Contain,
+                Gravity::Centre,
+                Colour::WHITE
+            ),
             Err(ImageError::Unsupported)
         ));
     }

@@ -49,6 +49,7 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
             Op::Format(_)
             | Op::AutoFormat
             | Op::Quality(_)
+            | Op::Background(_)
             | Op::Flip(_)
             | Op::Rotate(Rotation::Deg180) => {}
             Op::Rotate(Rotation::Deg90 | Rotation::Deg270) => swapped = !swapped,
@@ -63,7 +64,9 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
                 } else {
                     (info.width, info.height)
                 };
-                let target = target_size(size, width, height, fit);
+                // `pad` resizes as `contain`; its box is only filled in.
+                let scaled_fit = if fit == Fit::Pad { Fit::Contain } else { fit };
+                let target = target_size(size, width, height, scaled_fit);
                 if target.0 >= size.0 || target.1 >= size.1 {
                     return None;
                 }
@@ -72,20 +75,27 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
                 } else {
                     target
                 };
-                let fit = if fit == Fit::Cover {
-                    Fit::Cover
-                } else {
-                    Fit::Fill
-                };
-                return Some(Shrink {
-                    at_least,
-                    resize_index: index,
-                    resize: Op::Resize {
+                let resize = match fit {
+                    // The box stays as asked; the image in it may come out
+                    // a pixel off the full-size decode's (rounding).
+                    Fit::Pad => op.clone(),
+                    Fit::Cover => Op::Resize {
                         width: Some(target.0),
                         height: Some(target.1),
                         fit,
                         gravity,
                     },
+                    Fit::Contain | Fit::Fill => Op::Resize {
+                        width: Some(target.0),
+                        height: Some(target.1),
+                        fit: Fit::Fill,
+                        gravity,
+                    },
+                };
+                return Some(Shrink {
+                    at_least,
+                    resize_index: index,
+                    resize,
                 });
             }
             _ => return None,

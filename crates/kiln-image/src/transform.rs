@@ -10,7 +10,7 @@ use image::{DynamicImage, imageops};
 
 use crate::blur::{gaussian_blur, unsharp_mask};
 use crate::error::ImageError;
-use crate::ops::{Axis, Op, Rotation};
+use crate::ops::{Axis, Colour, Op, Rotation};
 use crate::plan::check_crop;
 use crate::progress::Reporter;
 use crate::resize::resize;
@@ -36,6 +36,7 @@ macro_rules! in_place {
 pub(crate) fn apply(
     mut image: DynamicImage,
     op: &Op,
+    background: Colour,
     reporter: &mut Reporter<'_, '_>,
 ) -> Result<DynamicImage, ImageError> {
     match *op {
@@ -44,7 +45,7 @@ pub(crate) fn apply(
             height,
             fit,
             gravity,
-        } => return resize(image, width, height, fit, gravity),
+        } => return resize(image, (width, height), fit, gravity, background),
         Op::Crop {
             x,
             y,
@@ -85,9 +86,33 @@ pub(crate) fn apply(
             |buffer| imageops::colorops::contrast_in_place(buffer, value),
             |image: &DynamicImage| image.adjust_contrast(value)
         ),
-        Op::Format(_) | Op::AutoFormat | Op::Quality(_) => {}
+        Op::Format(_) | Op::AutoFormat | Op::Quality(_) | Op::Background(_) => {}
     }
     Ok(image)
+}
+
+/// `image` composited onto `background` (its alpha ignored): RGB, or grey
+/// when both are grey. For JPEG output, which has no alpha.
+pub(crate) fn flatten(image: DynamicImage, background: Colour) -> DynamicImage {
+    let [r, g, b, _] = background.0;
+    let over = |channel: u8, alpha: u8, under: u8| {
+        let (c, a, u) = (u16::from(channel), u16::from(alpha), u16::from(under));
+        ((c * a + u * (255 - a) + 127) / 255) as u8
+    };
+    if !image.color().has_color() && r == g && g == b {
+        let grey = image.into_luma_alpha8();
+        let flat = image::GrayImage::from_fn(grey.width(), grey.height(), |x, y| {
+            let image::LumaA([luma, alpha]) = *grey.get_pixel(x, y);
+            image::Luma([over(luma, alpha, r)])
+        });
+        return flat.into();
+    }
+    let rgba = image.into_rgba8();
+    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let image::Rgba([pr, pg, pb, alpha]) = *rgba.get_pixel(x, y);
+        image::Rgb([over(pr, alpha, r), over(pg, alpha, g), over(pb, alpha, b)])
+    })
+    .into()
 }
 
 #[cfg(test)]
@@ -100,10 +125,11 @@ mod tests {
     fn applied(spec: &str, image: DynamicImage) -> Result<DynamicImage, ImageError> {
         let mut ignore = crate::test_support::ignore_progress();
         let mut reporter = Reporter::start(&mut ignore, crate::progress::Stage::Encode)?;
-        parse_ops(spec)
-            .unwrap()
-            .iter()
-            .try_fold(image, |image, op| apply(image, op, &mut reporter))
+        let ops = parse_ops(spec).unwrap();
+        let background = crate::plan::output_background(&ops);
+        ops.iter().try_fold(image, |image, op| {
+            apply(image, op, background, &mut reporter)
+        })
     }
 
     fn photo() -> DynamicImage {

@@ -63,6 +63,7 @@ impl fmt::Display for Op {
             Op::Format(format) => write!(f, "format({})", format.name()),
             Op::AutoFormat => f.write_str("format(auto)"),
             Op::Quality(value) => write!(f, "quality({value})"),
+            Op::Background(colour) => write!(f, "background({colour})"),
         }
     }
 }

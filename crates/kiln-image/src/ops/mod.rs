@@ -94,6 +94,44 @@ pub enum Op {
     /// `quality(N)`, 1..=100: lossy output quality (JPEG, WebP, AVIF). For
     /// WebP, `quality(100)` selects lossless compression.
     Quality(u8),
+    /// `background(RRGGBB)` or `background(RRGGBBAA)`: the colour
+    /// `fit=pad` fills with and JPEG output flattens transparency onto
+    /// (its alpha ignored there); the last one wins. Default: opaque white.
+    Background(Colour),
+}
+
+/// An sRGB colour with alpha, 8 bits a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Colour(pub [u8; 4]);
+
+impl Colour {
+    /// Opaque white: the background when none is asked for.
+    pub const WHITE: Colour = Colour([255; 4]);
+
+    /// `RRGGBB` (opaque) or `RRGGBBAA`, hex digits in either case.
+    pub(crate) fn from_hex(text: &str) -> Option<Colour> {
+        if !matches!(text.len(), 6 | 8) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut channels = [255; 4];
+        for (channel, pair) in channels.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *channel = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Colour(channels))
+    }
+}
+
+impl fmt::Display for Colour {
+    /// Lowercase hex, `RRGGBB` when opaque, else `RRGGBBAA`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [r, g, b, a] = self.0;
+        write!(f, "{r:02x}{g:02x}{b:02x}")?;
+        if a != 255 {
+            write!(f, "{a:02x}")?;
+        }
+        Ok(())
+    }
 }
 
 /// How `resize` meets a box given by both `w` and `h`.
@@ -107,6 +145,10 @@ pub enum Fit {
     Cover,
     /// Stretch to exactly the box.
     Fill,
+    /// Fit inside the box keeping the aspect ratio, as `contain`, then fill
+    /// the rest of the box with the [`Op::Background`] colour (letterbox),
+    /// the image placed where `gravity` says.
+    Pad,
 }
 
 /// What part of the image `resize(fit=cover)` keeps when it crops the
@@ -162,7 +204,7 @@ pub enum Axis {
 }
 
 impl Fit {
-    pub(crate) const NAMES: &'static str = "contain, cover, fill";
+    pub(crate) const NAMES: &'static str = "contain, cover, fill, pad";
 
     /// The grammar name.
     pub fn name(self) -> &'static str {
@@ -170,11 +212,12 @@ impl Fit {
             Fit::Contain => "contain",
             Fit::Cover => "cover",
             Fit::Fill => "fill",
+            Fit::Pad => "pad",
         }
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Fit> {
-        [Fit::Contain, Fit::Cover, Fit::Fill]
+        [Fit::Contain, Fit::Cover, Fit::Fill, Fit::Pad]
             .into_iter()
             .find(|f| f.name() == name)
     }
@@ -218,6 +261,15 @@ impl Gravity {
             return Some(Gravity::Centre);
         }
         Gravity::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Whether this gravity means something for `fit` (`both`: with both
+    /// sides given): any for `cover`, a compass point for `pad`, only the
+    /// default otherwise (there is nothing to place).
+    pub(crate) fn fits(self, fit: Fit, both: bool) -> bool {
+        self == Gravity::Centre
+            || (both && fit == Fit::Cover)
+            || (both && fit == Fit::Pad && self.centring().is_some())
     }
 
     /// Where a fixed gravity keeps the crop, as fractions of the overflow
@@ -293,8 +345,7 @@ impl Op {
                 (width.is_some() || height.is_some())
                     && width.is_none_or(|w| RESIZE_SIDE.contains(&w))
                     && height.is_none_or(|h| RESIZE_SIDE.contains(&h))
-                    && (gravity == Gravity::Centre
-                        || (fit == Fit::Cover && width.is_some() && height.is_some()))
+                    && gravity.fits(fit, width.is_some() && height.is_some())
             }
             Op::Crop { width, height, .. } => width >= 1 && height >= 1,
             Op::Blur { sigma } => in_sigma(sigma, MAX_BLUR_SIGMA),
@@ -302,7 +353,12 @@ impl Op {
             Op::Brightness(value) => BRIGHTNESS.contains(&value),
             Op::Contrast(value) => CONTRAST.contains(&value),
             Op::Quality(value) => QUALITY.contains(&value),
-            Op::Rotate(_) | Op::Flip(_) | Op::Grayscale | Op::Format(_) | Op::AutoFormat => true,
+            Op::Rotate(_)
+            | Op::Flip(_)
+            | Op::Grayscale
+            | Op::Format(_)
+            | Op::AutoFormat
+            | Op::Background(_) => true,
         };
         if ok {
             Ok(())

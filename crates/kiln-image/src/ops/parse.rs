@@ -5,13 +5,12 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 use super::{
-    Axis, BRIGHTNESS, CONTRAST, Fit, Gravity, MAX_BLUR_SIGMA, MAX_OPS, MAX_SHARPEN_SIGMA, Op,
-    QUALITY, RESIZE_SIDE, Rotation,
+    Axis, BRIGHTNESS, CONTRAST, Colour, Fit, Gravity, MAX_BLUR_SIGMA, MAX_OPS, MAX_SHARPEN_SIGMA,
+    Op, QUALITY, RESIZE_SIDE, Rotation,
 };
 use crate::format::Format;
 
-const OP_NAMES: &str =
-    "resize, crop, rotate, flip, blur, sharpen, grayscale, brightness, contrast, format, quality";
+const OP_NAMES: &str = "resize, crop, rotate, flip, blur, sharpen, grayscale, brightness, contrast, format, quality, background";
 /// `format(auto)`: negotiated from `Accept` at submission.
 const AUTO_FORMAT: &str = "auto";
 
@@ -228,12 +227,10 @@ fn build(name: Token<'_>, args: &[Arg<'_>]) -> Result<Op, OpsError> {
                     let gravity = Gravity::from_name(t.text).ok_or_else(|| {
                         invalid(t, "`gravity`", &format!("one of: {}", Gravity::NAMES))
                     })?;
-                    if gravity != Gravity::Centre
-                        && (fit != Fit::Cover || width.is_none() || height.is_none())
-                    {
+                    if !gravity.fits(fit, width.is_some() && height.is_some()) {
                         return Err(OpsError::new(
                             t.at,
-                            "`gravity` chooses what fit=cover crops: it needs fit=cover with both `w` and `h`",
+                            "`gravity` chooses what fit=cover crops, or where fit=pad places the image (a compass point): it needs fit=cover or fit=pad with both `w` and `h`",
                         ));
                     }
                     gravity
@@ -321,6 +318,18 @@ fn build(name: Token<'_>, args: &[Arg<'_>]) -> Result<Op, OpsError> {
             let range = u32::from(*QUALITY.start())..=u32::from(*QUALITY.end());
             let n = uint(value, "quality", range)?;
             Ok(Op::Quality(u8::try_from(n).expect("bounded by the range")))
+        }
+        "background" => {
+            let value = single(name, args, "background(ffffff)")?;
+            Colour::from_hex(value.text)
+                .map(Op::Background)
+                .ok_or_else(|| {
+                    invalid(
+                        value,
+                        "background colour",
+                        "hex RRGGBB or RRGGBBAA, e.g. ffffff or 00000000",
+                    )
+                })
         }
         unknown => Err(OpsError::new(
             name.at,
@@ -542,6 +551,43 @@ mod tests {
         assert_eq!(centre.to_string(), "resize(w=4,h=3,fit=cover)");
         let west = one("resize(w=4,h=3,fit=cover,gravity=west)");
         assert_eq!(west.to_string(), "resize(w=4,h=3,fit=cover,gravity=west)");
+    }
+
+    /// `background` takes RRGGBB or RRGGBBAA hex in either case; the
+    /// canonical form is lowercase and leaves out an opaque alpha.
+    #[test]
+    fn background_takes_a_hex_colour() {
+        assert_eq!(
+            one("background(FF000080)"),
+            Op::Background(Colour([255, 0, 0, 128]))
+        );
+        assert_eq!(
+            one("background(0a0B0cff)").to_string(),
+            "background(0a0b0c)"
+        );
+        assert_eq!(one("background(ffffff)"), Op::Background(Colour::WHITE));
+        for bad in [
+            "background(fff)",
+            "background(gggggg)",
+            "background(ffffff0)",
+        ] {
+            assert!(err(bad).message.contains("RRGGBB"), "{bad}");
+        }
+        // `#` is not in the grammar (and would end a URL's query).
+        err("background(#ffffff)");
+    }
+
+    /// `pad` places the image with a compass gravity; the content-aware
+    /// ones have nothing to find there.
+    #[test]
+    fn pad_takes_compass_gravities_only() {
+        let op = one("resize(w=4,h=3,fit=pad,gravity=southwest)");
+        assert_eq!(op.to_string(), "resize(w=4,h=3,fit=pad,gravity=southwest)");
+        assert!(
+            err("resize(w=4,h=3,fit=pad,gravity=entropy)")
+                .message
+                .contains("fit=pad")
+        );
     }
 
     /// Gravity chooses a crop: without `fit=cover` and both sides there is

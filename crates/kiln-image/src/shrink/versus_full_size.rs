@@ -114,8 +114,9 @@ fn full_size(bytes: &[u8], ops: &[Op]) -> DynamicImage {
     let mut ignore = ignore_progress();
     let mut reporter =
         crate::progress::Reporter::start(&mut ignore, crate::progress::Stage::Encode).unwrap();
+    let background = crate::plan::output_background(ops);
     ops.iter().fold(image, |image, op| {
-        crate::transform::apply(image, op, &mut reporter).unwrap()
+        crate::transform::apply(image, op, background, &mut reporter).unwrap()
     })
 }
 
@@ -258,12 +259,24 @@ fn shrunk_output_is_close_to_the_full_size_pipeline() {
 #[test]
 fn a_rotation_before_the_resize_keeps_the_geometry() {
     let bytes = jpeg(&photo_like(603, 405), Layout::Yuv420);
-    for spec in [
-        "rotate(90),resize(w=150)",
-        "quality(70),flip(v),rotate(270),resize(w=150,h=250,fit=cover)",
+    for (spec, denominator) in [
+        ("rotate(90),resize(w=150)", 2),
+        (
+            "quality(70),flip(v),rotate(270),resize(w=150,h=250,fit=cover)",
+            2,
+        ),
+        (
+            "rotate(90),resize(w=150,h=150,fit=cover,gravity=attention)",
+            2,
+        ),
+        // `pad` shrinks to what `contain` keeps (150×101), not its box.
+        (
+            "background(102030),resize(w=150,h=250,fit=pad,gravity=south)",
+            4,
+        ),
     ] {
-        let value = compare(&bytes, spec, 2);
-        assert!(value >= min_psnr(2), "{spec}: {value:.2} dB");
+        let value = compare(&bytes, spec, denominator);
+        assert!(value >= min_psnr(denominator), "{spec}: {value:.2} dB");
     }
 }
 

@@ -113,3 +113,53 @@ fn a_gravity_without_a_cover_crop_is_400() {
         );
     });
 }
+
+/// `fit=pad` letterboxes to exactly the box with `background(...)`, and
+/// a clear background stays clear in PNG.
+#[test]
+fn pad_letterboxes_with_the_background() {
+    for_each_target(Env::builder, |env| {
+        let upload = thirds();
+        let reply = env.submit(
+            "?ops=background(102030),resize(w=300,h=300,fit=pad,gravity=north),format(png)",
+            "image/jpeg",
+            &upload,
+            &[],
+        );
+        assert_eq!(
+            reply.status,
+            201,
+            "{}: {}",
+            env.name(),
+            String::from_utf8_lossy(&reply.body)
+        );
+        let image = image::load_from_memory(&reply.body).unwrap().to_rgba8();
+        assert_eq!(image.dimensions(), (300, 300), "{}", env.name());
+        // 300×100 of the photo at the top, the background below.
+        assert!(
+            close3(image.get_pixel(20, 50).0, [230, 20, 20]),
+            "{}",
+            env.name()
+        );
+        assert_eq!(
+            image.get_pixel(150, 250).0,
+            [16, 32, 48, 255],
+            "{}",
+            env.name()
+        );
+
+        let clear = env.submit(
+            "?ops=background(00000000),resize(w=300,h=300,fit=pad),format(png)",
+            "image/jpeg",
+            &upload,
+            &[],
+        );
+        let image = image::load_from_memory(&clear.body).unwrap().to_rgba8();
+        assert_eq!(image.get_pixel(150, 10).0[3], 0, "{}", env.name());
+        assert_eq!(image.get_pixel(150, 150).0[3], 255, "{}", env.name());
+    });
+}
+
+fn close3(pixel: [u8; 4], expected: [u8; 3]) -> bool {
+    close([pixel[0], pixel[1], pixel[2]], expected)
+}
