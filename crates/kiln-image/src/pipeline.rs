@@ -6,12 +6,11 @@ use crate::decode;
 use crate::encode::encode;
 use crate::error::ImageError;
 use crate::format::Format;
-use crate::ops::Colour;
 use crate::ops::Op;
 use crate::plan::{Limits, output_background, output_quality, preflight};
 use crate::progress::{OnProgress, Reporter, Stage};
 use crate::shrink;
-use crate::transform::{apply, flatten};
+use crate::transform::apply;
 
 /// The encoded result of [`process`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,13 +72,14 @@ pub fn process(
         "preflight predicts the geometry"
     );
 
-    if planned.format == Format::Jpeg && image.color().has_alpha() && background != Colour::WHITE {
-        // The JPEG encoder composites onto white as it reads rows; another
-        // colour costs one flattened frame here.
-        image = flatten(image, background);
-    }
     let mut encoding = Reporter::start(on_progress, Stage::Encode)?;
-    let bytes = encode(&image, planned.format, output_quality(ops), &mut encoding)?;
+    let bytes = encode(
+        &image,
+        planned.format,
+        output_quality(ops),
+        background,
+        &mut encoding,
+    )?;
     encoding.finish()?;
     Ok(Output {
         bytes,

@@ -21,7 +21,13 @@ pub(crate) fn kiln_encoded(
     let mut ignore = ignore_progress();
     let mut reporter =
         crate::progress::Reporter::start(&mut ignore, crate::progress::Stage::Encode)?;
-    crate::encode::encode(image, format, Some(quality), &mut reporter)
+    crate::encode::encode(
+        image,
+        format,
+        Some(quality),
+        crate::ops::Colour::WHITE,
+        &mut reporter,
+    )
 }
 
 /// A `width`×`height` image with a smooth two-axis gradient.

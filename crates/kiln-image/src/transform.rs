@@ -91,30 +91,6 @@ pub(crate) fn apply(
     Ok(image)
 }
 
-/// `image` composited onto `background` (its alpha ignored): RGB, or grey
-/// when both are grey. For JPEG output, which has no alpha.
-pub(crate) fn flatten(image: DynamicImage, background: Colour) -> DynamicImage {
-    let [r, g, b, _] = background.0;
-    let over = |channel: u8, alpha: u8, under: u8| {
-        let (c, a, u) = (u16::from(channel), u16::from(alpha), u16::from(under));
-        ((c * a + u * (255 - a) + 127) / 255) as u8
-    };
-    if !image.color().has_color() && r == g && g == b {
-        let grey = image.into_luma_alpha8();
-        let flat = image::GrayImage::from_fn(grey.width(), grey.height(), |x, y| {
-            let image::LumaA([luma, alpha]) = *grey.get_pixel(x, y);
-            image::Luma([over(luma, alpha, r)])
-        });
-        return flat.into();
-    }
-    let rgba = image.into_rgba8();
-    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let image::Rgba([pr, pg, pb, alpha]) = *rgba.get_pixel(x, y);
-        image::Rgb([over(pr, alpha, r), over(pg, alpha, g), over(pb, alpha, b)])
-    })
-    .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,7 @@ use image::{DynamicImage, GenericImageView};
 
 use crate::error::ImageError;
 use crate::format::Format;
+use crate::ops::Colour;
 use crate::progress::Reporter;
 
 const GIF_SPEED: i32 = 10;
@@ -85,12 +86,14 @@ pub fn check_fits(
 }
 
 /// Encodes `image` as `format`; `quality` (1..=100, `None` for the
-/// format's default) applies to the lossy formats. JPEG and PNG report
-/// their progress row by row through `reporter`.
+/// format's default) applies to the lossy formats, and JPEG composites
+/// transparency onto `background`. JPEG and PNG report their progress row
+/// by row through `reporter`.
 pub(crate) fn encode(
     image: &DynamicImage,
     format: Format,
     quality: Option<u8>,
+    background: Colour,
     reporter: &mut Reporter<'_, '_>,
 ) -> Result<Vec<u8>, ImageError> {
     let (width, height) = image.dimensions();
@@ -100,6 +103,7 @@ pub(crate) fn encode(
         Format::Jpeg => jpeg::jpeg(
             image,
             quality.unwrap_or(JPEG_DEFAULT_QUALITY),
+            background,
             &mut out,
             reporter,
         )?,
@@ -209,7 +213,7 @@ mod tests {
             }
         };
         let mut reporter = Reporter::start(&mut count, Stage::Encode).unwrap();
-        let result = super::encode(image, format, Some(80), &mut reporter);
+        let result = super::encode(image, format, Some(80), Colour::WHITE, &mut reporter);
         (result, within)
     }
 
