@@ -63,13 +63,8 @@ pub(crate) fn resize(
     let (w, h) = target_size(image.dimensions(), width, height, fit);
     if fit == Fit::Pad {
         let inner = target_size(image.dimensions(), width, height, Fit::Contain);
-        let inner = if inner == image.dimensions() {
-            image
-        } else {
-            resized(&image, inner, None)?
-        };
         let centring = gravity.centring().unwrap_or((0.5, 0.5));
-        return Ok(pad(inner, (w, h), centring, background));
+        return Ok(pad(scaled_to(image, inner)?, (w, h), centring, background));
     }
     if (w, h) == image.dimensions() {
         // Same size implies same aspect ratio, so `cover` would not crop.
@@ -82,14 +77,19 @@ pub(crate) fn resize(
         Some(centring) => resized(&image, (w, h), Some(centring)),
         None => {
             let covering = covering_size(image.dimensions(), (w, h));
-            let scaled = if covering == image.dimensions() {
-                image
-            } else {
-                resized(&image, covering, None)?
-            };
+            let scaled = scaled_to(image, covering)?;
             let (left, top) = smartcrop::window(&scaled, (w, h), gravity);
             Ok(scaled.crop_imm(left, top, w, h))
         }
+    }
+}
+
+/// `image` at `size`: itself when it already is, else [`resized`].
+fn scaled_to(image: DynamicImage, size: (u32, u32)) -> Result<DynamicImage, ImageError> {
+    if size == image.dimensions() {
+        Ok(image)
+    } else {
+        resized(&image, size, None)
     }
 }
 

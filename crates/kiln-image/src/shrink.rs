@@ -75,22 +75,18 @@ pub(crate) fn plan(info: &ImageInfo, ops: &[Op]) -> Option<Shrink> {
                 } else {
                     target
                 };
-                let resize = match fit {
+                let resize = if fit == Fit::Pad {
                     // The box stays as asked; the image in it may come out
                     // a pixel off the full-size decode's (rounding).
-                    Fit::Pad => op.clone(),
-                    Fit::Cover => Op::Resize {
+                    op.clone()
+                } else {
+                    Op::Resize {
                         width: Some(target.0),
                         height: Some(target.1),
-                        fit,
+                        // `contain` restated as the size it makes.
+                        fit: if fit == Fit::Cover { fit } else { Fit::Fill },
                         gravity,
-                    },
-                    Fit::Contain | Fit::Fill => Op::Resize {
-                        width: Some(target.0),
-                        height: Some(target.1),
-                        fit: Fit::Fill,
-                        gravity,
-                    },
+                    }
                 };
                 return Some(Shrink {
                     at_least,
