@@ -63,8 +63,7 @@ pub(crate) fn resize(
     let (w, h) = target_size(image.dimensions(), width, height, fit);
     if fit == Fit::Pad {
         let inner = target_size(image.dimensions(), width, height, Fit::Contain);
-        let centring = gravity.centring().unwrap_or((0.5, 0.5));
-        return Ok(pad(scaled_to(image, inner)?, (w, h), centring, background));
+        return Ok(pad(scaled_to(image, inner)?, (w, h), gravity, background));
     }
     if (w, h) == image.dimensions() {
         // Same size implies same aspect ratio, so `cover` would not crop.
@@ -93,21 +92,20 @@ fn scaled_to(image: DynamicImage, size: (u32, u32)) -> Result<DynamicImage, Imag
     }
 }
 
-/// `inner` on a `size` box of `background`, the spare width and height
-/// split as `centring` says (see [`Gravity::centring`]). The result is
-/// grey when both are, and has alpha when either does.
+/// `inner` on a `size` box of `background`, placed where `gravity` says
+/// (see [`Gravity::offset`]). The result is grey when both are, and has
+/// alpha when either does.
 fn pad(
     inner: DynamicImage,
     size: (u32, u32),
-    centring: (f64, f64),
+    gravity: Gravity,
     background: Colour,
 ) -> DynamicImage {
     let [r, g, b, a] = background.0;
     let grey = !inner.color().has_color() && r == g && g == b;
     let alpha = inner.color().has_alpha() || a != 255;
-    let at = |spare: u32, fraction: f64| (f64::from(spare) * fraction).round() as i64;
-    let x = at(size.0 - inner.width(), centring.0);
-    let y = at(size.1 - inner.height(), centring.1);
+    let (x, y) = gravity.offset((size.0 - inner.width(), size.1 - inner.height()));
+    let (x, y) = (i64::from(x), i64::from(y));
     match (grey, alpha) {
         (true, false) => {
             let mut canvas = GrayImage::from_pixel(size.0, size.1, Luma([r]));

@@ -24,12 +24,9 @@ pub(crate) fn window(frame: &DynamicImage, size: (u32, u32), gravity: Gravity) -
     match gravity {
         Gravity::Entropy => entropy_window(&frame.to_rgb8(), size),
         Gravity::Attention => attention_window(frame, size),
-        // Fixed gravities are cropped by the resizer itself.
-        fixed => {
-            let (x, y) = fixed.centring().expect("a fixed gravity");
-            let at = |spare: u32, fraction: f64| (f64::from(spare) * fraction).round() as u32;
-            (at(width - size.0, x), at(height - size.1, y))
-        }
+        // Fixed gravities are cropped by the resizer itself (this is
+        // where its crop falls).
+        fixed => fixed.offset((width - size.0, height - size.1)),
     }
 }
 

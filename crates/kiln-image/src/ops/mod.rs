@@ -263,6 +263,16 @@ impl Gravity {
         Gravity::ALL.into_iter().find(|g| g.name() == name)
     }
 
+    /// How far from the left and the top a margin of `spare` pixels puts
+    /// what is kept or placed: the share of each side the gravity's
+    /// [`centring`](Gravity::centring) gives, rounded; the content-aware
+    /// gravities, which choose by content, count as centre here.
+    pub(crate) fn offset(self, spare: (u32, u32)) -> (u32, u32) {
+        let (x, y) = self.centring().unwrap_or((0.5, 0.5));
+        let share = |spare: u32, fraction: f64| (f64::from(spare) * fraction).round() as u32;
+        (share(spare.0, x), share(spare.1, y))
+    }
+
     /// Whether this gravity means something for `fit` (`both`: with both
     /// sides given): any for `cover`, a compass point for `pad`, only the
     /// default otherwise (there is nothing to place).
