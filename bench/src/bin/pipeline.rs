@@ -19,6 +19,7 @@ fn main() {
     let limits = Limits {
         max_input_pixels: 50_000_000,
         max_output_pixels: 50_000_000,
+        max_frames: 1000,
     };
     let keep_going = &mut |_| ControlFlow::Continue(());
 

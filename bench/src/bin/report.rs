@@ -10,7 +10,10 @@
 //! 6. the peak memory of an instance on a 25 MP photo against its RGBA frame;
 //! 7. the output formats: JPEG, WebP and AVIF at their default quality
 //!    against `cwebp` and `avifenc`, and bytes at equal SSIMULACRA 2
-//!    (`kiln_bench::formats`).
+//!    (`kiln_bench::formats`);
+//! 8. what colour management adds to P in Wasm (an Adobe RGB photo against
+//!    the same untagged), and an animated GIF resized in Wasm against
+//!    `vips`, time and bytes (`kiln_bench::colour_and_animation`).
 //!
 //! Native Kiln runs on one core, like a Wasm instance; section 2 shows it
 //! on all cores too (see `kiln_bench::one_core`).
@@ -117,6 +120,13 @@ fn main() {
     }
     if wanted(7) {
         kiln_bench::formats::section(&photos, &targets[0].references, &scratch);
+    }
+    if wanted(8) {
+        let references: Vec<(&str, &References)> = targets
+            .iter()
+            .map(|target| (target.name, &target.references))
+            .collect();
+        kiln_bench::colour_and_animation::section(&photos, &references, has_vips, &scratch);
     }
 
     drop(targets);

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 /// How long one stage took.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageTime {
-    /// `decode`, the operation (`resize(w=1600)`), or `encode`.
+    /// `decode`, the operation (`resize(w=1600)`), an animation's frame
+    /// (`frame 3`, every operation on it), or `encode`.
     pub stage: String,
     /// Milliseconds from the stage's start to its end.
     pub ms: f64,
@@ -44,6 +45,7 @@ pub fn timed_process(bytes: &[u8], ops: &[Op]) -> Result<(Timed, Output), ImageE
             let stage = match progress.stage {
                 Stage::Decode => "decode".to_owned(),
                 Stage::Apply { index, .. } => ops[index].to_string(),
+                Stage::Frame { index, .. } => format!("frame {index}"),
                 Stage::Encode => "encode".to_owned(),
             };
             let ms = stage_started.elapsed().as_secs_f64() * 1000.0;

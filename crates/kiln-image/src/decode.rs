@@ -36,6 +36,8 @@ pub(crate) struct Header<'a, D> {
     pub(crate) icc: Option<Vec<u8>>,
     /// Whether the pixels are CMYK inks (a CMYK or YCCK JPEG).
     ink: bool,
+    /// How many times an animation plays (0: forever), from the file.
+    pub(crate) plays: u32,
     /// Format and displayed (oriented) dimensions.
     pub(crate) info: ImageInfo,
 }
@@ -47,7 +49,7 @@ pub(crate) fn open(
     limits: image::Limits,
 ) -> Result<Header<'_, impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
-    integrity::check(format, bytes)?;
+    let frames = integrity::check(format, bytes)?;
     let (mut decoder, ink) = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
     let orientation = decoder.orientation().map_err(ImageError::from_decoding)?;
     // A profile that cannot be read is left out here and the pixels taken
@@ -65,10 +67,12 @@ pub(crate) fn open(
         orientation,
         icc,
         ink,
+        plays: frames.plays,
         info: ImageInfo {
             format,
             width,
             height,
+            frames: frames.count,
         },
     })
 }
@@ -126,11 +130,7 @@ pub(crate) fn decode(
     mut header: Header<'_, impl ImageDecoder>,
     at_least: Option<(u32, u32)>,
 ) -> Result<Decoded, ImageError> {
-    let tag = match header.icc.take() {
-        Some(icc) => Tag::Icc(icc),
-        None if header.info.format == Format::Png => colour::png_colour_chunks(header.bytes),
-        None => Tag::Srgb,
-    };
+    let tag = colour_tag(&mut header);
     let scaled = at_least.and_then(|at_least| decode_shrunk(&header, at_least));
     let pixels = match scaled {
         Some(pixels) => pixels,
@@ -144,6 +144,81 @@ pub(crate) fn decode(
     let (mut image, warning) = colour::to_srgb(pixels, &tag);
     image.apply_orientation(header.orientation);
     Ok(Decoded { image, warning })
+}
+
+/// What the file says its colours mean: its ICC profile, else (PNG) its
+/// colour chunks, else sRGB.
+fn colour_tag(header: &mut Header<'_, impl ImageDecoder>) -> Tag {
+    match header.icc.take() {
+        Some(icc) => Tag::Icc(icc),
+        None if header.info.format == Format::Png => colour::png_colour_chunks(header.bytes),
+        None => Tag::Srgb,
+    }
+}
+
+/// One frame of an animation, as the viewer sees it: composited onto the
+/// frames before it as the file says, in sRGB and oriented.
+pub(crate) struct AnimationFrame {
+    /// `Rgba8`, the size of the animation's canvas.
+    pub(crate) image: DynamicImage,
+    /// How long it shows, in milliseconds.
+    pub(crate) delay_ms: u32,
+    /// Why the embedded colour profile was not applied, if it was not.
+    pub(crate) warning: Option<Warning>,
+}
+
+/// The frames of `header`'s animated GIF or WebP, decoded one at a time,
+/// as [`decode`] decodes a still image but at full size always.
+///
+/// Disposal and blending are resolved by the `image` crate's readers
+/// (GIF: a frame disposed "to background" leaves its rectangle
+/// transparent, as browsers show it). For WebP, a transparent background
+/// colour is set first: `image-webp` disposes of a frame only when one is
+/// set, and libwebp's own reader, like browsers, clears to transparent
+/// whatever the file's background colour hint says.
+pub(crate) fn decode_frames<'a>(
+    mut header: Header<'a, impl ImageDecoder>,
+    limits: image::Limits,
+) -> Result<impl Iterator<Item = Result<AnimationFrame, ImageError>> + 'a, ImageError> {
+    use image::codecs::{gif::GifDecoder, webp::WebPDecoder};
+    use image::{AnimationDecoder, Rgba};
+
+    let tag = colour_tag(&mut header);
+    let orientation = header.orientation;
+    let reader = Cursor::new(header.bytes);
+    let frames = match header.info.format {
+        Format::Gif => {
+            let mut decoder = GifDecoder::new(reader).map_err(ImageError::from_decoding)?;
+            decoder
+                .set_limits(limits)
+                .map_err(ImageError::from_decoding)?;
+            decoder.into_frames()
+        }
+        Format::Webp => {
+            let mut decoder = WebPDecoder::new(reader).map_err(ImageError::from_decoding)?;
+            decoder
+                .set_limits(limits)
+                .map_err(ImageError::from_decoding)?;
+            decoder
+                .set_background_color(Rgba([0, 0, 0, 0]))
+                .map_err(ImageError::from_decoding)?;
+            decoder.into_frames()
+        }
+        _ => return Err(ImageError::Unsupported),
+    };
+    Ok(frames.map(move |frame| {
+        let frame = frame.map_err(ImageError::from_decoding)?;
+        let (numerator, denominator) = frame.delay().numer_denom_ms();
+        let delay_ms = numerator.div_ceil(denominator.max(1));
+        let rgba = DynamicImage::ImageRgba8(frame.into_buffer());
+        let (mut image, warning) = colour::to_srgb(Pixels::Device(rgba), &tag);
+        image.apply_orientation(orientation);
+        Ok(AnimationFrame {
+            image,
+            delay_ms,
+            warning,
+        })
+    }))
 }
 
 /// The frame of `header`'s JPEG decoded at the smallest scale that keeps
@@ -314,7 +389,8 @@ mod tests {
         }
     }
 
-    /// Animations are whole files too, and their first frame is the one kept.
+    /// Animations are whole files too, and a still decode keeps their first
+    /// frame.
     #[test]
     fn decode_keeps_the_first_frame_of_an_animation() {
         let gif = decoding(&animated_gif()).unwrap();

@@ -30,6 +30,15 @@ pub enum ImageError {
         /// The configured maximum.
         max: u64,
     },
+    /// An animation kept as one (GIF or WebP output) has more frames than
+    /// allowed; nothing was decoded.
+    #[error("the animation has {frames} frames, more than the {max} allowed")]
+    TooManyFrames {
+        /// Frames counted in the file.
+        frames: u32,
+        /// The configured maximum.
+        max: u32,
+    },
     /// The operations are valid on their own but not for this image, e.g. a
     /// crop outside it.
     #[error("invalid operation: {0}")]

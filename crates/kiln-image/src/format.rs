@@ -12,9 +12,9 @@ pub enum Format {
     Jpeg,
     /// PNG.
     Png,
-    /// WebP: lossy or lossless, in and out.
+    /// WebP: lossy or lossless, still or animated, in and out.
     Webp,
-    /// GIF (first frame only).
+    /// GIF, still or animated.
     Gif,
     /// AVIF: output only. No pure-Rust AV1 decoder is fit to ship in a
     /// component yet, so AVIF uploads are refused as unsupported.
@@ -92,6 +92,12 @@ impl Format {
     /// The format named `name` (as in `format(webp)`).
     pub fn from_name(name: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether Kiln writes this format as an animation when the input is
+    /// one (GIF and WebP); the others get the first frame.
+    pub fn animates(self) -> bool {
+        matches!(self, Format::Gif | Format::Webp)
     }
 
     /// The largest width or height this format can store.

@@ -13,6 +13,8 @@
 //!   before anything is decoded.
 //! - [`pipeline`]: [`process`], which runs the whole thing; [`progress`]:
 //!   how it reports [`Progress`] through every stage, within long ones too.
+//! - `animation` (private): an animated GIF or WebP through the operations
+//!   frame by frame, and its GIF and WebP encoders.
 //! - `smartcrop` (private): where `gravity=entropy|attention` cuts.
 //! - `shrink` (private): shrink-on-load, when a JPEG may be decoded at a
 //!   reduced scale because a downscaling `resize` comes first.
@@ -72,7 +74,10 @@
 //! - All metadata (EXIF, XMP, ICC, comments) is dropped: only pixels are
 //!   re-encoded, in sRGB, with no profile. High bit depth input is reduced
 //!   to 8 bits per channel.
-//! - Animated GIF and WebP: only the first frame is kept.
+//! - Animated GIF and WebP stay animated in GIF and WebP output: every
+//!   frame goes through the operations, with its delay, and the loop
+//!   count is kept (see `animation`); other output formats get the first
+//!   frame. [`Limits`] count every frame of an animation kept as one.
 //! - JPEG output: baseline, one interleaved scan with the standard Huffman
 //!   tables, 4:2:0 chroma subsampling (box-averaged), as libjpeg writes by
 //!   default; transparency is composited onto `background(...)`, white by
@@ -126,6 +131,7 @@
 
 #![deny(missing_docs)]
 
+mod animation;
 mod blur;
 mod colour;
 mod decode;
@@ -156,7 +162,8 @@ pub use ops::{
 };
 pub use pipeline::{Output, process};
 pub use plan::{
-    Limits, output_background, output_dimensions, output_format, output_quality, preflight,
+    Limits, keeps_animation, output_background, output_dimensions, output_format, output_quality,
+    preflight,
 };
 pub use probe::{ImageInfo, probe};
 pub use progress::{OnProgress, Progress, Stage};

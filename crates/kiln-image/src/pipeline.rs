@@ -1,6 +1,7 @@
 //! [`process`]: header checks, decode, each operation, encode — reporting
 //! progress through every stage and stopping when asked to.
 
+use crate::animation;
 use crate::colour::Warning;
 use crate::decode;
 use crate::encode::encode;
@@ -33,6 +34,8 @@ pub struct Output {
 /// Before decoding, the header is checked against `limits` and the ops (see
 /// [`preflight`]), so an oversized or impossible request costs no decoding.
 /// The EXIF orientation is always applied first and all metadata dropped.
+/// An animated GIF or WebP whose output is GIF or WebP keeps every frame
+/// (see `animation`); otherwise only its first frame is decoded.
 /// A JPEG that goes straight into a downscaling `resize` is decoded at a
 /// reduced scale (shrink-on-load, see the crate docs); the output has the
 /// same size either way.
@@ -48,6 +51,9 @@ pub fn process(
 ) -> Result<Output, ImageError> {
     let header = decode::open(bytes, decode::image_limits(limits))?;
     let planned = preflight(&header.info, ops, limits)?;
+    if planned.is_animated() {
+        return animation::process(header, ops, &planned, limits, on_progress);
+    }
     let shrink = shrink::plan(&header.info, ops);
 
     let background = output_background(ops);
@@ -247,6 +253,7 @@ mod tests {
         let limits = Limits {
             max_input_pixels: 1_000_000,
             max_output_pixels: 1_000_000,
+            ..Limits::default()
         };
         let ops = parse_ops("resize(w=2000)").unwrap();
         let error = process(&png, &ops, &limits, &mut |_| ControlFlow::Continue(())).unwrap_err();

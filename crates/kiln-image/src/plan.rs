@@ -9,6 +9,11 @@ use crate::probe::ImageInfo;
 use crate::resize::target_size;
 
 /// How large an image may be read and produced.
+///
+/// An animation that stays one (GIF or WebP in and out) is counted over
+/// all its frames: its pixels are the sum over the frames, and
+/// `max_frames` bounds their number. An animation whose output is a still
+/// image is counted by its first frame, the only one decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest input, in pixels, checked from the header before decoding.
@@ -17,15 +22,18 @@ pub struct Limits {
     /// every intermediate step (so `resize(w=16384,h=16384),resize(w=10)` is
     /// refused too).
     pub max_output_pixels: u64,
+    /// Most frames an animation kept as one may have.
+    pub max_frames: u32,
 }
 
 impl Default for Limits {
     /// 50 megapixels in and out, so that a large photo passes through
-    /// unresized.
+    /// unresized; 1,000 frames.
     fn default() -> Self {
         Limits {
             max_input_pixels: 50_000_000,
             max_output_pixels: 50_000_000,
+            max_frames: 1000,
         }
     }
 }
@@ -72,14 +80,33 @@ pub fn output_dimensions(info: &ImageInfo, ops: &[Op]) -> (u32, u32) {
     ops.iter().fold((info.width, info.height), next_size)
 }
 
+/// Whether `info`'s frames all go through the operations: an animation
+/// whose output format animates too (see [`Format::animates`]).
+pub fn keeps_animation(info: &ImageInfo, ops: &[Op]) -> bool {
+    info.is_animated() && output_format(info.format, ops).animates()
+}
+
 /// Everything that can be refused from the header alone, in the order a
-/// client would fix it: input too large, an operation out of bounds or not
-/// fitting the image (a crop outside it), a frame too large, an output too
-/// large for its format. Returns the predicted output.
+/// client would fix it: too many frames, input too large, an operation out
+/// of bounds or not fitting the image (a crop outside it), a frame too
+/// large, an output too large for its format. Returns the predicted
+/// output: one frame, unless the animation is kept (see [`Limits`]).
 pub fn preflight(info: &ImageInfo, ops: &[Op], limits: &Limits) -> Result<ImageInfo, ImageError> {
-    if info.pixels() > limits.max_input_pixels {
+    let frames = if keeps_animation(info, ops) {
+        info.frames
+    } else {
+        1
+    };
+    if frames > limits.max_frames {
+        return Err(ImageError::TooManyFrames {
+            frames,
+            max: limits.max_frames,
+        });
+    }
+    let input_pixels = info.pixels().saturating_mul(u64::from(frames));
+    if input_pixels > limits.max_input_pixels {
         return Err(ImageError::TooManyInputPixels {
-            pixels: info.pixels(),
+            pixels: input_pixels,
             max: limits.max_input_pixels,
         });
     }
@@ -94,7 +121,7 @@ pub fn preflight(info: &ImageInfo, ops: &[Op], limits: &Limits) -> Result<ImageI
         largest = largest.max(pixels(size));
     }
     // Without geometric operations the output is the input itself.
-    largest = largest.max(pixels(size));
+    largest = largest.max(pixels(size)).saturating_mul(u64::from(frames));
     if largest > limits.max_output_pixels {
         return Err(ImageError::TooManyOutputPixels {
             pixels: largest,
@@ -108,6 +135,7 @@ pub fn preflight(info: &ImageInfo, ops: &[Op], limits: &Limits) -> Result<ImageI
         format,
         width,
         height,
+        frames,
     })
 }
 
@@ -165,6 +193,15 @@ mod tests {
         format: Format::Jpeg,
         width: 4000,
         height: 3000,
+        frames: 1,
+    };
+
+    /// 100 frames of 480×270.
+    const ANIMATION: ImageInfo = ImageInfo {
+        format: Format::Gif,
+        width: 480,
+        height: 270,
+        frames: 100,
     };
 
     fn ops(spec: &str) -> Vec<Op> {
@@ -285,6 +322,7 @@ mod tests {
             format: Format::Png,
             width: 20_000,
             height: 10,
+            frames: 1,
         };
         let error = preflight(&wide, &ops("format(webp)"), &Limits::default()).unwrap_err();
         assert!(matches!(error, ImageError::InvalidOp(m) if m.contains("webp")));
@@ -300,6 +338,7 @@ mod tests {
             format: Format::Jpeg,
             width: 5120,
             height: 3200,
+            frames: 1,
         };
         for spec in ["format(avif)", "format(webp)", "format(webp),quality(90)"] {
             let error = preflight(&photo, &ops(spec), &Limits::default()).unwrap_err();
@@ -332,8 +371,66 @@ mod tests {
             Ok(ImageInfo {
                 format: Format::Png,
                 width: 400,
-                height: 300
+                height: 300,
+                frames: 1,
             })
         );
+    }
+
+    /// An animation kept as one is counted over its frames: 100 frames of
+    /// 480×270 are 12.96 MP in and, resized to 240×135, 3.24 MP out.
+    #[test]
+    fn preflight_counts_every_frame_of_a_kept_animation() {
+        let tight = Limits {
+            max_input_pixels: 12_959_999,
+            ..Limits::default()
+        };
+        assert_eq!(
+            preflight(&ANIMATION, &ops("resize(w=240)"), &tight),
+            Err(ImageError::TooManyInputPixels {
+                pixels: 12_960_000,
+                max: 12_959_999
+            })
+        );
+        let tight = Limits {
+            max_output_pixels: 3_239_999,
+            ..Limits::default()
+        };
+        assert_eq!(
+            preflight(&ANIMATION, &ops("resize(w=240),format(webp)"), &tight),
+            Err(ImageError::TooManyOutputPixels {
+                pixels: 3_240_000,
+                max: 3_239_999
+            })
+        );
+        assert_eq!(
+            preflight(&ANIMATION, &ops("resize(w=240)"), &Limits::default()),
+            Ok(ImageInfo {
+                format: Format::Gif,
+                width: 240,
+                height: 135,
+                frames: 100,
+            })
+        );
+    }
+
+    /// `max_frames` bounds an animation kept as one; a still output
+    /// decodes the first frame only, and is counted as one.
+    #[test]
+    fn preflight_bounds_the_frames_of_a_kept_animation_only() {
+        let limits = Limits {
+            max_frames: 99,
+            max_input_pixels: 130_000,
+            ..Limits::default()
+        };
+        assert_eq!(
+            preflight(&ANIMATION, &[], &limits),
+            Err(ImageError::TooManyFrames {
+                frames: 100,
+                max: 99
+            })
+        );
+        let still = preflight(&ANIMATION, &ops("format(png)"), &limits).unwrap();
+        assert_eq!((still.format, still.frames), (Format::Png, 1));
     }
 }

@@ -13,12 +13,20 @@ pub struct ImageInfo {
     pub width: u32,
     /// Height as displayed, i.e. after the EXIF orientation.
     pub height: u32,
+    /// How many frames: 1 for a still image, more for an animated GIF or
+    /// WebP (counted from the file's structure, not decoded).
+    pub frames: u32,
 }
 
 impl ImageInfo {
-    /// `width × height`.
+    /// `width × height`, of one frame.
     pub fn pixels(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
+    }
+
+    /// Whether there is more than one frame.
+    pub fn is_animated(&self) -> bool {
+        self.frames > 1
     }
 }
 
@@ -54,7 +62,8 @@ mod tests {
                 ImageInfo {
                     format,
                     width: 64,
-                    height: 48
+                    height: 48,
+                    frames: 1,
                 }
             );
         }

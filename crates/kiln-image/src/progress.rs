@@ -25,6 +25,15 @@ pub enum Stage {
         /// How many operations there are.
         of: usize,
     },
+    /// Decoding, transforming (every operation) and encoding frame
+    /// `index` (from 0) of an animation of `of` frames, which go through
+    /// one at a time; the `Encode` stage then only closes the file.
+    Frame {
+        /// Which frame, from 0.
+        index: usize,
+        /// How many frames there are.
+        of: usize,
+    },
     /// Encoding the output.
     Encode,
 }

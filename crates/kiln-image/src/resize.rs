@@ -74,13 +74,25 @@ pub(crate) fn resize(
     }
     match gravity.centring() {
         Some(centring) => resized(&image, (w, h), Some(centring)),
-        None => {
-            let covering = covering_size(image.dimensions(), (w, h));
-            let scaled = scaled_to(image, covering)?;
-            let (left, top) = smartcrop::window(&scaled, (w, h), gravity);
-            Ok(scaled.crop_imm(left, top, w, h))
-        }
+        None => cover_by_content(image, (w, h), gravity, None).map(|(covered, _)| covered),
     }
+}
+
+/// `cover` to `size` with a content-aware `gravity`: the whole image
+/// scaled to cover the box, then cut to the window the gravity chooses on
+/// what it sees, or to `window` when given (where the first frame of an
+/// animation chose, so that the crop does not wander from frame to frame).
+/// Returns the result and the window's top-left corner.
+pub(crate) fn cover_by_content(
+    image: DynamicImage,
+    size: (u32, u32),
+    gravity: Gravity,
+    window: Option<(u32, u32)>,
+) -> Result<(DynamicImage, (u32, u32)), ImageError> {
+    let covering = covering_size(image.dimensions(), size);
+    let scaled = scaled_to(image, covering)?;
+    let (left, top) = window.unwrap_or_else(|| smartcrop::window(&scaled, size, gravity));
+    Ok((scaled.crop_imm(left, top, size.0, size.1), (left, top)))
 }
 
 /// `image` at `size`: itself when it already is, else [`resized`].

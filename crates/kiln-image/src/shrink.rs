@@ -125,6 +125,7 @@ mod tests {
         format: Format::Jpeg,
         width: 5120,
         height: 3200,
+        frames: 1,
     };
 
     fn planned(info: &ImageInfo, spec: &str) -> Option<Shrink> {

@@ -14,6 +14,8 @@ pub struct Config {
     pub max_input_pixels: u64,
     /// Operations that would produce a larger image get `422`.
     pub max_output_pixels: u64,
+    /// An animation kept as one with more frames gets `422`.
+    pub max_frames: u32,
     /// How long jobs and images live after they are created.
     pub retention: Duration,
     /// How long a processor may hold a job without reporting progress.
@@ -80,6 +82,7 @@ impl Default for Config {
             max_upload_bytes: 25 * 1024 * 1024,
             max_input_pixels: 50_000_000,
             max_output_pixels: 50_000_000,
+            max_frames: 1000,
             retention: Duration::from_secs(24 * 60 * 60),
             lease: Duration::from_secs(15),
             max_wait: Duration::from_secs(30),
@@ -101,6 +104,7 @@ impl Config {
         kiln_image::Limits {
             max_input_pixels: self.max_input_pixels,
             max_output_pixels: self.max_output_pixels,
+            max_frames: self.max_frames,
         }
     }
 
@@ -129,6 +133,7 @@ impl Config {
             max_upload_bytes: number("max_upload_bytes", 1, 1 << 32)?,
             max_input_pixels: number("max_input_pixels", 1, 1 << 32)?,
             max_output_pixels: number("max_output_pixels", 1, 1 << 32)?,
+            max_frames: u32::try_from(number("max_frames", 1, 1 << 20)?).unwrap_or(1 << 20),
             retention: seconds("retention_seconds", 1, 366 * 24 * 60 * 60)?,
             lease: seconds("lease_seconds", 1, 24 * 60 * 60)?,
             max_wait: seconds("max_wait_seconds", 0, 60 * 60)?,
@@ -194,6 +199,7 @@ mod tests {
             ("max_upload_bytes", "26214400"),
             ("max_input_pixels", "50000000"),
             ("max_output_pixels", "50000000"),
+            ("max_frames", "1000"),
             ("retention_seconds", "86400"),
             ("lease_seconds", "15"),
             ("max_wait_seconds", "30"),

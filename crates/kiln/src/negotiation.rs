@@ -17,6 +17,8 @@
 //! WebP are only chosen in rules 2 and 4 when the output fits them (see
 //! `kiln_image::preflight`: AVIF up to 4.2 megapixels, lossy WebP about 14);
 //! a client asking for a full-size photo then gets its source format.
+//! Nor is AVIF chosen for an animated GIF or WebP, whose frames only GIF
+//! and WebP output keep: such an upload gets WebP, or its source format.
 
 use http::HeaderMap;
 use http::header::ACCEPT;

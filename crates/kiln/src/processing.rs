@@ -344,13 +344,16 @@ impl<'a> Heartbeat<'a> {
     }
 }
 
-/// Decoding is the first tenth, the operations share the next eight, and
-/// encoding runs up to 95 (100 is for the stored result).
+/// Decoding is the first tenth, the operations (or an animation's frames)
+/// share the next eight, and encoding runs up to 95 (100 is for the stored
+/// result).
 fn percent_complete(progress: Progress) -> u8 {
     let done = progress.done.clamp(0.0, 1.0);
     let percent = match progress.stage {
         Stage::Decode => 10.0 * done,
-        Stage::Apply { index, of } => 10.0 + 80.0 * (index as f32 + done) / of.max(1) as f32,
+        Stage::Apply { index, of } | Stage::Frame { index, of } => {
+            10.0 + 80.0 * (index as f32 + done) / of.max(1) as f32
+        }
         Stage::Encode => 90.0 + 5.0 * done,
     };
     percent as u8
@@ -386,5 +389,14 @@ mod tests {
         assert_eq!((percents[1], percents[2]), (5, 10));
         assert_eq!(at(Stage::Apply { index: 0, of: 2 }, 0.5), 30);
         assert_eq!(percents.last(), Some(&95));
+    }
+
+    /// An animation's frames share the operations' share, in order.
+    #[test]
+    fn percent_complete_counts_an_animations_frames() {
+        let percents: Vec<u8> = (0..4)
+            .flat_map(|index| [0.0, 1.0].map(|done| at(Stage::Frame { index, of: 4 }, done)))
+            .collect();
+        assert_eq!(percents, [10, 30, 30, 50, 50, 70, 70, 90]);
     }
 }

@@ -125,8 +125,10 @@ fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Op>, Error> {
     }
     let info = kiln_image::probe(&upload.bytes)?;
     let limits = ctx.config.image_limits();
+    // An animation is offered only formats that keep it moving.
     let ops = negotiation::resolve_auto_format(&upload.ops, &upload.accept, info.format, |ops| {
         kiln_image::preflight(&info, ops, &limits).is_ok()
+            && (!info.is_animated() || kiln_image::keeps_animation(&info, ops))
     });
     kiln_image::preflight(&info, &ops, &limits)?;
     Ok(ops)

@@ -23,7 +23,7 @@
 
 mod avif;
 mod jpeg;
-mod webp;
+pub(crate) mod webp;
 
 use image::codecs::gif::GifEncoder;
 use std::io::Write;
@@ -35,7 +35,7 @@ use crate::format::Format;
 use crate::ops::Colour;
 use crate::progress::Reporter;
 
-const GIF_SPEED: i32 = 10;
+pub(crate) const GIF_SPEED: i32 = 10;
 /// zlib's fastest level that still searches for matches with hash chains
 /// (see the module doc).
 const PNG_ZLIB_LEVEL: u8 = 3;

@@ -94,7 +94,9 @@ const VP8_START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 /// ALPH header byte: no pre-processing, no filtering, lossless compression.
 const ALPH_LOSSLESS: u8 = 1;
 /// VP8X flag: the file has transparency.
-const VP8X_ALPHA: u8 = 0x10;
+pub(crate) const VP8X_ALPHA: u8 = 0x10;
+/// VP8X flag: the file is an animation (ANIM and ANMF chunks).
+pub(crate) const VP8X_ANIMATION: u8 = 0x02;
 
 /// Encodes `image` as WebP into `out`: lossless at quality 100, lossy
 /// otherwise (`None`: [`DEFAULT_QUALITY`]).
@@ -146,24 +148,74 @@ fn lossless(image: &DynamicImage, out: &mut Vec<u8>) -> Result<(), ImageError> {
 
 fn lossy(image: &DynamicImage, quality: u8, out: &mut Vec<u8>) -> Result<(), ImageError> {
     let (width, height) = image.dimensions();
+    let (vp8, alph) = lossy_chunks(image, quality)?;
+    match alph {
+        None => write_riff(out, &[(b"VP8 ", &vp8)]),
+        Some(alph) => write_riff(
+            out,
+            &[
+                (b"VP8X", &vp8x_chunk(VP8X_ALPHA, width, height)),
+                (b"ALPH", &alph),
+                (b"VP8 ", &vp8),
+            ],
+        ),
+    }
+}
+
+/// The VP8 bitstream of `image` at `quality`, and its ALPH chunk when the
+/// image has transparency.
+fn lossy_chunks(
+    image: &DynamicImage,
+    quality: u8,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), ImageError> {
+    let (width, height) = image.dimensions();
     if width == 0 || height == 0 {
         return Err(failed("the image is empty"));
     }
     check_fits(Some(quality), width, height)?;
     let vp8 = vp8_frame(&macroblock_padded(image), width, height, quality)?;
-    match alpha_plane(image) {
-        None => write_riff(out, &[(b"VP8 ", &vp8)]),
-        Some(alpha) => {
-            let alph = alph_chunk(&alpha)?;
-            write_riff(
-                out,
-                &[
-                    (b"VP8X", &vp8x_chunk(width, height)),
-                    (b"ALPH", &alph),
-                    (b"VP8 ", &vp8),
-                ],
-            )
+    let alph = alpha_plane(image)
+        .map(|alpha| alph_chunk(&alpha))
+        .transpose()?;
+    Ok((vp8, alph))
+}
+
+/// One image as the frame of an animation holds it.
+pub(crate) struct FrameChunks {
+    /// The chunks, in file order: `VP8L`, or `VP8 ` behind an `ALPH`
+    /// when the image has transparency.
+    pub(crate) chunks: Vec<([u8; 4], Vec<u8>)>,
+    /// Whether the image has transparency.
+    pub(crate) alpha: bool,
+}
+
+/// The chunks of `image` as one frame of an animation, coded as a still
+/// image is (see [`webp`]): lossless at quality 100, lossy otherwise.
+pub(crate) fn frame_chunks(
+    image: &DynamicImage,
+    quality: Option<u8>,
+) -> Result<FrameChunks, ImageError> {
+    match quality.unwrap_or(DEFAULT_QUALITY) {
+        LOSSLESS_QUALITY => {
+            let mut file = Vec::new();
+            lossless(image, &mut file)?;
+            let vp8l = chunk(&file, b"VP8L")
+                .ok_or_else(|| failed("the lossless encoder wrote no VP8L chunk"))?;
+            Ok(FrameChunks {
+                chunks: vec![(*b"VP8L", vp8l.to_vec())],
+                alpha: image.color().has_alpha(),
+            })
         }
+        quality => Ok(match lossy_chunks(image, quality)? {
+            (vp8, None) => FrameChunks {
+                chunks: vec![(*b"VP8 ", vp8)],
+                alpha: false,
+            },
+            (vp8, Some(alph)) => FrameChunks {
+                chunks: vec![(*b"ALPH", alph), (*b"VP8 ", vp8)],
+                alpha: true,
+            },
+        }),
     }
 }
 
@@ -276,8 +328,9 @@ fn alph_chunk(alpha: &GrayImage) -> Result<Vec<u8>, ImageError> {
     Ok(alph)
 }
 
-fn vp8x_chunk(width: u32, height: u32) -> Vec<u8> {
-    let mut vp8x = vec![VP8X_ALPHA, 0, 0, 0];
+/// The VP8X chunk of a `width`×`height` canvas with `flags`.
+pub(crate) fn vp8x_chunk(flags: u8, width: u32, height: u32) -> Vec<u8> {
+    let mut vp8x = vec![flags, 0, 0, 0];
     for size in [width, height] {
         vp8x.extend_from_slice(&(size - 1).to_le_bytes()[..3]);
     }
@@ -302,7 +355,10 @@ fn chunk<'a>(file: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
 }
 
 /// A WebP file of `chunks`, in order, into `out`.
-fn write_riff(out: &mut Vec<u8>, chunks: &[(&[u8; 4], &[u8])]) -> Result<(), ImageError> {
+pub(crate) fn write_riff(
+    out: &mut Vec<u8>,
+    chunks: &[(&[u8; 4], &[u8])],
+) -> Result<(), ImageError> {
     let padded_len = |data: &[u8]| data.len() + data.len() % 2;
     let riff_size = 4 + chunks
         .iter()

@@ -18,6 +18,10 @@
 //!
 //! Bytes after a complete image are accepted and ignored (see the crate
 //! docs for why).
+//!
+//! The GIF and WebP walks pass every frame on their way, so they also
+//! count them and read how often the animation plays ([`Frames`]): what
+//! the limits need before anything is decoded.
 
 mod gif;
 mod jpeg;
@@ -27,12 +31,27 @@ mod webp;
 use crate::error::ImageError;
 use crate::format::Format;
 
+/// The frames a file holds, as its structure says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frames {
+    /// How many frames (1 for a still image).
+    pub(crate) count: u32,
+    /// How many times the animation plays in all; 0 for forever.
+    pub(crate) plays: u32,
+}
+
+impl Frames {
+    /// A still image: one frame, shown once.
+    pub(crate) const STILL: Frames = Frames { count: 1, plays: 1 };
+}
+
 /// Refuses `bytes` as [`ImageError::Corrupt`] when its structure shows it
-/// is cut short or damaged; `format` is the sniffed one.
-pub(crate) fn check(format: Format, bytes: &[u8]) -> Result<(), ImageError> {
+/// is cut short or damaged; `format` is the sniffed one. Returns the frames
+/// it found.
+pub(crate) fn check(format: Format, bytes: &[u8]) -> Result<Frames, ImageError> {
     let walked = match format {
-        Format::Jpeg => jpeg::walk(bytes),
-        Format::Png => png::walk(bytes),
+        Format::Jpeg => jpeg::walk(bytes).map(|()| Frames::STILL),
+        Format::Png => png::walk(bytes).map(|()| Frames::STILL),
         Format::Gif => gif::walk(bytes),
         Format::Webp => webp::walk(bytes),
         // Not a format Kiln reads: nothing to walk.
@@ -104,7 +123,11 @@ mod tests {
     fn check_accepts_whole_files_of_every_format() {
         let image = gradient(64, 48);
         for format in Format::INPUTS {
-            assert_eq!(check(format, &encoded(&image, format)), Ok(()), "{format}");
+            assert_eq!(
+                check(format, &encoded(&image, format)),
+                Ok(Frames::STILL),
+                "{format}"
+            );
         }
     }
 

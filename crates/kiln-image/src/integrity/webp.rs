@@ -1,14 +1,15 @@
 //! WebP: the RIFF container holds as many bytes as its header says, and
-//! its chunks (by their sizes) fill it exactly.
+//! its chunks (by their sizes) fill it exactly. On its way the walk counts
+//! the animation frames (ANMF chunks) and reads the loop count (ANIM).
 
-use super::{Bytes, Damage};
+use super::{Bytes, Damage, Frames};
 
 /// `RIFF`, size, `WEBP`.
 const RIFF_HEADER: usize = 12;
 
 /// Walks the chunks from after the RIFF header (whose magic the sniff
 /// checked) to the end the header announces.
-pub(super) fn walk(bytes: &[u8]) -> Result<(), Damage> {
+pub(super) fn walk(bytes: &[u8]) -> Result<Frames, Damage> {
     let mut cursor = Bytes::new(bytes, 4);
     // The size counts from after itself, `WEBP` included.
     let riff_size = u32::from_le_bytes(cursor.array()?) as usize;
@@ -18,17 +19,31 @@ pub(super) fn walk(bytes: &[u8]) -> Result<(), Damage> {
     let end = riff_size.checked_add(8).ok_or(Damage::Truncated)?;
     let riff = bytes.get(..end).ok_or(Damage::Truncated)?;
     let mut cursor = Bytes::new(riff, RIFF_HEADER);
+    let mut animation_frames = 0u32;
+    let mut plays = 1;
     while cursor.at < riff.len() {
-        let _fourcc: [u8; 4] = cursor.array().map_err(|_| overrun())?;
+        let fourcc: [u8; 4] = cursor.array().map_err(|_| overrun())?;
         let size = u32::from_le_bytes(cursor.array().map_err(|_| overrun())?) as usize;
-        cursor.skip(size).map_err(|_| overrun())?;
+        let data = cursor.take(size).map_err(|_| overrun())?;
+        match &fourcc {
+            b"ANMF" => animation_frames = animation_frames.saturating_add(1),
+            // Background colour, then the loop count: 0 is forever.
+            b"ANIM" => match data {
+                [_, _, _, _, low, high, ..] => plays = u32::from(u16::from_le_bytes([*low, *high])),
+                _ => return Err(Damage::Malformed("the ANIM chunk is too short")),
+            },
+            _ => {}
+        }
         // Odd-sized chunks are padded to even; a writer may leave out the
         // pad byte of the last chunk, which costs nothing to accept.
         if size % 2 == 1 && cursor.at < riff.len() {
             cursor.skip(1)?;
         }
     }
-    Ok(())
+    Ok(match animation_frames {
+        0 => Frames::STILL,
+        count => Frames { count, plays },
+    })
 }
 
 /// A chunk reaching past the RIFF size: the file is all there (the size
@@ -51,12 +66,14 @@ mod tests {
     const LOSSY_ALPHA: &[u8] = include_bytes!("../../testdata/lossy-alpha.webp");
     const ANIMATED: &[u8] = include_bytes!("../../testdata/animated.webp");
 
-    /// Lossless, lossy, lossy with alpha and animated WebP pass.
+    /// Lossless, lossy, lossy with alpha and animated WebP pass, their
+    /// frames counted (img2webp loops forever by default).
     #[test]
     fn walk_reaches_the_end_of_every_kind_of_webp() {
-        for webp in [&lossless()[..], LOSSY, LOSSY_ALPHA, ANIMATED] {
-            assert_eq!(walk(webp), Ok(()));
+        for webp in [&lossless()[..], LOSSY, LOSSY_ALPHA] {
+            assert_eq!(walk(webp), Ok(Frames::STILL));
         }
+        assert_eq!(walk(ANIMATED), Ok(Frames { count: 2, plays: 0 }));
     }
 
     /// A WebP of any kind cut anywhere is refused.
@@ -91,6 +108,6 @@ mod tests {
     /// Bytes after the RIFF size are ignored.
     #[test]
     fn walk_accepts_trailing_garbage_after_the_container() {
-        assert_eq!(walk(&with_trailing_garbage(&lossless())), Ok(()));
+        assert_eq!(walk(&with_trailing_garbage(&lossless())), Ok(Frames::STILL));
     }
 }
