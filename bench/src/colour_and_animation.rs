@@ -235,20 +235,14 @@ fn pan(photo: &RgbaImage) -> Vec<RgbaImage> {
 }
 
 /// The photo at the frame's size, still, but for a 160×90 window in its
-/// middle that pans over a larger copy.
+/// middle that shows the corner of [`pan`]'s frames.
 fn cinemagraph(photo: &RgbaImage) -> Vec<RgbaImage> {
     let still = imageops::resize(photo, FRAME.0, FRAME.1, imageops::FilterType::Triangle);
-    let scene = imageops::resize(
-        photo,
-        FRAME.0 * 2,
-        FRAME.1 * 2,
-        imageops::FilterType::Triangle,
-    );
-    (0..FRAMES)
-        .map(|n| {
+    pan(photo)
+        .iter()
+        .map(|panned| {
             let mut frame = still.clone();
-            let (x, y) = (n * FRAME.0 / FRAMES, n * FRAME.1 / FRAMES);
-            let window = imageops::crop_imm(&scene, x, y, 160, 90).to_image();
+            let window = imageops::crop_imm(panned, 0, 0, 160, 90).to_image();
             imageops::replace(&mut frame, &window, 160, 90);
             frame
         })
