@@ -5,11 +5,21 @@
 //!
 //! - **entropy** trims the edges in up to eight rounds per axis, each
 //!   time dropping the strip (left or right, top or bottom) whose
-//!   histogram has the lower entropy: what is left is the busiest part.
+//!   channels' histograms have the lower mean entropy: what is left is
+//!   the busiest part.
 //! - **attention** shrinks the frame to 32×32 and scores every cell for
 //!   what draws the eye (luminance edges, skin tones, saturated reds and
 //!   greens, dark cells ignored), blurs the scores over the size of the
 //!   window, and centres the window on the highest.
+//!
+//! Checked against `vips thumbnail --crop` (8.14) on the three corpus
+//! photos at 400×400 and 300×600: entropy chose libvips's window in all
+//! six (mean difference of the outputs 0.6–2.6 levels, which the two
+//! resizers account for; 14–83 from any other window); attention in
+//! three of six, and in the other three a window nearer libvips's than
+//! the centre's (mean difference 22.5, 34.7 and 35.0 against 28.5, 36.9
+//! and 88.1: libvips scores at full size, then shrinks the scores; Kiln
+//! shrinks first).
 
 use image::{DynamicImage, GenericImageView, RgbImage};
 
@@ -60,26 +70,29 @@ fn entropy_window(frame: &RgbImage, size: (u32, u32)) -> (u32, u32) {
     (left, top)
 }
 
-/// The entropy, in bits, of the histogram of every sample (all three
-/// channels together) in a rectangle of `frame`.
+/// The entropy, in bits, of a rectangle of `frame`: the mean over the
+/// three channels of the entropy of each one's histogram, as libvips's
+/// `hist_find` and `hist_entropy` score a strip.
 fn entropy(frame: &RgbImage, (left, top): (u32, u32), (width, height): (u32, u32)) -> f64 {
-    let mut histogram = [0u64; 256];
+    let mut histograms = [[0u64; 256]; 3];
     for y in top..top + height {
         for x in left..left + width {
-            for &sample in &frame.get_pixel(x, y).0 {
+            for (histogram, &sample) in histograms.iter_mut().zip(&frame.get_pixel(x, y).0) {
                 histogram[usize::from(sample)] += 1;
             }
         }
     }
-    let total = histogram.iter().sum::<u64>() as f64;
-    histogram
+    let total = f64::from(width) * f64::from(height);
+    let bits: f64 = histograms
         .iter()
+        .flatten()
         .filter(|&&count| count > 0)
         .map(|&count| {
             let p = count as f64 / total;
             -p * p.log2()
         })
-        .sum()
+        .sum();
+    bits / 3.0
 }
 
 /// The side of the grid attention scores on: the precision with which it
