@@ -8,7 +8,12 @@
 //! The transform is moxcms's (pure Rust, already in the tree through
 //! `image`), with libvips's default rendering intent, relative
 //! colorimetric, falling back to the profile's other intents when it lacks
-//! that one.
+//! that one. Against the other pure-Rust CMS, Mozilla's `qcms` 0.3, on
+//! the 16 MP photo's pixels from Adobe RGB to sRGB (8-bit RGB, the
+//! profile parsed and the transform built each time, best of three):
+//! natively 27.2 against 29.7 ms, in Wasm (wasmtime 48, simd128)
+//! 97.4 against 116.3 ms; the two agree within 0.07 levels on average and
+//! 2 at most.
 //!
 //! - No profile, or one that maps every colour to itself within one level
 //!   (an sRGB profile, whatever its encoding): the pixels are left as they
