@@ -4,6 +4,7 @@
 //! before anything is stored.
 
 use std::io::Cursor;
+use std::time::Duration;
 
 use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::webp::WebPDecoder;
@@ -95,6 +96,39 @@ fn an_animated_gif_stays_animated_as_gif_and_webp() {
                 .zip(COLOURS[0])
                 .all(|(a, b)| a.abs_diff(b) <= 12)
         );
+    });
+}
+
+/// Asynchronously, the processor runs the frames (each a progress step)
+/// and the stored result is the animation.
+#[test]
+fn an_asynchronous_job_stores_the_animation() {
+    for_each_target(Env::builder, |env| {
+        let accepted = env.submit(
+            "?ops=resize(w=32),format(webp)",
+            "image/gif",
+            &animated_gif(),
+            &[("prefer", "respond-async")],
+        );
+        assert_eq!(
+            accepted.status,
+            202,
+            "{}: {}",
+            env.name(),
+            String::from_utf8_lossy(&accepted.body)
+        );
+        let finished =
+            env.wait_until_finished(accepted.header("location"), Duration::from_secs(60));
+        let operation = finished.json();
+        assert_eq!(
+            operation["status"],
+            "succeeded",
+            "{}: {operation}",
+            env.name()
+        );
+        let image = env.get(operation["resourceLocation"].as_str().unwrap(), &[]);
+        assert_eq!(image.header("content-type"), "image/webp");
+        assert_resized_animation(env, &image.body, "async webp");
     });
 }
 
