@@ -16,8 +16,8 @@ pub enum Format {
     Webp,
     /// GIF, still or animated.
     Gif,
-    /// AVIF: output only. No pure-Rust AV1 decoder is fit to ship in a
-    /// component yet, so AVIF uploads are refused as unsupported.
+    /// AVIF: output only, for now: uploads are refused as unsupported
+    /// until the pure-Rust decoder of `docs/spikes/avif` is integrated.
     Avif,
 }
 
