@@ -147,7 +147,25 @@ pub fn run(ctx: &Ctx<'_>, ticket: &Ticket, pause_at: Option<Timestamp>) -> Resul
         ctx.runtime
             .log(&format!("slot of job {} not released: {err}", ticket.id));
     }
+    if matches!(outcome, Ok(Outcome::Finished)) {
+        forget_earlier_results(ctx, ticket);
+    }
     outcome
+}
+
+/// A finished job keeps only its own attempt's result: an earlier attempt
+/// that died between storing its result and recording it left chunks no
+/// record points to. Best effort, and only for a job claimed more than
+/// once; whatever stays is deleted with the job.
+fn forget_earlier_results(ctx: &Ctx<'_>, ticket: &Ticket) {
+    for attempt in 1..ticket.attempt {
+        if let Err(err) = blob::delete_all(ctx.kv, &keys::result_blob(ticket.id, attempt)) {
+            ctx.runtime.log(&format!(
+                "result of attempt {attempt} of job {} not deleted: {err}",
+                ticket.id
+            ));
+        }
+    }
 }
 
 fn run_in_slot(

@@ -632,6 +632,31 @@ fn a_job_whose_processor_died_is_reclaimed_after_its_lease() {
     assert_eq!((job.status, job.attempts), (Status::Succeeded, 2));
 }
 
+/// A processor that died after storing its result but before recording
+/// it leaves nothing once another attempt finishes the job.
+#[test]
+fn a_dead_attempts_stored_result_goes_when_the_job_finishes() {
+    let host = FakeHost::new();
+    host.processor.set(Processor::Unreachable);
+    let accepted = host.submit(&[("prefer", "respond-async")], "");
+    let id = crate::id::JobId::parse(json(&accepted)["id"].as_str().unwrap()).unwrap();
+    assert!(matches!(
+        crate::processing::claim(&host.ctx(), id),
+        Ok(crate::processing::Claimed::Started { .. })
+    ));
+    let dead = crate::keys::result_blob(id, 1);
+    crate::blob::write(&host.kv, dead.clone(), &[7; 10], 256 * 1024).unwrap();
+    host.processor.set(Processor::Working);
+    host.advance(host.config.lease);
+    let path = format!("/operations/{id}");
+    host.get(&path);
+    assert_eq!(json(&host.get(&path))["status"], "succeeded");
+    let keys = host.kv.keys();
+    assert!(!keys.iter().any(|k| k.starts_with(&dead)), "{keys:?}");
+    let kept = crate::keys::result_blob(id, 2);
+    assert!(keys.iter().any(|k| k.starts_with(&kept)), "{keys:?}");
+}
+
 #[test]
 fn a_submission_also_redispatches_other_lost_jobs() {
     let host = FakeHost::new();
