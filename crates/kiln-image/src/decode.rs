@@ -5,12 +5,13 @@
 //! file's structure ([`integrity`](crate::integrity)), so a file cut short
 //! is refused before its header is trusted. JPEG is decoded strictly
 //! ([`jpeg`]), or at a reduced scale when the operations allow it
-//! ([`jpeg_scaled`], see [`crate::shrink`]); the other formats through the
-//! `image` crate's readers.
+//! ([`jpeg_scaled`], see [`crate::shrink`]); AVIF by [`avif`]; the other
+//! formats through the `image` crate's readers.
 //!
 //! The decoded frame is never copied but by an EXIF quarter rotation
 //! (which needs a second buffer) and by 16-bit input reduced to 8 bits.
 
+mod avif;
 mod jpeg;
 pub(crate) mod jpeg_scaled;
 
@@ -88,6 +89,11 @@ fn decoder(
         decoder.set_limits(limits)?;
         let ink = decoder.holds_ink();
         return Ok((Box::new(decoder), ink));
+    }
+    if format == Format::Avif {
+        let mut decoder = avif::AvifDecoder::new(bytes)?;
+        decoder.set_limits(limits)?;
+        return Ok((Box::new(decoder), false));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
     reader.limits(limits);
@@ -359,7 +365,7 @@ mod tests {
     #[test]
     fn decode_reads_kilns_own_output_in_every_format() {
         let source = DynamicImage::ImageRgb8(gradient(67, 45));
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let bytes = crate::test_support::kiln_encoded(&source, format, 80).unwrap();
             assert_eq!(decoding(&bytes).unwrap().dimensions(), (67, 45), "{format}");
         }
@@ -404,7 +410,7 @@ mod tests {
     #[test]
     fn decode_ignores_trailing_garbage_after_a_whole_image() {
         let source = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let bytes = encoded(&source, format);
             assert_eq!(
                 decoding(&with_trailing_garbage(&bytes)).unwrap(),

@@ -7,9 +7,12 @@
 /// Why probing or processing an image failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
-    /// Not JPEG, PNG, WebP or GIF, or a feature of one that the decoder lacks.
-    #[error("unsupported image: expected JPEG, PNG, WebP or GIF")]
+    /// Not JPEG, PNG, WebP, GIF or AVIF.
+    #[error("unsupported image: expected JPEG, PNG, WebP, GIF or AVIF")]
     Unsupported,
+    /// A format Kiln reads, using a feature its decoder lacks; says which.
+    #[error("unsupported image: {0}")]
+    UnsupportedFeature(String),
     /// The bytes claim a supported format but cannot be decoded.
     #[error("corrupt image: {0}")]
     Corrupt(String),
@@ -55,7 +58,12 @@ impl ImageError {
     /// Maps an error of the `image` crate met while decoding.
     pub(crate) fn from_decoding(error: image::ImageError) -> ImageError {
         match error {
-            image::ImageError::Unsupported(_) => ImageError::Unsupported,
+            image::ImageError::Unsupported(e) => match e.kind() {
+                image::error::UnsupportedErrorKind::GenericFeature(feature) => {
+                    ImageError::UnsupportedFeature(feature)
+                }
+                _ => ImageError::Unsupported,
+            },
             image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 ImageError::Corrupt("image data ends too early".into())
             }

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn output_keeps_the_source_format_by_default() {
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let output = process(
                 &photo(format),
                 &default_ops(),
@@ -144,7 +144,7 @@ mod tests {
     /// source format, whatever came before it.
     #[test]
     fn unresolved_auto_format_keeps_the_source_format() {
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let output = run(&photo(format), "format(png),format(auto)").unwrap();
             assert_eq!(output.format, format);
             assert_eq!(Format::sniff(&output.bytes), Some(format));

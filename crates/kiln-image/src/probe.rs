@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn probe_reads_format_and_dimensions_of_every_format() {
         let image = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let info = probe(&encoded(&image, format)).unwrap();
             assert_eq!(
                 info,
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn probe_refuses_files_cut_short_anywhere() {
         let image = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let bytes = encoded(&image, format);
             for cut in cuts(bytes.len()) {
                 assert!(
@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn probe_accepts_trailing_garbage_after_a_whole_file() {
         let image = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let bytes = with_trailing_garbage(&encoded(&image, format));
             assert_eq!(probe(&bytes).map(|info| info.format), Ok(format));
         }
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn probe_refuses_truncated_headers_as_corrupt() {
         let image = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             let bytes = encoded(&image, format);
             let truncated = &bytes[..12];
             assert!(

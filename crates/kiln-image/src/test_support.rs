@@ -98,8 +98,14 @@ pub(crate) fn psnr(source: &RgbImage, decoded: &RgbImage) -> f64 {
     10.0 * (255.0 * 255.0 / mse).log10()
 }
 
-/// `image` encoded as `format` by the `image` crate (not by Kiln's encoder).
+/// `image` encoded as `format` by the `image` crate (not by Kiln's
+/// encoder), but AVIF: the `image` crate writes it only through its `avif`
+/// feature, the same rav1e and ravif as Kiln's encoder.
 pub(crate) fn encoded(image: &RgbImage, format: Format) -> Vec<u8> {
+    if format == Format::Avif {
+        let image = DynamicImage::ImageRgb8(image.clone());
+        return kiln_encoded(&image, format, 90).expect("encoding a test image");
+    }
     let mut bytes = Vec::new();
     DynamicImage::ImageRgb8(image.clone())
         .write_to(&mut Cursor::new(&mut bytes), format.to_image())

@@ -3,8 +3,8 @@
 # other than the Rust ones Kiln links, so that the damage checks are tested
 # against what real clients upload. The source is a generated gradient
 # (no third-party pixels). Needs Debian's libvips-tools (libjpeg-turbo,
-# libpng) and webp (libwebp) packages:
-#   apt-get install -y libvips-tools webp
+# libpng), webp (libwebp) and libavif-bin (avifenc) packages:
+#   apt-get install -y libvips-tools webp libavif-bin
 # Usage: crates/kiln-image/testdata/make.sh   (writes next to itself)
 set -euo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
@@ -56,4 +56,21 @@ vips pngsave swapped.v "$out/swapped-red-green.png"
 vips jpegsave cmyk.v "$out/cmyk-profiled.jpg" --Q 85 --profile "$out/../profiles/cmyk.icm"
 vips icc_import "$out/libjpeg-cmyk.jpg" lab.v --input-profile cmyk --intent relative
 vips icc_export lab.v "$out/libjpeg-cmyk-by-libvips.png" --output-profile srgb --intent relative
+# AVIF from libavif's avifenc (libaom): 8-bit 4:2:0; 10-bit 4:4:4; 4:0:0
+# grey; limited range with the BT.709 matrix; alpha, straight and
+# premultiplied; turned a quarter anticlockwise and mirrored top to
+# bottom (irot, imir); Adobe RGB with its profile (colr); and a 2×1 grid,
+# which Kiln refuses by name. Speed 10 keeps it quick; -j 1 deterministic.
+vips pngsave adobe.v adobe.png
+vips resize src.png wide.png 1.9104 --vscale 1.4223
+avif() { avifenc -j 1 -s 10 --ignore-exif --ignore-xmp "$@" >/dev/null; }
+avif -d 8 -y 420 --min 4 --max 8 src.png "$out/avif-8bit.avif"
+avif -d 10 -y 444 --min 4 --max 8 src.png "$out/avif-10bit-444.avif"
+avif -d 8 -y 400 --min 4 --max 8 src.png "$out/avif-grey.avif"
+avif -d 8 -y 420 --min 4 --max 8 -r limited --cicp 1/13/1 src.png "$out/avif-limited-bt709.avif"
+avif -d 8 -y 444 --min 4 --max 8 --minalpha 0 --maxalpha 0 alpha.png "$out/avif-alpha.avif"
+avif -d 8 -y 444 --min 4 --max 8 --minalpha 0 --maxalpha 0 --premultiply alpha.png "$out/avif-premultiplied.avif"
+avif -d 8 -y 420 --min 4 --max 8 --irot 1 --imir 0 src.png "$out/avif-irot1-imir0.avif"
+avif -d 8 -y 444 --min 2 --max 4 adobe.png "$out/avif-adobe-rgb.avif"
+avif -d 8 -y 420 --min 4 --max 8 -g 2x1 wide.png "$out/avif-grid.avif"
 ls -l "$out"

@@ -92,19 +92,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The 415 for a format Kiln writes but cannot read (AVIF).
-    pub fn unreadable(format: kiln_image::Format) -> Error {
-        Error::UnsupportedMediaType(format!(
-            "{} input is not supported (Kiln writes it but cannot read it); send image/jpeg, image/png, image/webp or image/gif",
-            format.media_type()
-        ))
-    }
-
     /// The 415 for HEIC/HEIF (iPhone photos), named, so that the client
     /// knows what to convert.
     pub fn heic() -> Error {
         Error::UnsupportedMediaType(
-            "HEIC/HEIF input is not supported (no HEVC decoder ships in the component); convert it to JPEG, or send image/png, image/webp or image/gif".into(),
+            "HEIC/HEIF input is not supported (no HEVC decoder ships in the component); convert it to JPEG, or send image/png, image/webp, image/gif or image/avif".into(),
         )
     }
 
@@ -212,9 +204,12 @@ impl From<kiln_image::ImageError> for Error {
     fn from(err: kiln_image::ImageError) -> Self {
         use kiln_image::ImageError as E;
         match err {
-            E::Unsupported => {
-                Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
-            }
+            E::Unsupported => Error::UnsupportedMediaType(
+                "the body is not a JPEG, PNG, WebP, GIF or AVIF image".into(),
+            ),
+            // A format Kiln reads, with a feature it does not: 415 as
+            // well, since the client fixes it the same way (converting).
+            E::UnsupportedFeature(what) => Error::UnsupportedMediaType(what),
             E::Canceled => Error::Conflict("the operation was canceled".into()),
             E::Encoding(message) => Error::Internal(message),
             other => Error::Unprocessable(other.to_string()),

@@ -111,11 +111,8 @@ fn check_image(ctx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Op>, Error> {
         return Err(Error::heic());
     }
     let sniffed = Format::sniff(&upload.bytes).ok_or_else(|| {
-        Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP or GIF image".into())
+        Error::UnsupportedMediaType("the body is not a JPEG, PNG, WebP, GIF or AVIF image".into())
     })?;
-    if !sniffed.is_input() {
-        return Err(Error::unreadable(sniffed));
-    }
     if sniffed != upload.declared {
         return Err(Error::UnsupportedMediaType(format!(
             "the body is {} but Content-Type says {}",

@@ -23,6 +23,7 @@
 //! count them and read how often the animation plays ([`Frames`]): what
 //! the limits need before anything is decoded.
 
+mod avif;
 mod gif;
 mod jpeg;
 mod png;
@@ -54,10 +55,16 @@ pub(crate) fn check(format: Format, bytes: &[u8]) -> Result<Frames, ImageError> 
         Format::Png => png::walk(bytes).map(|()| Frames::STILL),
         Format::Gif => gif::walk(bytes),
         Format::Webp => webp::walk(bytes),
-        // Not a format Kiln reads: nothing to walk.
-        Format::Avif => return Err(ImageError::Unsupported),
+        Format::Avif => avif::walk(bytes),
     };
     walked.map_err(|damage| ImageError::Corrupt(damage.describe(format)))
+}
+
+/// The bytes of an AVIF file that hold its image, without what trails its
+/// boxes (see [`avif`]), for the container reader, which would read it as
+/// boxes too.
+pub(crate) fn avif_image(bytes: &[u8]) -> &[u8] {
+    avif::image_end(bytes).map_or(bytes, |end| &bytes[..end])
 }
 
 /// What the walk found wrong.
@@ -122,7 +129,7 @@ mod tests {
     #[test]
     fn check_accepts_whole_files_of_every_format() {
         let image = gradient(64, 48);
-        for format in Format::INPUTS {
+        for format in Format::ALL {
             assert_eq!(
                 check(format, &encoded(&image, format)),
                 Ok(Frames::STILL),

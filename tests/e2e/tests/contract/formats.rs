@@ -1,5 +1,5 @@
-//! Output formats: lossy and lossless WebP, AVIF (checked by an independent
-//! decoder), AVIF uploads refused, `format(auto)` negotiated from `Accept`
+//! Formats: lossy and lossless WebP output, AVIF output (checked by an
+//! independent decoder) and input, `format(auto)` negotiated from `Accept`
 //! once, at submission, and the service's JPEG the same as the library's
 //! native one.
 
@@ -129,28 +129,105 @@ fn lower_quality_gives_smaller_files_in_every_lossy_format() {
     });
 }
 
-/// AVIF is written, not read: an AVIF upload is a 415 whose detail says so
-/// and names the formats read, whether declared or only sniffed, and
-/// nothing is stored.
+/// AVIF files written by libavif's `avifenc` (crates/kiln-image/testdata/
+/// make.sh: the 67×45 gradient drawn there).
+fn avifenc_file(name: &str) -> Vec<u8> {
+    let path = kiln_e2e::env::workspace_root()
+        .join("crates/kiln-image/testdata")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// AVIF uploads are read: libavif's files (8-bit, 10-bit, alpha, turned
+/// and mirrored) come out as PNG at their displayed size, as libavif's
+/// own decoder sees their pixels, and Kiln's own AVIF output reads back.
 #[test]
-fn an_avif_upload_is_415_naming_the_formats_read() {
+fn avif_uploads_are_read() {
     for_each_target(Env::builder, |env| {
-        let avif = convert(env, "format(avif)", &images::png(32, 32), &[]).body;
+        let files = [
+            ("avif-8bit.avif", (67, 45)),
+            ("avif-10bit-444.avif", (67, 45)),
+            ("avif-alpha.avif", (67, 45)),
+            ("avif-irot1-imir0.avif", (45, 67)),
+        ];
+        for (name, size) in files {
+            let avif = avifenc_file(name);
+            let reply = env.submit("?ops=format(png)", "image/avif", &avif, &[]);
+            assert_eq!(
+                reply.status,
+                201,
+                "{name}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let png = image::load_from_memory(&reply.body).unwrap();
+            assert_eq!(png.dimensions(), size, "{name}");
+            assert_eq!(png.color().has_alpha(), name.contains("alpha"), "{name}");
+            // avifdec writes the pixels as coded, without irot and imir.
+            if let Some(libavif) = decode_avif(&avif).filter(|_| !name.contains("irot")) {
+                let quality = psnr(&libavif, &png);
+                assert!(
+                    quality > 45.0,
+                    "{name}: PSNR {quality:.1} dB against avifdec"
+                );
+            }
+        }
+        let source = images::photo_png(320, 240);
+        let avif = convert(env, "format(avif),quality(90)", &source, &[]).body;
+        let reply = env.submit("?ops=resize(w=160),format(png)", "image/avif", &avif, &[]);
+        assert_eq!(
+            reply.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(inspect(&reply.body), (ImageFormat::Png, 160, 120));
+    });
+}
+
+/// An AVIF accepted asynchronously is stored and processed like any
+/// upload: the 202, then the image.
+#[test]
+fn an_avif_upload_is_processed_asynchronously() {
+    for_each_target(Env::builder, |env| {
+        let avif = avifenc_file("avif-8bit.avif");
+        let accepted = env.submit(
+            "?ops=rotate(90),format(webp)",
+            "image/avif",
+            &avif,
+            &[("prefer", "respond-async")],
+        );
+        assert_eq!(
+            accepted.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&accepted.body)
+        );
+        let done = env.wait_until_finished(&accepted.location(), Duration::from_secs(60));
+        assert_eq!(done.json()["status"], "succeeded", "{}", done.json());
+        let image = env.get(done.json()["resourceLocation"].as_str().unwrap(), &[]);
+        assert_eq!(inspect(&image.body), (ImageFormat::WebP, 45, 67));
+    });
+}
+
+/// A cut AVIF is a 422 that says so, and nothing is stored; a grid AVIF
+/// (one picture in tiles, which Kiln does not assemble) is a 415 that
+/// names the grid.
+#[test]
+fn a_cut_avif_is_422_and_a_grid_415() {
+    for_each_target(Env::builder, |env| {
         env.settle();
         let before = env.store().keys();
-        for content_type in ["image/avif", "image/png"] {
-            let reply = env.submit("", content_type, &avif, &[]);
-            let problem = reply.problem(415);
+        let avif = avifenc_file("avif-alpha.avif");
+        for cut in [avif.len() / 2, avif.len() - 1] {
+            let reply = env.submit("?ops=format(png)", "image/avif", &avif[..cut], &[]);
+            let problem = reply.problem(422);
             let detail = problem["detail"].as_str().unwrap();
-            assert!(
-                detail.contains("image/avif input is not supported"),
-                "{detail}"
-            );
-            assert!(
-                detail.contains("image/jpeg, image/png, image/webp or image/gif"),
-                "{detail}"
-            );
+            assert!(detail.contains("truncated"), "cut at {cut}: {detail}");
         }
+        let grid = avifenc_file("avif-grid.avif");
+        let problem = env.submit("", "image/avif", &grid, &[]).problem(415);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("AVIF grid"), "{detail}");
         env.settle();
         assert_eq!(env.store().keys(), before);
         env.assert_still_serving();
