@@ -2,6 +2,7 @@
 //! components' static memory, tables, test images, timing and native runs
 //! held to one core.
 
+pub mod avif_input;
 pub mod colour_and_animation;
 pub mod corpus;
 pub mod formats;

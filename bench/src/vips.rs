@@ -20,12 +20,18 @@ pub fn version() -> Option<String> {
 pub fn run(threads: u32, steps: &[Vec<String>]) -> Duration {
     let started = Instant::now();
     for step in steps {
-        let status = Command::new("vips")
+        // Its warnings (e.g. "heifload: ignoring nclx profile" on every
+        // AVIF) would drown the tables: shown only when a step fails.
+        let run = Command::new("vips")
             .args(step)
             .env("VIPS_CONCURRENCY", threads.to_string())
-            .status()
+            .output()
             .expect("running vips");
-        assert!(status.success(), "vips {step:?} failed");
+        assert!(
+            run.status.success(),
+            "vips {step:?} failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
     }
     started.elapsed()
 }

@@ -13,7 +13,10 @@
 //!    (`kiln_bench::formats`);
 //! 8. what colour management adds to P in Wasm (an Adobe RGB photo against
 //!    the same untagged), and an animated GIF resized in Wasm against
-//!    `vips`, time and bytes (`kiln_bench::colour_and_animation`).
+//!    `vips`, time and bytes (`kiln_bench::colour_and_animation`);
+//! 9. AVIF uploads: P on an AVIF photo in Wasm against P on the JPEG and
+//!    against `vips`, and the decode against `avifdec`
+//!    (`kiln_bench::avif_input`).
 //!
 //! Native Kiln runs on one core, like a Wasm instance; section 2 shows it
 //! on all cores too (see `kiln_bench::one_core`).
@@ -121,14 +124,17 @@ fn main() {
     if wanted(7) {
         kiln_bench::formats::section(&photos, &targets[0].references, &scratch);
     }
+    let references: Vec<(&str, &References)> = targets
+        .iter()
+        .map(|target| (target.name, &target.references))
+        .collect();
     if wanted(8) {
-        let references: Vec<(&str, &References)> = targets
-            .iter()
-            .map(|target| (target.name, &target.references))
-            .collect();
         kiln_bench::colour_and_animation::section(&photos, &references, has_vips, &scratch);
     }
-
+    if wanted(9) {
+        kiln_bench::avif_input::section(&photos, &references, has_vips, &scratch);
+    }
+    drop(references);
     drop(targets);
     std::fs::remove_dir_all(&scratch).ok();
 }

@@ -20,7 +20,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use crate::colour::{self, Pixels, Tag, Warning};
+use crate::colour::{self, Cicp, Pixels, Tag, Warning};
 use crate::error::ImageError;
 use crate::format::Format;
 use crate::integrity;
@@ -37,6 +37,9 @@ pub(crate) struct Header<'a, D> {
     pub(crate) icc: Option<Vec<u8>>,
     /// Whether the pixels are CMYK inks (a CMYK or YCCK JPEG).
     ink: bool,
+    /// An AVIF's colour space as CICP code points, when they are not
+    /// sRGB's (see [`colour::Cicp`]).
+    cicp: Option<Cicp>,
     /// How many times an animation plays (0: forever), from the file.
     pub(crate) plays: u32,
     /// Format and displayed (oriented) dimensions.
@@ -51,7 +54,8 @@ pub(crate) fn open(
 ) -> Result<Header<'_, impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
     let frames = integrity::check(format, bytes)?;
-    let (mut decoder, ink) = decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
+    let (mut decoder, Coding { ink, cicp }) =
+        decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
     let orientation = decoder.orientation().map_err(ImageError::from_decoding)?;
     // A profile that cannot be read is left out here and the pixels taken
     // as they are; one that reads but does not parse is warned of later.
@@ -68,6 +72,7 @@ pub(crate) fn open(
         orientation,
         icc,
         ink,
+        cicp,
         plays: frames.plays,
         info: ImageInfo {
             format,
@@ -78,26 +83,43 @@ pub(crate) fn open(
     })
 }
 
-/// The decoder for `bytes`, and whether its pixels are CMYK inks.
+/// What a decoder knows of its pixels beyond the `ImageDecoder` trait.
+#[derive(Default)]
+struct Coding {
+    /// CMYK inks, not RGB.
+    ink: bool,
+    /// See [`Header::cicp`].
+    cicp: Option<Cicp>,
+}
+
+/// The decoder for `bytes`, and what it knows of its pixels.
 fn decoder(
     format: Format,
     bytes: &[u8],
     limits: image::Limits,
-) -> image::ImageResult<(Box<dyn ImageDecoder + '_>, bool)> {
+) -> image::ImageResult<(Box<dyn ImageDecoder + '_>, Coding)> {
     if format == Format::Jpeg {
         let mut decoder = jpeg::StrictJpegDecoder::new(bytes)?;
         decoder.set_limits(limits)?;
         let ink = decoder.holds_ink();
-        return Ok((Box::new(decoder), ink));
+        let coding = Coding {
+            ink,
+            ..Coding::default()
+        };
+        return Ok((Box::new(decoder), coding));
     }
     if format == Format::Avif {
         let mut decoder = avif::AvifDecoder::new(bytes)?;
         decoder.set_limits(limits)?;
-        return Ok((Box::new(decoder), false));
+        let coding = Coding {
+            cicp: decoder.cicp(),
+            ..Coding::default()
+        };
+        return Ok((Box::new(decoder), coding));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
     reader.limits(limits);
-    Ok((Box::new(reader.into_decoder()?), false))
+    Ok((Box::new(reader.into_decoder()?), Coding::default()))
 }
 
 /// The `image` crate limits for decoding within `limits`.
@@ -153,12 +175,12 @@ pub(crate) fn decode(
 }
 
 /// What the file says its colours mean: its ICC profile, else (PNG) its
-/// colour chunks, else sRGB.
+/// colour chunks, else (AVIF) its CICP code points, else sRGB.
 fn colour_tag(header: &mut Header<'_, impl ImageDecoder>) -> Tag {
     match header.icc.take() {
         Some(icc) => Tag::Icc(icc),
         None if header.info.format == Format::Png => colour::png_colour_chunks(header.bytes),
-        None => Tag::Srgb,
+        None => header.cicp.take().map_or(Tag::Srgb, Tag::Cicp),
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //!
-//! - [`mod@format`]: the formats read (JPEG, PNG, WebP, GIF) and written (those and AVIF), their media types and magic bytes.
+//! - [`mod@format`]: the formats read and written (JPEG, PNG, WebP, GIF, AVIF), their media types and magic bytes.
 //! - [`ops`]: the [`Op`] type, the `ops` grammar ([`parse_ops`]) and its
 //!   [`canonical`] string form.
 //! - [`mod@probe`]: format and dimensions read from the header only ([`probe()`]).
@@ -103,7 +103,8 @@
 //! - **Is the file whole?** Before its header is trusted, every file's
 //!   block structure is walked to its end marker: JPEG segments and scans
 //!   to the EOI marker, PNG chunks to an intact IEND, GIF blocks of every
-//!   frame to the trailer, WebP chunks to the RIFF size. A file cut short,
+//!   frame to the trailer, WebP chunks to the RIFF size, AVIF boxes (and
+//!   then, reading the container, every item inside an `mdat` box). A file cut short,
 //!   or whose lengths do not add up, is refused. [`probe()`] runs this, so
 //!   a truncated upload is refused at submission, before anything is
 //!   stored. The walk follows lengths (JPEG scans are searched with
@@ -113,19 +114,20 @@
 //!   JPEG through `zune-jpeg` in strict mode (an invalid Huffman code, a
 //!   marker inside a scan or a scan running out of data is an error, where
 //!   `image`'s own wrapper would paint grey), PNG with the `png` crate's CRC
-//!   check of every critical chunk (a flipped bit in the pixel data). An
+//!   check of every critical chunk (a flipped bit in the pixel data), AV1
+//!   data that yields no picture (a cut inside an item). An
 //!   asynchronous job then ends `failed` with that error.
 //!
 //! What neither layer can see: damage that still decodes. Flipped bits in
 //! baseline JPEG data usually yield valid codes (wrong pixels, no error;
 //! zune-jpeg, unlike libjpeg, also says nothing when a baseline scan ends
-//! early at a marker), a WebP or GIF frame's compressed data is not
+//! early at a marker), a WebP, GIF or AV1 frame's compressed data is not
 //! checksummed, and the `png` crate skips (rather than refuses) ancillary
 //! chunks with a bad CRC and does not check zlib's Adler-32; metadata is
 //! dropped anyway.
 //!
-//! Bytes after a complete image (after the JPEG EOI, PNG IEND, GIF trailer
-//! or WebP RIFF size) are accepted and ignored, as libvips, sharp and
+//! Bytes after a complete image (after the JPEG EOI, PNG IEND, GIF trailer,
+//! WebP RIFF size or AVIF's boxes) are accepted and ignored, as libvips, sharp and
 //! browsers do: phones store a second JPEG there (Ultra HDR, MPF), and the
 //! image itself is intact.
 

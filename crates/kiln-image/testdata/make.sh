@@ -59,7 +59,7 @@ vips icc_export lab.v "$out/libjpeg-cmyk-by-libvips.png" --output-profile srgb -
 # AVIF from libavif's avifenc (libaom): 8-bit 4:2:0; 10-bit 4:4:4; 4:0:0
 # grey; limited range with the BT.709 matrix; alpha, straight and
 # premultiplied; turned a quarter anticlockwise and mirrored top to
-# bottom (irot, imir); Adobe RGB with its profile (colr); and a 2×1 grid,
+# bottom (irot, imir); Adobe RGB with its profile (colr); a 2×1 grid,
 # which Kiln refuses by name. Speed 10 keeps it quick; -j 1 deterministic.
 vips pngsave adobe.v adobe.png
 vips resize src.png wide.png 1.9104 --vscale 1.4223
@@ -73,4 +73,16 @@ avif -d 8 -y 444 --min 4 --max 8 --minalpha 0 --maxalpha 0 --premultiply alpha.p
 avif -d 8 -y 420 --min 4 --max 8 --irot 1 --imir 0 src.png "$out/avif-irot1-imir0.avif"
 avif -d 8 -y 444 --min 2 --max 4 adobe.png "$out/avif-adobe-rgb.avif"
 avif -d 8 -y 420 --min 4 --max 8 -g 2x1 wide.png "$out/avif-grid.avif"
+# Tagged by CICP alone (no ICC profile): Display P3 (primaries 12, sRGB
+# transfer), sRGB's pure red and green written in P3 numbers (CSS Color 4:
+# 234,51,35 and 117,251,76), which Kiln must turn back into 255,0,0 and
+# 0,255,0; and HDR (BT.2020 primaries, PQ transfer), which it does not
+# tone-map but warns of.
+vips black half.v 32 64 --bands 3
+vips linear half.v red.v "1 1 1" "234 51 35" --uchar
+vips linear half.v green.v "1 1 1" "117 251 76" --uchar
+vips join red.v green.v p3.v horizontal
+vips copy p3.v p3.png --interpretation srgb
+avif -d 8 -y 444 --min 0 --max 0 --cicp 12/13/6 p3.png "$out/avif-p3-cicp.avif"
+avif -d 10 -y 420 --min 4 --max 8 --cicp 9/16/9 src.png "$out/avif-pq-cicp.avif"
 ls -l "$out"

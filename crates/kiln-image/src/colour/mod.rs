@@ -21,6 +21,10 @@
 //!   colours.
 //! - A PNG without a profile but with `gAMA` or `cHRM` chunks goes through
 //!   the space they describe ([`png_chunks`]); `sRGB` means sRGB.
+//! - An AVIF without a profile whose CICP code points name a wide gamut
+//!   (Display P3, BT.2020) goes through the profile moxcms builds from
+//!   them ([`Cicp`]); HDR (PQ, HLG) is used as it is, with a warning: it
+//!   needs tone mapping, not a profile.
 //! - CMYK and YCCK JPEGs (print workflows, stock photos) go through their
 //!   embedded profile, or through [`DEFAULT_CMYK_PROFILE`] when they have
 //!   none, as libvips does.
@@ -51,7 +55,8 @@ pub(crate) use png_chunks::colour_chunks as png_colour_chunks;
 
 use image::{DynamicImage, RgbImage};
 use moxcms::{
-    ColorProfile, DataColorSpace, Layout, RenderingIntent, Transform8BitExecutor, TransformOptions,
+    CicpColorPrimaries, CicpProfile, ColorProfile, DataColorSpace, Layout, MatrixCoefficients,
+    RenderingIntent, TransferCharacteristics, Transform8BitExecutor, TransformOptions,
 };
 
 /// The profile CMYK JPEGs without their own are read with: libvips's
@@ -112,6 +117,71 @@ pub(crate) enum Tag {
     /// A PNG's `gAMA` and `cHRM` chunks, in a PNG with neither `iCCP` nor
     /// `sRGB`.
     Png(png_chunks::Colorimetry),
+    /// An AVIF's CICP code points (ITU-T H.273), in a file without an ICC
+    /// profile.
+    Cicp(Cicp),
+}
+
+/// A colour space as ITU-T H.273 code points, as AV1 and AVIF's `nclx`
+/// name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cicp {
+    /// Colour primaries: 1 BT.709 (sRGB's), 9 BT.2020, 12 Display P3…
+    pub(crate) primaries: u8,
+    /// Transfer characteristics: 13 sRGB, 1 BT.709, 16 PQ, 18 HLG…
+    pub(crate) transfer: u8,
+}
+
+impl Cicp {
+    /// PQ or HLG: high dynamic range, which needs tone mapping, not a
+    /// profile, to become sRGB.
+    pub(crate) fn is_hdr(self) -> bool {
+        const PQ: u8 = 16;
+        const HLG: u8 = 18;
+        matches!(self.transfer, PQ | HLG)
+    }
+
+    /// The profile the code points describe (an unspecified transfer is
+    /// taken as sRGB's), or why there is none.
+    fn profile(self) -> Result<ColorProfile, Warning> {
+        const UNSPECIFIED: u8 = 2;
+        const SRGB: u8 = 13;
+        let Cicp {
+            primaries,
+            transfer,
+        } = self;
+        let ignored = |why: &str| {
+            Warning::ProfileIgnored(format!(
+                "(CICP colour primaries {primaries}, transfer characteristics {transfer}) {why}; {AS_SRGB}"
+            ))
+        };
+        if self.is_hdr() {
+            return Err(ignored("is HDR, which is not tone-mapped"));
+        }
+        let transfer = if transfer == UNSPECIFIED {
+            SRGB
+        } else {
+            transfer
+        };
+        let (Ok(color_primaries), Ok(transfer_characteristics)) = (
+            CicpColorPrimaries::try_from(primaries),
+            TransferCharacteristics::try_from(transfer),
+        ) else {
+            return Err(ignored("is not a known colour space"));
+        };
+        let profile = ColorProfile::new_from_cicp(CicpProfile {
+            color_primaries,
+            transfer_characteristics,
+            matrix_coefficients: MatrixCoefficients::Bt709,
+            full_range: true,
+        });
+        // moxcms leaves the basic profile as it was when the code points
+        // have no chromaticities or curve (reserved, unspecified).
+        match (&profile.cicp, &profile.red_trc) {
+            (Some(_), Some(_)) => Ok(profile),
+            _ => Err(ignored("is not a known colour space")),
+        }
+    }
 }
 
 impl Tag {
@@ -140,6 +210,7 @@ pub(crate) fn to_srgb(pixels: Pixels, tag: &Tag) -> (DynamicImage, Option<Warnin
                     None => return (image, None),
                     Some(profile) => profile,
                 },
+                Tag::Cicp(cicp) => cicp.profile(),
             };
             match profile {
                 Ok(profile) => device_to_srgb(image, &profile),

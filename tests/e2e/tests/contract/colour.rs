@@ -1,4 +1,5 @@
-//! Colour: uploads tagged with a wide-gamut profile come out in sRGB, a
+//! Colour: uploads tagged with a wide-gamut profile (or, AVIF, code
+//! points) come out in sRGB, a
 //! CMYK JPEG comes out as libvips reads it, and a profile that cannot be
 //! used is a warning on the operation, not a failure.
 
@@ -33,7 +34,8 @@ fn make_sh_gradient() -> image::RgbImage {
 }
 
 fn to_png(env: &Env, upload: &[u8]) -> image::RgbImage {
-    let reply = env.submit("?ops=format(png)", "image/jpeg", upload, &[]);
+    let media_type = kiln_image::Format::sniff(upload).unwrap().media_type();
+    let reply = env.submit("?ops=format(png)", media_type, upload, &[]);
     assert_eq!(
         reply.status,
         201,
@@ -59,6 +61,22 @@ fn an_adobe_rgb_upload_comes_out_in_srgb() {
             "{}: {managed:.2} levels from the sRGB source; {as_if_srgb:.2} read as sRGB",
             env.name()
         );
+    });
+}
+
+/// An AVIF tagged Display P3 by CICP code points alone (no ICC profile),
+/// holding sRGB's pure red and green as P3 numbers, comes back pure red
+/// and green.
+#[test]
+fn a_display_p3_avif_comes_out_in_srgb() {
+    let avif = include_bytes!("../../../../crates/kiln-image/testdata/avif-p3-cicp.avif");
+    for_each_target(Env::builder, |env| {
+        let out = to_png(env, avif);
+        for (x, expected) in [(10, [255, 0, 0]), (50, [0, 255, 0])] {
+            let got = out.get_pixel(x, 30).0;
+            let off = (0..3).map(|c| got[c].abs_diff(expected[c])).max();
+            assert!(off <= Some(4), "{}: {got:?} at x={x}", env.name());
+        }
     });
 }
 

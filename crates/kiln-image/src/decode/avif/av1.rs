@@ -182,10 +182,6 @@ impl<S: Copy> Plane<'_, S> {
     pub(super) fn row(&self, y: usize) -> &[S] {
         &self.samples[y * self.stride..][..self.width]
     }
-
-    pub(super) fn at(&self, x: usize, y: usize) -> S {
-        self.samples[y * self.stride + x]
-    }
 }
 
 impl Picture {

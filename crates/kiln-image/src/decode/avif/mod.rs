@@ -5,7 +5,9 @@
 //! What is read: the primary item (in an image sequence too: its still
 //! image), 8, 10 and 12 bits, 4:2:0, 4:2:2, 4:4:4 and grey; the alpha item,
 //! straight or premultiplied; the ICC profile (`colr`), applied like any
-//! other format's (see [`crate::colour`]); rotation and mirroring
+//! other format's (see [`crate::colour`]), or else the sequence header's
+//! CICP code points when they name another colour space than sRGB's
+//! ([`AvifDecoder::cicp`]); rotation and mirroring
 //! (`irot`, `imir`), applied like EXIF orientation. A grid image (a
 //! picture tiled into several AV1 items, which some cameras write) is
 //! refused as unsupported, by name: neither parser on crates.io reads one.
@@ -32,6 +34,7 @@ use image::metadata::Orientation;
 use image::{ColorType, ImageDecoder, ImageFormat, ImageResult};
 use mp4parse::{AvifContext, Feature, ImageMirror, ImageRotation, ParseStrictness};
 
+use crate::colour::Cicp;
 use av1::{Av1Decoder, sequence_header};
 
 /// An AVIF file, its container read, positioned before the pixels.
@@ -41,6 +44,9 @@ pub(crate) struct AvifDecoder {
     width: u32,
     height: u32,
     orientation: Orientation,
+    /// The sequence header's CICP colour primaries and transfer function.
+    primaries: u32,
+    transfer: u32,
 }
 
 impl AvifDecoder {
@@ -72,7 +78,24 @@ impl AvifDecoder {
             width,
             height,
             orientation,
+            primaries: sequence.pri,
+            transfer: sequence.trc,
         })
+    }
+
+    /// The colour space the AV1 sequence header names, when it is not
+    /// sRGB's: BT.709 primaries, or unspecified ones, with an SDR transfer
+    /// are sRGB enough (what avifenc and browsers write for sRGB photos).
+    /// An ICC profile in the container, if any, comes first.
+    pub(crate) fn cicp(&self) -> Option<Cicp> {
+        const BT709: u32 = 1;
+        const UNSPECIFIED: u32 = 2;
+        let cicp = Cicp {
+            primaries: u8::try_from(self.primaries).unwrap_or(u8::MAX),
+            transfer: u8::try_from(self.transfer).unwrap_or(u8::MAX),
+        };
+        let srgb_like = matches!(self.primaries, BT709 | UNSPECIFIED) && !cicp.is_hdr();
+        (!srgb_like).then_some(cicp)
     }
 
     fn has_alpha(&self) -> bool {

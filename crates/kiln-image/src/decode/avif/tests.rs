@@ -127,6 +127,39 @@ fn an_embedded_icc_profile_is_applied() {
     );
 }
 
+/// A colour space named only by CICP code points is converted like a
+/// profile: sRGB's pure red and green, written as Display P3 numbers, come
+/// back as pure red and green. avifenc's usual sRGB code points change
+/// nothing.
+#[test]
+fn display_p3_by_cicp_is_converted_to_srgb() {
+    let bytes: &[u8] = include_bytes!("../../../testdata/avif-p3-cicp.avif");
+    let decoded = decode(open(bytes, image::Limits::default()).unwrap(), None).unwrap();
+    assert_eq!(decoded.warning, None);
+    let near = |x, expected: [u8; 3]| {
+        let got = decoded.image.get_pixel(x, 30);
+        let far = (0..3).map(|c| got[c].abs_diff(expected[c])).max().unwrap();
+        assert!(far <= 4, "at x={x}: {got:?}, expected {expected:?}");
+    };
+    near(10, [255, 0, 0]);
+    near(50, [0, 255, 0]);
+    let coded = raw(bytes);
+    assert!(coded.get_pixel(10, 30)[1] > 40, "the file holds P3 numbers");
+    let plain = decode(open(EIGHT_BIT, image::Limits::default()).unwrap(), None).unwrap();
+    assert_eq!((plain.warning, plain.image), (None, raw(EIGHT_BIT)));
+}
+
+/// HDR (a PQ transfer) is not tone-mapped: the pixels are used as they
+/// are, and the operation hears of it.
+#[test]
+fn hdr_by_cicp_is_a_warning() {
+    let bytes: &[u8] = include_bytes!("../../../testdata/avif-pq-cicp.avif");
+    let decoded = decode(open(bytes, image::Limits::default()).unwrap(), None).unwrap();
+    let warning = decoded.warning.expect("a warning").to_string();
+    assert!(warning.contains("HDR"), "{warning}");
+    assert_eq!(decoded.image, raw(bytes));
+}
+
 /// A grid is refused by name, as a feature Kiln lacks, not as damage.
 #[test]
 fn a_grid_image_is_refused_by_name() {

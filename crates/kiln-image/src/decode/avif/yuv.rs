@@ -67,23 +67,29 @@ fn convert<S: Copy + Into<f32>>(
     channels: usize,
 ) {
     let width = planes.luma.width;
-    let mut u_row = vec![0f32; width];
-    let mut v_row = vec![0f32; width];
+    let mut chroma = planes.chroma.as_ref().map(|[u, v]| {
+        [
+            Upsampler::new(u, planes, width),
+            Upsampler::new(v, planes, width),
+        ]
+    });
     for (y, out) in buf.chunks_exact_mut(width * channels).enumerate() {
-        if let Some([u, v]) = &planes.chroma {
-            upsample_row(u, planes, y, &mut u_row);
-            upsample_row(v, planes, y, &mut v_row);
-        }
         let pixels = out.chunks_exact_mut(channels).zip(planes.luma.row(y));
-        for (x, (pixel, &luma)) in pixels.enumerate() {
-            let rgb = match planes.chroma {
-                Some(_) => matrix.rgb(luma.into(), u_row[x], v_row[x]),
-                None => [matrix.grey(luma.into()); 3],
-            };
-            pixel[..3].copy_from_slice(&rgb);
-            if channels == 4 {
-                pixel[3] = u8::MAX;
+        match &mut chroma {
+            Some([u, v]) => {
+                let (u, v) = (u.row(y), v.row(y));
+                for ((pixel, &luma), (&u, &v)) in pixels.zip(u.iter().zip(v)) {
+                    pixel[..3].copy_from_slice(&matrix.rgb(luma.into(), u, v));
+                }
             }
+            None => {
+                for (pixel, &luma) in pixels {
+                    pixel[..3].fill(matrix.grey(luma.into()));
+                }
+            }
+        }
+        if channels == 4 {
+            out.chunks_exact_mut(4).for_each(|pixel| pixel[3] = u8::MAX);
         }
     }
 }
@@ -96,25 +102,64 @@ fn alpha<S: Copy + Into<f32>>(plane: &Plane<'_, S>, range: &Range, buf: &mut [u8
     }
 }
 
-/// Row `y` of a chroma plane at full width: each output sample weighs
-/// its own chroma sample 3/4 and the next nearest 1/4, across and down
-/// where the plane is halved (chroma sited between the luma samples, as
-/// libavif's default upsampling takes it).
-fn upsample_row<S: Copy + Into<f32>>(
-    plane: &Plane<'_, S>,
-    planes: &Planes<'_, S>,
-    y: usize,
-    out: &mut [f32],
-) {
-    let (y0, y1) = neighbours(y, planes.halved_down, plane.height - 1);
-    let (near, far) = weights(planes.halved_down);
-    let (own, other) = weights(planes.halved_across);
-    for (x, out) in out.iter_mut().enumerate() {
-        let (x0, x1) = neighbours(x, planes.halved_across, plane.width - 1);
-        let sample = |x, y| -> f32 { plane.at(x, y).into() };
-        let row0 = sample(x0, y0) * own + sample(x1, y0) * other;
-        let row1 = sample(x0, y1) * own + sample(x1, y1) * other;
-        *out = row0 * near + row1 * far;
+/// A chroma plane at full resolution, a row at a time: each output sample
+/// weighs its own chroma sample 3/4 and the next nearest 1/4, across and
+/// down where the plane is halved (chroma sited between the luma samples,
+/// as libavif's default upsampling takes it).
+///
+/// Rows are upsampled across once each and kept while the luma rows that
+/// blend them go by (with 4:2:0, every chroma row serves four luma rows).
+struct Upsampler<'p, 'a, S> {
+    plane: &'p Plane<'a, S>,
+    halved_across: bool,
+    halved_down: bool,
+    /// Chroma rows upsampled across, by row index; the oldest is replaced.
+    across: [(usize, Vec<f32>); 3],
+    /// The row handed out.
+    row: Vec<f32>,
+}
+
+impl<'p, 'a, S: Copy + Into<f32>> Upsampler<'p, 'a, S> {
+    fn new(plane: &'p Plane<'a, S>, planes: &Planes<'a, S>, width: usize) -> Self {
+        Upsampler {
+            plane,
+            halved_across: planes.halved_across,
+            halved_down: planes.halved_down,
+            across: std::array::from_fn(|_| (usize::MAX, vec![0.0; width])),
+            row: vec![0.0; width],
+        }
+    }
+
+    /// Luma row `y`'s chroma.
+    fn row(&mut self, y: usize) -> &[f32] {
+        let (own, other) = neighbours(y, self.halved_down, self.plane.height - 1);
+        let (near, far) = weights(self.halved_down);
+        let own = self.across(own);
+        let other = self.across(other);
+        for (x, out) in self.row.iter_mut().enumerate() {
+            *out = self.across[own].1[x] * near + self.across[other].1[x] * far;
+        }
+        &self.row
+    }
+
+    /// The slot of chroma row `y` upsampled across, made if not kept.
+    fn across(&mut self, y: usize) -> usize {
+        if let Some(slot) = self.across.iter().position(|(row, _)| *row == y) {
+            return slot;
+        }
+        let slot = (0..self.across.len())
+            .min_by_key(|&slot| self.across[slot].0.wrapping_add(1))
+            .expect("three slots");
+        let (own, other) = weights(self.halved_across);
+        let source = self.plane.row(y);
+        let last = self.plane.width - 1;
+        let (row, out) = &mut self.across[slot];
+        *row = y;
+        for (x, out) in out.iter_mut().enumerate() {
+            let (x0, x1) = neighbours(x, self.halved_across, last);
+            *out = source[x0].into() * own + source[x1].into() * other;
+        }
+        slot
     }
 }
 
