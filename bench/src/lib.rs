@@ -3,6 +3,7 @@
 //! held to one core.
 
 pub mod avif_input;
+pub mod colour_accuracy;
 pub mod colour_and_animation;
 pub mod corpus;
 pub mod formats;

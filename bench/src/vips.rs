@@ -36,6 +36,20 @@ pub fn run(threads: u32, steps: &[Vec<String>]) -> Duration {
     started.elapsed()
 }
 
+/// Runs `vips` once with `args` (a conversion that makes an input, not a
+/// timed step); panics with its message when it fails.
+pub fn call(args: &[&str]) {
+    let run = Command::new("vips")
+        .args(args)
+        .output()
+        .expect("running vips");
+    assert!(
+        run.status.success(),
+        "vips {args:?} failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// Kiln's pipeline P (`resize(w=1600),sharpen(sigma=1),quality(82),
 /// format(jpeg)`) as `vips` does it: shrink-on-load thumbnail to 1600 wide,
 /// sharpen, JPEG at quality 82 without metadata.
