@@ -56,7 +56,8 @@ vips pngsave swapped.v "$out/swapped-red-green.png"
 vips jpegsave cmyk.v "$out/cmyk-profiled.jpg" --Q 85 --profile "$out/../profiles/cmyk.icm"
 vips icc_import "$out/libjpeg-cmyk.jpg" lab.v --input-profile cmyk --intent relative
 vips icc_export lab.v "$out/libjpeg-cmyk-by-libvips.png" --output-profile srgb --intent relative
-# AVIF from libavif's avifenc (libaom): 8-bit 4:2:0; 10-bit 4:4:4; 4:0:0
+# AVIF from libavif's avifenc (libaom): 8-bit 4:2:0; 10-bit 4:4:4; 12-bit
+# 4:2:2; 4:0:0
 # grey; limited range with the BT.709 matrix; alpha, straight and
 # premultiplied; turned a quarter anticlockwise and mirrored top to
 # bottom (irot, imir); Adobe RGB with its profile (colr); a 2×1 grid,
@@ -66,6 +67,7 @@ vips resize src.png wide.png 1.9104 --vscale 1.4223
 avif() { avifenc -j 1 -s 10 --ignore-exif --ignore-xmp "$@" >/dev/null; }
 avif -d 8 -y 420 --min 4 --max 8 src.png "$out/avif-8bit.avif"
 avif -d 10 -y 444 --min 4 --max 8 src.png "$out/avif-10bit-444.avif"
+avif -d 12 -y 422 --min 4 --max 8 src.png "$out/avif-12bit-422.avif"
 avif -d 8 -y 400 --min 4 --max 8 src.png "$out/avif-grey.avif"
 avif -d 8 -y 420 --min 4 --max 8 -r limited --cicp 1/13/1 src.png "$out/avif-limited-bt709.avif"
 avif -d 8 -y 444 --min 4 --max 8 --minalpha 0 --maxalpha 0 alpha.png "$out/avif-alpha.avif"

@@ -40,11 +40,15 @@ fn difference(a: &DynamicImage, b: &DynamicImage) -> f64 {
 /// to the gradient, and to what libavif's own decoder makes of the file.
 #[test]
 fn avifenc_files_decode_to_their_pixels() {
-    let files: [(&str, &[u8]); 4] = [
+    let files: [(&str, &[u8]); 5] = [
         ("8-bit 4:2:0", EIGHT_BIT),
         (
             "10-bit 4:4:4",
             include_bytes!("../../../testdata/avif-10bit-444.avif"),
+        ),
+        (
+            "12-bit 4:2:2",
+            include_bytes!("../../../testdata/avif-12bit-422.avif"),
         ),
         (
             "limited range, BT.709",

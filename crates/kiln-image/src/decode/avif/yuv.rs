@@ -147,6 +147,8 @@ impl<'p, 'a, S: Copy + Into<f32>> Upsampler<'p, 'a, S> {
         if let Some(slot) = self.across.iter().position(|(row, _)| *row == y) {
             return slot;
         }
+        // Rows come in order, so the lowest is the oldest; an empty slot
+        // (usize::MAX, wrapping to 0) goes first.
         let slot = (0..self.across.len())
             .min_by_key(|&slot| self.across[slot].0.wrapping_add(1))
             .expect("three slots");
