@@ -7,6 +7,7 @@ pub mod colour_accuracy;
 pub mod colour_and_animation;
 pub mod corpus;
 pub mod formats;
+pub mod host_calls;
 pub mod load;
 pub mod one_core;
 pub mod references;

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kiln_bench::corpus::{Photo, photos};
+use kiln_bench::host_calls;
 use kiln_bench::load::get_rate;
 use kiln_bench::one_core::on_one_core;
 use kiln_bench::references::References;
@@ -204,6 +205,15 @@ fn synchronous_p(photos: &[Photo], targets: &[Target], has_vips: bool, scratch: 
         table.row(row);
     }
     table.print();
+    let photo = &photos[1];
+    let kiln = &targets[0].kiln;
+    host_calls::print(&[host_calls::of(
+        kiln,
+        &format!("synchronous P, {}", photo.label),
+        || {
+            submit_synchronously(kiln, photo, P);
+        },
+    )]);
 }
 
 /// `POST /images?ops={ops}` of `photo` without `Prefer`: asserts the `201`
@@ -446,6 +456,17 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
         ]);
     }
     table.print();
+    let kiln = &targets[0].kiln;
+    host_calls::print(&[host_calls::of(kiln, "`respond-async` submission", || {
+        let reply = kiln.submit(
+            &format!("?ops={P}"),
+            "image/jpeg",
+            &photo.bytes,
+            &[("prefer", "respond-async")],
+        );
+        assert_eq!(reply.status, 202);
+        kiln.wait_until_finished(&reply.location(), Duration::from_secs(120));
+    })]);
 }
 
 fn post_floor(client: &Client, body: &[u8]) -> u16 {
@@ -500,6 +521,18 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
         ]);
     }
     table.print();
+    let kiln = &targets[0].kiln;
+    let finished = kiln.submit(
+        "?ops=resize(w=64)",
+        "image/jpeg",
+        &photo.bytes,
+        &[("prefer", "respond-async")],
+    );
+    let operation = finished.location();
+    kiln.wait_until_finished(&operation, Duration::from_secs(120));
+    host_calls::print(&[host_calls::of(kiln, "status GET, finished job", || {
+        assert_eq!(kiln.get(&operation, &[]).status, 200);
+    })]);
     let wasm_dir = kiln_e2e::env::wasm_dir();
     for (label, file) in [
         ("Kiln `operations`", "kiln_operations.wasm"),

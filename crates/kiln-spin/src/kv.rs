@@ -4,6 +4,7 @@
 
 use kiln::{KvError, KvStore};
 use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
+use spin_sdk::wit::wasi::keyvalue::batch;
 use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket};
 
 /// The component's `default` store.
@@ -37,8 +38,25 @@ impl KvStore for SpinKv {
         self.bucket.set(key, value).map_err(error)
     }
 
+    /// One `set-many`: on Spin's SQLite store one transaction, so one commit
+    /// instead of one per key (the commits are what a write costs there).
+    fn set_many(&self, entries: &[(&str, &[u8])]) -> Result<(), KvError> {
+        let owned: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.to_vec()))
+            .collect();
+        batch::set_many(&self.bucket, &owned).map_err(error)
+    }
+
     fn delete(&self, key: &str) -> Result<(), KvError> {
         self.bucket.delete(key).map_err(error)
+    }
+
+    /// One `delete-many`: one transaction on Spin's SQLite store, one
+    /// `DEL` on Redis.
+    fn delete_many(&self, keys: &[&str]) -> Result<(), KvError> {
+        let owned: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+        batch::delete_many(&self.bucket, &owned).map_err(error)
     }
 
     fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError> {

@@ -13,7 +13,7 @@ mod kv;
 mod runtime;
 
 use kiln::http::{EventStream, FollowUp, Reply, Response, follow_up};
-use kiln::{Config, Ctx, Error};
+use kiln::{Config, ConfigRef, Ctx, Error, LazyConfig, Pipeline};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use std::time::Duration;
 
@@ -24,20 +24,21 @@ pub use runtime::SpinRuntime;
 /// A domain handler, as the components pass it in.
 pub type Handler = fn(http::Request<IncomingBodyReader>, &Ctx<'_>) -> Reply;
 
-/// Serves one request with `handler`: respond first, then follow up.
-pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: Handler) {
+/// Serves one request with `handler`: respond first, then follow up. Jobs
+/// run here (synchronous requests, the local dispatch) with `pipeline`; a
+/// component that runs none passes `None` and carries no codecs.
+pub fn serve(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    handler: Handler,
+    pipeline: Option<Pipeline>,
+) {
     let runtime = SpinRuntime::new();
-    let config = match Config::from_lookup(|name| spin_sdk::variables::get(name).ok()) {
-        Ok(config) => config,
-        Err(err) => {
-            kiln::Runtime::log(&runtime, &format!("misconfigured: {err}"));
-            return send(
-                &Reply::from(Error::Internal(err.to_string())).response,
-                response_out,
-                false,
-            );
-        }
+    let read = || {
+        read_config()
+            .inspect_err(|err| kiln::Runtime::log(&runtime, &format!("misconfigured: {err}")))
     };
+    let config = LazyConfig::new(&read);
     let kv = match SpinKv::open_default() {
         Ok(kv) => kv,
         Err(err) => {
@@ -51,7 +52,8 @@ pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: 
     let ctx = Ctx {
         kv: &kv,
         runtime: &runtime,
-        config: &config,
+        config: ConfigRef::OnFirstUse(&config),
+        pipeline,
     };
     let is_head = matches!(request.method(), spin_sdk::http::Method::Head);
     let reply = match body::to_http_request(request) {
@@ -63,6 +65,19 @@ pub fn serve(request: IncomingRequest, response_out: ResponseOutparam, handler: 
         None => send(&reply.response, response_out, is_head),
     }
     run_follow_ups(&ctx, reply.follow_ups);
+}
+
+/// The component's variables in one host call (`wasi:config/store`
+/// `get-all`) rather than one per variable, for a request that needs the
+/// configuration (see `LazyConfig`): on Spin each variable read is a walk
+/// through its providers.
+fn read_config() -> Result<Config, String> {
+    let variables: std::collections::HashMap<String, String> =
+        spin_sdk::wit::wasi::config::store::get_all()
+            .map_err(|err| format!("the variables could not be read: {err:?}"))?
+            .into_iter()
+            .collect();
+    Config::from_lookup(|name| variables.get(name).cloned()).map_err(|err| err.to_string())
 }
 
 /// How long an instance gives the host to put its response on the wire

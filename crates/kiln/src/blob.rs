@@ -39,34 +39,72 @@ pub enum BlobError {
     Incomplete(String),
 }
 
-/// Writes `bytes` as chunks of at most `chunk_size` bytes under `prefix`.
-/// On failure, deletes whatever it wrote before returning the error.
+/// Where a blob of `len` bytes goes under `prefix`, in chunks of at most
+/// `chunk_size` bytes.
+pub fn layout(prefix: String, len: usize, chunk_size: usize) -> Result<BlobRef, KvError> {
+    let chunks = u32::try_from(len.div_ceil(chunk_size.max(1)))
+        .map_err(|_| KvError("blob too large".into()))?;
+    Ok(BlobRef {
+        prefix,
+        len: len as u64,
+        chunks,
+    })
+}
+
+/// Writes `bytes` as chunks of at most `chunk_size` bytes under `prefix`,
+/// in one batch. On failure, deletes whatever it wrote before returning the
+/// error.
 pub fn write(
     kv: &dyn KvStore,
     prefix: String,
     bytes: &[u8],
     chunk_size: usize,
 ) -> Result<BlobRef, KvError> {
-    let chunk_size = chunk_size.max(1);
-    let chunks = u32::try_from(bytes.len().div_ceil(chunk_size))
-        .map_err(|_| KvError("blob too large".into()))?;
-    let blob = BlobRef {
-        prefix,
-        len: bytes.len() as u64,
-        chunks,
-    };
-    for (n, chunk) in (0..).zip(bytes.chunks(chunk_size)) {
-        if let Err(err) = kv.set(&blob.chunk_key(n), chunk) {
-            // The failed `set` may have landed (only its reply lost).
-            let partial = BlobRef {
-                chunks: n + 1,
-                ..blob
-            };
-            let _ = delete(kv, &partial);
-            return Err(err);
-        }
-    }
+    let blob = layout(prefix, bytes.len(), chunk_size)?;
+    write_batch(kv, &blob, bytes, chunk_size, None)?;
     Ok(blob)
+}
+
+/// Writes the chunks of `blob` (laid out by [`layout`] with `chunk_size`)
+/// and then, in the same batch, `record`: the key and value that reference
+/// the blob and so make it visible. One commit on Spin's SQLite store
+/// instead of two; a store whose batches are not atomic writes them in
+/// order, so the record still lands last. On failure, deletes the record
+/// and the chunks before returning the error.
+pub fn write_with_record(
+    kv: &dyn KvStore,
+    blob: &BlobRef,
+    bytes: &[u8],
+    chunk_size: usize,
+    record: (&str, &[u8]),
+) -> Result<(), KvError> {
+    write_batch(kv, blob, bytes, chunk_size, Some(record))
+}
+
+fn write_batch(
+    kv: &dyn KvStore,
+    blob: &BlobRef,
+    bytes: &[u8],
+    chunk_size: usize,
+    record: Option<(&str, &[u8])>,
+) -> Result<(), KvError> {
+    let keys: Vec<String> = (0..blob.chunks).map(|n| blob.chunk_key(n)).collect();
+    let mut entries: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(String::as_str)
+        .zip(bytes.chunks(chunk_size.max(1)))
+        .collect();
+    entries.extend(record);
+    if let Err(err) = kv.set_many(&entries) {
+        // Any of them may have landed (a batch is not atomic on every
+        // store, and a failed write's reply may be all that was lost).
+        if let Some((key, _)) = record {
+            let _ = kv.delete(key);
+        }
+        let _ = delete(kv, blob);
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// Reassembles a blob.
@@ -99,12 +137,12 @@ pub fn delete_all(kv: &dyn KvStore, prefix: &str) -> Result<(), KvError> {
     Ok(())
 }
 
-/// Deletes every chunk of a blob, the last first: whatever a failure
-/// part-way leaves is chunks `0..k`, which [`delete_all`] finds.
+/// Deletes every chunk of a blob in one batch, the last first: whatever a
+/// failure part-way leaves (on a store whose batches are not atomic) is
+/// chunks `0..k`, which [`delete_all`] finds.
 pub fn delete(kv: &dyn KvStore, blob: &BlobRef) -> Result<(), KvError> {
-    (0..blob.chunks)
-        .rev()
-        .try_for_each(|n| kv.delete(&blob.chunk_key(n)))
+    let keys: Vec<String> = (0..blob.chunks).rev().map(|n| blob.chunk_key(n)).collect();
+    kv.delete_many(&keys.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -160,6 +198,60 @@ mod tests {
         assert_eq!(read(&kv, &blob).unwrap(), data);
     }
 
+    /// One batch each way, so that a store which commits each write on its
+    /// own (Spin's SQLite store) commits an upload once, not once per
+    /// chunk, and deletes it once; the deletes go last chunk first.
+    #[test]
+    fn every_chunk_goes_to_the_store_and_from_it_in_one_batch() {
+        struct Batches {
+            inner: MemoryKv,
+            batches: std::cell::RefCell<Vec<usize>>,
+            deleted: std::cell::RefCell<Vec<Vec<String>>>,
+        }
+        impl KvStore for Batches {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+                self.inner.get(key)
+            }
+            fn set(&self, _: &str, _: &[u8]) -> Result<(), KvError> {
+                panic!("a chunk written on its own");
+            }
+            fn set_many(&self, entries: &[(&str, &[u8])]) -> Result<(), KvError> {
+                self.batches.borrow_mut().push(entries.len());
+                self.inner.set_many(entries)
+            }
+            fn delete(&self, _: &str) -> Result<(), KvError> {
+                panic!("a chunk deleted on its own");
+            }
+            fn delete_many(&self, keys: &[&str]) -> Result<(), KvError> {
+                let named = keys.iter().map(|k| (*k).to_owned()).collect();
+                self.deleted.borrow_mut().push(named);
+                self.inner.delete_many(keys)
+            }
+            fn compare_and_swap(&self, k: &str, e: &[u8], n: &[u8]) -> Result<bool, KvError> {
+                self.inner.compare_and_swap(k, e, n)
+            }
+            fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+                self.inner.increment(key, delta)
+            }
+        }
+        let kv = Batches {
+            inner: MemoryKv::new(),
+            batches: Default::default(),
+            deleted: Default::default(),
+        };
+        let data = bytes(CHUNK_SIZE * 13 + 5);
+        let blob = write(&kv, "b".into(), &data, CHUNK_SIZE).unwrap();
+        assert_eq!(*kv.batches.borrow(), [14]);
+        assert_eq!(read(&kv, &blob).unwrap(), data);
+        delete(&kv, &blob).unwrap();
+        let deleted = kv.deleted.borrow();
+        assert_eq!(deleted.len(), 1);
+        assert_eq!(deleted[0].first().map(String::as_str), Some("b:13"));
+        assert_eq!(deleted[0].last().map(String::as_str), Some("b:0"));
+        assert_eq!(deleted[0].len(), 14);
+        assert!(kv.inner.keys().is_empty());
+    }
+
     #[test]
     fn no_stored_value_exceeds_the_chunk_size() {
         let kv = MemoryKv::new();
@@ -188,6 +280,36 @@ mod tests {
             assert!(write(&kv, "b".into(), &bytes(CHUNK_SIZE * 4), CHUNK_SIZE).is_err());
             assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
         }
+    }
+
+    /// Neither the record nor any chunk stays after a failed batch, whether
+    /// it failed on a chunk or on the record, and whether the failed write
+    /// landed or not; when it succeeds, the record comes last.
+    #[test]
+    fn a_record_written_with_its_blob_goes_last_and_leaves_nothing_if_it_fails() {
+        let data = bytes(CHUNK_SIZE * 3 + 1);
+        let blob = layout("b".into(), data.len(), CHUNK_SIZE).unwrap();
+        for (allowed, lands) in [(2, false), (2, true), (4, false), (4, true)] {
+            let kv = FailingAfter {
+                inner: MemoryKv::new(),
+                allowed: std::cell::Cell::new(allowed),
+                lands,
+            };
+            let result = write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r"));
+            assert!(result.is_err());
+            assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
+        }
+        let kv = FailingAfter {
+            inner: MemoryKv::new(),
+            allowed: std::cell::Cell::new(4),
+            lands: false,
+        };
+        // Four chunks pass; a fifth write (the record) would fail.
+        assert!(write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r")).is_err());
+        let kv = MemoryKv::new();
+        write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r")).unwrap();
+        assert_eq!(read(&kv, &blob).unwrap(), data);
+        assert_eq!(kv.get("job").unwrap().as_deref(), Some(&b"r"[..]));
     }
 
     /// A delete that stops part-way leaves a run of chunks from 0, which

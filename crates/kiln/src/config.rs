@@ -169,6 +169,66 @@ impl Config {
     }
 }
 
+/// The configuration as a request sees it: read already, or read the first
+/// time the request needs it ([`LazyConfig`]). Fields read through it as
+/// through a `&Config`.
+#[derive(Clone, Copy)]
+pub enum ConfigRef<'a> {
+    /// Read before the request (tests, tools).
+    Read(&'a Config),
+    /// Read on first use.
+    OnFirstUse(&'a LazyConfig<'a>),
+}
+
+impl std::ops::Deref for ConfigRef<'_> {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        match self {
+            ConfigRef::Read(config) => config,
+            ConfigRef::OnFirstUse(lazy) => lazy.get(),
+        }
+    }
+}
+
+impl<'a> From<&'a Config> for ConfigRef<'a> {
+    fn from(config: &'a Config) -> Self {
+        ConfigRef::Read(config)
+    }
+}
+
+/// The configuration, read from the platform's variables the first time a
+/// request needs it. On Spin every variable read goes through its
+/// providers, and the commonest request, a status read of a finished job,
+/// needs none: reading all sixteen on every request cost a third of the
+/// status path's throughput (`bench/run` section 5).
+pub struct LazyConfig<'a> {
+    config: std::cell::OnceCell<Config>,
+    read: &'a dyn Fn() -> Result<Config, String>,
+}
+
+impl<'a> LazyConfig<'a> {
+    /// `read` reads and checks every variable; it runs once at most.
+    pub fn new(read: &'a dyn Fn() -> Result<Config, String>) -> Self {
+        LazyConfig {
+            config: std::cell::OnceCell::new(),
+            read,
+        }
+    }
+
+    /// The configuration, read now if it was not yet.
+    ///
+    /// # Panics
+    ///
+    /// If the variables are wrong: a misconfigured deployment cannot serve
+    /// the request (the instance traps, the client gets a 500, and `read`
+    /// is expected to have told the operator why).
+    pub fn get(&self) -> &Config {
+        self.config
+            .get_or_init(|| (self.read)().unwrap_or_else(|err| panic!("misconfigured: {err}")))
+    }
+}
+
 /// `webhook_secret` and `webhook_allowed_hosts`, both optional: without a
 /// secret there are no webhooks (a `Webhook-Url` is refused as not
 /// configured).

@@ -56,11 +56,18 @@ fn update(
 ) -> Result<(), KvError> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let Some(raw) = kv.get(key)? else {
-            if change(&mut Vec::new()) {
-                create_once(kv, key, b"[]")?;
-                continue;
+            let mut set = Vec::new();
+            if !change(&mut set) {
+                return Ok(());
             }
-            return Ok(());
+            // The set's first value is written with the key, not swapped in
+            // after it: a new shard or retention bucket costs two writes,
+            // not three. Whoever else created it first, we try again on it.
+            let encoded = serde_json::to_vec(&set).map_err(|e| KvError(e.to_string()))?;
+            if create_once(kv, key, &encoded)? {
+                return Ok(());
+            }
+            continue;
         };
         let mut set: Vec<String> = serde_json::from_slice(&raw).unwrap_or_default();
         if !change(&mut set) {

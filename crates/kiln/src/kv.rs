@@ -26,8 +26,24 @@ pub trait KvStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Stores `value` under `key`, replacing any previous value.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
+    /// Stores every `(key, value)`, as [`set`](KvStore::set) would one by
+    /// one, in as few calls to the store as it allows. On failure any of
+    /// them may have been written: the batch is atomic on some stores
+    /// (Spin's SQLite store, one transaction; Redis, `MSET`), not on all.
+    fn set_many(&self, entries: &[(&str, &[u8])]) -> Result<(), KvError> {
+        entries
+            .iter()
+            .try_for_each(|(key, value)| self.set(key, value))
+    }
     /// Removes `key`; removing an absent key is not an error.
     fn delete(&self, key: &str) -> Result<(), KvError>;
+    /// Removes every key, as [`delete`](KvStore::delete) would one by one
+    /// in this order, in as few calls to the store as it allows. On failure
+    /// any of them may be gone; a store that is not atomic removes them in
+    /// order.
+    fn delete_many(&self, keys: &[&str]) -> Result<(), KvError> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
     /// Replaces the value of `key` with `new` only if the key exists and its
     /// value still equals `expected`. Returns whether the swap happened.
     fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, KvError>;
@@ -38,13 +54,14 @@ pub trait KvStore {
 
 /// Makes sure `key` exists, writing `initial` if nobody has: of concurrent
 /// callers, exactly one (the first to increment `{key}:created`) writes it,
-/// the others wait for that write. Returns once the key exists.
-pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<(), KvError> {
+/// the others wait for that write. Returns once the key exists, and
+/// whether it holds this caller's `initial` (it wrote it).
+pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<bool, KvError> {
     if kv.get(key)?.is_some() {
-        return Ok(());
+        return Ok(false);
     }
     if kv.increment(&format!("{key}:created"), 1)? == 1 {
-        return kv.set(key, initial);
+        return kv.set(key, initial).map(|()| true);
     }
     // The creator writes right after its increment; if it died in between,
     // writing the same initial value ourselves is just as good. (Were the
@@ -53,11 +70,11 @@ pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<(), Kv
     // no atomic create but `increment`.)
     for _ in 0..400 {
         if kv.get(key)?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    kv.set(key, initial)
+    kv.set(key, initial).map(|()| true)
 }
 
 /// Deletes a key made by [`create_once`], with its creation counter.

@@ -59,8 +59,8 @@ pub mod submission;
 pub mod webhook;
 
 pub use clock::Timestamp;
-pub use config::{Config, Dispatch};
+pub use config::{Config, ConfigRef, Dispatch, LazyConfig};
 pub use id::JobId;
 pub use kv::{KvError, KvStore, MemoryKv};
 pub use problem::{Error, Problem};
-pub use runtime::{Ctx, Runtime};
+pub use runtime::{Ctx, IMAGE_PIPELINE, Pipeline, Runtime};

@@ -125,10 +125,11 @@ fn claim_with_slot(ctx: &Ctx<'_>, id: JobId, token: String) -> Result<Claimed, E
     }
 }
 
-/// Claims job `id` and runs it in this instance, if this instance has the
-/// time for it (see [`Budget::can_start`](crate::budget::Budget::can_start)).
+/// Claims job `id` and runs it in this instance, if this instance runs
+/// jobs (it has a [`Pipeline`](crate::Pipeline)) and has the time for it
+/// (see [`Budget::can_start`](crate::budget::Budget::can_start)).
 pub fn run_here(ctx: &Ctx<'_>, id: JobId, pause_at: Option<Timestamp>) -> Result<Outcome, Error> {
-    if !ctx.budget().can_start(ctx.runtime.now()) {
+    if ctx.pipeline.is_none() || !ctx.budget().can_start(ctx.runtime.now()) {
         return Ok(Outcome::NotRun);
     }
     match claim(ctx, id)? {
@@ -174,6 +175,10 @@ fn run_in_slot(
     pause_at: Option<Timestamp>,
 ) -> Result<Outcome, Error> {
     let (id, token) = (ticket.id, ticket.token.as_str());
+    let Some(pipeline) = ctx.pipeline else {
+        // Claimed by a component that runs no job: for the next dispatch.
+        return release(ctx, ticket);
+    };
     let jobs = Jobs::new(ctx.kv);
     let Some(job) = jobs
         .get(id, ctx.runtime.now())?
@@ -195,7 +200,7 @@ fn run_in_slot(
     };
     let limits = ctx.config.image_limits();
     let mut heartbeat = Heartbeat::new(ctx, ticket, pause_at);
-    let processed = kiln_image::process(&source, &ops, &limits, &mut |p| heartbeat.beat(p));
+    let processed = pipeline(&source, &ops, &limits, &mut |p| heartbeat.beat(p));
     drop(source);
     match processed {
         Ok(output) => {

@@ -204,7 +204,8 @@ mod tests {
         let ctx = Ctx {
             kv: &kv,
             runtime: &clock,
-            config: &config,
+            config: (&config).into(),
+            pipeline: Some(crate::IMAGE_PIPELINE),
         };
         let jobs: Vec<Job> = [30, 10, 20, 40, 0]
             .into_iter()
@@ -234,7 +235,8 @@ mod tests {
         let ctx = Ctx {
             kv: &kv,
             runtime: &clock,
-            config: &config,
+            config: (&config).into(),
+            pipeline: Some(crate::IMAGE_PIPELINE),
         };
         let finished = queued(&kv, 0, 8);
         Jobs::new(&kv)

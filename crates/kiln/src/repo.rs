@@ -57,9 +57,30 @@ impl<'a> Jobs<'a> {
         Ok(Some((raw, job)))
     }
 
-    /// Stores a new job's record, making it (and its source blob) visible.
-    pub fn insert(&self, job: &Job) -> Result<(), Error> {
+    /// Stores a job's record alone (tests set up their jobs with it).
+    #[cfg(test)]
+    pub(crate) fn insert(&self, job: &Job) -> Result<(), Error> {
         Ok(self.kv.set(&keys::job(job.id), &encode(job)?)?)
+    }
+
+    /// Stores a new job: its upload (`job.source`, laid out by
+    /// [`blob::layout`] with `chunk_size`) and then its record, which makes
+    /// both visible, in one batch. On failure neither is left.
+    pub fn insert_with_upload(
+        &self,
+        job: &Job,
+        upload: &[u8],
+        chunk_size: usize,
+    ) -> Result<(), Error> {
+        let record = encode(job)?;
+        let key = keys::job(job.id);
+        Ok(blob::write_with_record(
+            self.kv,
+            &job.source,
+            upload,
+            chunk_size,
+            (&key, &record),
+        )?)
     }
 
     /// Applies `transition` to the current record until the compare-and-swap

@@ -4,7 +4,7 @@
 
 use crate::budget::Budget;
 use crate::clock::Timestamp;
-use crate::config::Config;
+use crate::config::ConfigRef;
 use crate::id::JobId;
 use crate::kv::KvStore;
 use std::time::Duration;
@@ -34,6 +34,22 @@ pub trait Runtime {
     fn log(&self, message: &str);
 }
 
+/// What runs a job's operations on its upload: [`IMAGE_PIPELINE`] in the
+/// components that run jobs. A component that runs none passes `None`: the
+/// `operations` component of `spin.toml`, whose jobs all run in the
+/// processor. The linker then leaves every codec out of its Wasm, and Spin,
+/// which sets up an instance per request, sets up a smaller one: status
+/// reads are served faster (`bench/run` section 5).
+pub type Pipeline = for<'a, 'b> fn(
+    &'a [u8],
+    &'a [kiln_image::Op],
+    &'a kiln_image::Limits,
+    &'a mut kiln_image::OnProgress<'b>,
+) -> Result<kiln_image::Output, kiln_image::ImageError>;
+
+/// Kiln's image pipeline.
+pub const IMAGE_PIPELINE: Pipeline = kiln_image::process;
+
 /// Everything a request handler works with.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
@@ -42,7 +58,10 @@ pub struct Ctx<'a> {
     /// The host.
     pub runtime: &'a dyn Runtime,
     /// Limits and timings.
-    pub config: &'a Config,
+    pub config: ConfigRef<'a>,
+    /// What runs a job's operations, if this component runs jobs at all
+    /// (see [`Pipeline`]).
+    pub pipeline: Option<Pipeline>,
 }
 
 impl Ctx<'_> {

@@ -136,7 +136,8 @@ mod tests {
         Ctx {
             kv,
             runtime: clock,
-            config,
+            config: config.into(),
+            pipeline: Some(crate::IMAGE_PIPELINE),
         }
     }
 

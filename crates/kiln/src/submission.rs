@@ -143,8 +143,8 @@ fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<
     Ok(Some(job))
 }
 
-/// Stores the upload and its job record; the record is written last, so a
-/// failure part-way leaves nothing visible.
+/// Stores the upload and its job record in one batch, the record last, so
+/// a failure part-way leaves nothing visible.
 fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, Error> {
     let now = ctx.runtime.now();
     let id = JobId::random();
@@ -156,18 +156,11 @@ fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, 
         .and_then(|()| pending::add(ctx.kv, id, now, shard))
         .and_then(|()| queue::add(ctx.kv, id, now, shard));
     let stored = indexed.map_err(Error::from).and_then(|()| {
-        let source = blob::write(
-            ctx.kv,
-            keys::source_blob(id),
-            &upload.bytes,
-            ctx.config.blob_chunk_bytes,
-        )?;
+        let chunk_size = ctx.config.blob_chunk_bytes;
+        let source = blob::layout(keys::source_blob(id), upload.bytes.len(), chunk_size)?;
         let mut job = new_job(id, now, expires_at, source, upload, canonical_ops);
         job.index_shard = shard;
-        if let Err(err) = Jobs::new(ctx.kv).insert(&job) {
-            blob::delete(ctx.kv, &job.source).ok();
-            return Err(err);
-        }
+        Jobs::new(ctx.kv).insert_with_upload(&job, &upload.bytes, chunk_size)?;
         Ok(job)
     });
     if stored.is_err() {

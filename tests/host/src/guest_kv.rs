@@ -71,6 +71,7 @@ impl spin_kv::HostStore for HostState {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<SpinStore>, spin_kv::Error>> {
+        self.count("kv open");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -89,6 +90,7 @@ impl spin_kv::HostStore for HostState {
         _store: Resource<SpinStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
+        self.count("kv get");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -101,6 +103,7 @@ impl spin_kv::HostStore for HostState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        self.count("kv set");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -120,6 +123,7 @@ impl spin_kv::HostStore for HostState {
         _store: Resource<SpinStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        self.count("kv delete");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -131,6 +135,7 @@ impl spin_kv::HostStore for HostState {
         _store: Resource<SpinStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
+        self.count("kv exists");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -141,6 +146,7 @@ impl spin_kv::HostStore for HostState {
         &mut self,
         _store: Resource<SpinStore>,
     ) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
+        self.count("kv list-keys");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(spin_kv::Error::Other(msg)));
         }
@@ -158,6 +164,7 @@ impl wasi_kv::Host for HostState {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, wasi_kv::Error>> {
+        self.count("kv open");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -178,6 +185,7 @@ impl wasi_kv::HostBucket for HostState {
         _bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        self.count("kv get");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -190,6 +198,7 @@ impl wasi_kv::HostBucket for HostState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        self.count("kv set");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -209,6 +218,7 @@ impl wasi_kv::HostBucket for HostState {
         _bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        self.count("kv delete");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -220,6 +230,7 @@ impl wasi_kv::HostBucket for HostState {
         _bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<bool, wasi_kv::Error>> {
+        self.count("kv exists");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -231,6 +242,7 @@ impl wasi_kv::HostBucket for HostState {
         _bucket: Resource<Bucket>,
         cursor: Option<String>,
     ) -> wasmtime::Result<Result<wasi_kv::KeyResponse, wasi_kv::Error>> {
+        self.count("kv list-keys");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -260,6 +272,7 @@ impl atomics::Host for HostState {
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, wasi_kv::Error>> {
+        self.count("kv increment");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -279,6 +292,7 @@ impl atomics::Host for HostState {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        self.count("kv cas swap");
         // `swap` consumes the handle.
         let CasHandle(cas) = self.table.delete(cas)?;
         if let Some(msg) = self.injected_failure() {
@@ -316,6 +330,7 @@ impl atomics::HostCas for HostState {
         _bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Resource<CasHandle>, wasi_kv::Error>> {
+        self.count("kv cas new");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -336,6 +351,7 @@ impl atomics::HostCas for HostState {
         &mut self,
         cas: Resource<CasHandle>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        self.count("kv cas current");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -355,6 +371,7 @@ impl batch::Host for HostState {
         _bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
+        self.count("kv get-many");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -366,6 +383,7 @@ impl batch::Host for HostState {
         _bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        self.count("kv set-many");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }
@@ -391,6 +409,7 @@ impl batch::Host for HostState {
         _bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        self.count("kv delete-many");
         if let Some(msg) = self.injected_failure() {
             return Ok(Err(wasi_kv::Error::Other(msg)));
         }

@@ -26,16 +26,19 @@ impl HostState {
 
 impl spin_vars::Host for HostState {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, spin_vars::Error>> {
+        self.count("variable get");
         Ok(self.lookup_variable(&name))
     }
 }
 
 impl wasi_config::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, wasi_config::Error>> {
+        self.count("variable get");
         Ok(Ok(self.lookup_variable(&key).ok()))
     }
 
     fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, wasi_config::Error>> {
+        self.count("variable get-all");
         Ok(Ok(self
             .shared
             .variables(&self.component)

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::calls::ComponentCalls;
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
 use crate::quotas::Quotas;
@@ -171,6 +172,11 @@ impl Host {
     /// Invocation counters for `component` (zero for unknown ids).
     pub fn stats(&self, component: &str) -> ComponentStats {
         self.shared.stats(component)
+    }
+
+    /// The host calls `component`'s instances made, split at their responses.
+    pub fn calls(&self, component: &str) -> ComponentCalls {
+        self.shared.calls(component)
     }
 
     /// How many instances of `component` this host has started.

@@ -43,6 +43,7 @@
 //! - `redis_server`: [`RedisServer`], a throwaway `redis-server` for tests.
 //! - `guest_vars`: the guest variables interfaces.
 //! - `faults`: [`FaultHandle`] for injected store failures and crashes.
+//! - `calls`: [`HostCalls`], the host calls of each instance, split at its response.
 //! - `memory`: the peak linear memory of each instance, for [`ComponentStats`].
 //! - `state`, `tasks`, `bindings`: store data, task tracking, generated WIT bindings.
 
@@ -52,6 +53,7 @@ mod allowed_hosts;
 mod app;
 mod bindings;
 mod body_limit;
+mod calls;
 mod faults;
 mod guest_kv;
 mod guest_vars;
@@ -72,6 +74,7 @@ mod tasks;
 mod variables;
 
 pub use app::{App, LoadOptions};
+pub use calls::{ComponentCalls, HostCalls};
 pub use faults::{FaultHandle, INJECTED_FAULT};
 pub use host::{Host, HostBuilder};
 pub use kv::KeyValueStore;

@@ -13,6 +13,7 @@ use http::Uri;
 use tokio::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::calls::CallCounter;
 use crate::headers::{RouteInfo, SPIN_INTERNAL, set_spin_headers};
 use crate::loopback;
 use crate::routes::RouteMatch;
@@ -28,14 +29,21 @@ pub(crate) struct OutboundHooks {
     component: Arc<str>,
     /// The instance's handler deadline, which the instances it chains to inherit.
     deadline: Option<Instant>,
+    calls: Arc<CallCounter>,
 }
 
 impl OutboundHooks {
-    pub fn new(shared: Arc<HostShared>, component: Arc<str>, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        shared: Arc<HostShared>,
+        component: Arc<str>,
+        deadline: Option<Instant>,
+        calls: Arc<CallCounter>,
+    ) -> Self {
         Self {
             shared,
             component,
             deadline,
+            calls,
         }
     }
 }
@@ -52,6 +60,7 @@ impl WasiHttpHooks for OutboundHooks {
         options: Option<RequestOptions>,
         _request_io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        self.calls.count("outbound request");
         let shared = self.shared.clone();
         let caller = self.component.clone();
         let deadline = self.deadline;

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpView};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::{App, engine};
+use crate::calls::{CallCounter, ComponentCalls};
 use crate::faults::FaultHandle;
 use crate::kv::KeyValueStore;
 use crate::quotas::{KvQuotaGate, KvWritePermit, Quotas};
@@ -57,6 +58,7 @@ pub(crate) struct HostShared {
     variables: BTreeMap<String, BTreeMap<String, String>>,
     allowed_hosts: BTreeMap<String, AllowedHosts>,
     stats: Mutex<BTreeMap<String, ComponentStats>>,
+    calls: Mutex<BTreeMap<String, ComponentCalls>>,
     chained_first_byte_timeout: bool,
     quotas: Option<Quotas>,
     kv_quota: Option<KvQuotaGate>,
@@ -78,6 +80,7 @@ impl HostShared {
             variables: resolved.variables,
             allowed_hosts: resolved.allowed_hosts,
             stats: Mutex::default(),
+            calls: Mutex::default(),
             chained_first_byte_timeout,
             kv_quota: quotas.clone().map(KvQuotaGate::new),
             quotas,
@@ -153,6 +156,22 @@ impl HostShared {
             .unwrap_or_default()
     }
 
+    /// The host calls of `component`'s instances so far.
+    pub fn calls(&self, component: &str) -> ComponentCalls {
+        self.lock_calls()
+            .get(component)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn lock_calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ComponentCalls>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_calls(&self, component: &str, update: impl FnOnce(&mut ComponentCalls)) {
+        update(self.lock_calls().entry(component.to_owned()).or_default());
+    }
+
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ComponentStats>> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -208,9 +227,10 @@ impl HostShared {
             .with_context(|| format!("no component `{component}`"))?
             .clone();
         let id: Arc<str> = component.into();
+        let calls = Arc::new(CallCounter::default());
         let mut store = Store::new(
             engine()?,
-            HostState::new(self.clone(), id.clone(), deadline),
+            HostState::new(self.clone(), id.clone(), deadline, calls.clone()),
         );
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
@@ -251,6 +271,8 @@ impl HostShared {
                 }
             }
             let peak = store.data().memory.peak() as u64;
+            let instance_calls = store.data().calls.snapshot();
+            shared.update_calls(&id, |c| c.add_instance(&instance_calls));
             shared.update_stats(&id, |s| {
                 s.running -= 1;
                 s.peak_memory_bytes = s.peak_memory_bytes.max(peak);
@@ -274,7 +296,10 @@ impl HostShared {
             bail!("the host is stopping; request refused");
         }
         match response_rx.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                self.update_calls(component, |c| c.add_response(&calls.snapshot()));
+                Ok(response)
+            }
             Ok(Err(code)) => Err(anyhow!("the guest responded with error {code:?}")),
             Err(_) => match done_rx.await {
                 Ok(InstanceEnd::Returned) => {

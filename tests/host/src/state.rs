@@ -10,6 +10,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::calls::CallCounter;
 use crate::memory::MemoryUse;
 use crate::outbound::OutboundHooks;
 use crate::runtime::HostShared;
@@ -26,11 +27,18 @@ pub(crate) struct HostState {
     pub shared: Arc<HostShared>,
     /// The instance's linear memory, counted as it grows.
     pub memory: MemoryUse,
+    /// The host calls the instance makes.
+    pub calls: Arc<CallCounter>,
 }
 
 impl HostState {
     /// `deadline` is when the handler time limit ends the instance, if quotas set one.
-    pub fn new(shared: Arc<HostShared>, component: Arc<str>, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        shared: Arc<HostShared>,
+        component: Arc<str>,
+        deadline: Option<Instant>,
+        calls: Arc<CallCounter>,
+    ) -> Self {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestOutput::new(&component, "stdout"))
             .stderr(GuestOutput::new(&component, "stderr"));
@@ -43,11 +51,17 @@ impl HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks::new(shared.clone(), component.clone(), deadline),
+            hooks: OutboundHooks::new(shared.clone(), component.clone(), deadline, calls.clone()),
             component,
             shared,
             memory: MemoryUse::default(),
+            calls,
         }
+    }
+
+    /// Counts one host call of this instance.
+    pub fn count(&self, call: &'static str) {
+        self.calls.count(call);
     }
 }
 

@@ -167,10 +167,15 @@ pub fn operation_in_queue(job: &Job, status: StatusCode, place: Option<QueuePlac
     let mut body = operation_body(job, true);
     body.queue_position = place.map(|p| p.position);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let etag = crate::etag::strong(&bytes);
+    // Only a finished operation is worth revalidating: the others change
+    // under the client and are not stored, so they skip the hash.
+    let etag = job
+        .status
+        .is_terminal()
+        .then(|| crate::etag::strong(&bytes));
     let mut response = response(status, bytes);
     set(&mut response, CONTENT_TYPE, "application/json");
-    if job.status.is_terminal() {
+    if let Some(etag) = etag {
         set(&mut response, CACHE_CONTROL, "no-cache");
         set(&mut response, ETAG, etag);
     } else {

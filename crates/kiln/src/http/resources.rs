@@ -78,7 +78,9 @@ fn operation<B>(
         .get(id, ctx.runtime.now())?
         .ok_or(Error::NotFound("operation"))?;
     let mut follow_ups = Vec::new();
-    if job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
+    // Only an unfinished job can be stuck; asking a finished one would read
+    // the configuration, which the commonest read needs nowhere else.
+    if !job.status.is_terminal() && job.needs_dispatch(ctx.runtime.now(), ctx.config.lease) {
         follow_ups.push(FollowUp::Redispatch(id));
     }
     if job.webhook_due(ctx.runtime.now()) {

@@ -86,7 +86,8 @@ impl FakeHost {
         Ctx {
             kv: &self.kv,
             runtime: self,
-            config: &self.config,
+            config: (&self.config).into(),
+            pipeline: Some(crate::IMAGE_PIPELINE),
         }
     }
 
