@@ -2,6 +2,7 @@
 //! components' static memory, tables, test images, timing and native runs
 //! held to one core.
 
+pub mod async_throughput;
 pub mod avif_input;
 pub mod colour_accuracy;
 pub mod colour_and_animation;

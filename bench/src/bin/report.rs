@@ -16,13 +16,16 @@
 //!    `vips`, time and bytes (`kiln_bench::colour_and_animation`);
 //! 9. AVIF uploads: P on an AVIF photo in Wasm against P on the JPEG and
 //!    against `vips`, and the decode against `avifdec`
-//!    (`kiln_bench::avif_input`).
+//!    (`kiln_bench::avif_input`);
+//! 10. asynchronous throughput: a batch of `respond-async` uploads of the
+//!     16 MP photo followed to the end, in jobs per second, against `vips`
+//!     in two processes (`kiln_bench::async_throughput`).
 //!
 //! Native Kiln runs on one core, like a Wasm instance; section 2 shows it
 //! on all cores too (see `kiln_bench::one_core`).
 //!
 //! Everything runs on the test host (wasmtime 48; Spin 4.0.2 runs 44); sections
-//! 1, 2, 4, 5 and 6 run on `spin up` too when a `spin` binary is found
+//! 1, 2, 4, 5, 6, 8, 9 and 10 run on `spin up` too when a `spin` binary is found
 //! (`SPIN_BIN` or `PATH`; `bench/run` puts ../shared/spin/bin there, the
 //! real Spin 4.0.2). Ratios, not absolute times, are what carries from one
 //! machine to another; and figures of the key-value paths carry from the
@@ -136,6 +139,13 @@ fn main() {
         kiln_bench::avif_input::section(&photos, &references, has_vips, &scratch);
     }
     drop(references);
+    if wanted(10) {
+        let kilns: Vec<(&str, &Env)> = targets
+            .iter()
+            .map(|target| (target.name, &target.kiln))
+            .collect();
+        kiln_bench::async_throughput::section(&photos[1], &kilns, has_vips, &scratch);
+    }
     drop(targets);
     std::fs::remove_dir_all(&scratch).ok();
 }
