@@ -17,7 +17,7 @@ use kiln_e2e::Env;
 
 use crate::corpus::Photo;
 use crate::table::{Table, times};
-use crate::{median, median_ratio, vips};
+use crate::{P, median, median_ratio, vips};
 
 /// Jobs per batch.
 const JOBS: usize = 20;
@@ -25,8 +25,6 @@ const JOBS: usize = 20;
 const ROUNDS: usize = 3;
 /// `vips` processes at once.
 const VIPS_PROCESSES: usize = 2;
-/// The pipeline of the report (section 1).
-const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
 
 /// Prints section 10 for each runtime of `targets` (name, a running Kiln).
 pub fn section(photo: &Photo, targets: &[(&str, &Env)], has_vips: bool, scratch: &Path) {
@@ -65,19 +63,8 @@ fn kiln_batch(kiln: &Env, photo: &Photo) -> f64 {
     let started = Instant::now();
     let operations: Vec<String> = (0..JOBS)
         .map(|_| {
-            let reply = kiln.submit(
-                &format!("?ops={P}"),
-                "image/jpeg",
-                &photo.bytes,
-                &[("prefer", "respond-async")],
-            );
-            assert_eq!(
-                reply.status,
-                202,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            reply.location()
+            kiln.submit_async_as(&format!("?ops={P}"), "image/jpeg", &photo.bytes)
+                .location()
         })
         .collect();
     let images: Vec<String> = operations

@@ -13,11 +13,9 @@ use std::process::Command;
 use crate::corpus::Photo;
 use crate::references::References;
 use crate::table::{Table, ms, ratio};
-use crate::{median, median_of, vips};
+use crate::{P, median, median_of, vips};
 
 const RUNS: usize = 5;
-/// The pipeline of the report (section 1).
-const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
 
 /// Prints section 9 for the runtimes of `references` (name, components).
 pub fn section(

@@ -19,12 +19,10 @@ use image::{RgbaImage, imageops};
 use crate::corpus::Photo;
 use crate::references::References;
 use crate::table::{Table, ms, ratio};
-use crate::{median, median_of, vips};
+use crate::{P, median, median_of, vips};
 
 const RUNS: usize = 5;
 const ADOBE_RGB: &str = "/usr/share/color/icc/colord/AdobeRGB1998.icc";
-/// The pipeline of the report (section 1).
-const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
 const FRAMES: u32 = 100;
 const FRAME: (u32, u32) = (480, 270);
 const RESIZE: &str = "resize(w=240)";

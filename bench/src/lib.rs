@@ -18,6 +18,10 @@ pub mod vips;
 
 use std::time::{Duration, Instant};
 
+/// The pipeline of issue 7 that the report measures throughout: a photo
+/// made into a sharpened 1600 px JPEG.
+pub const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
+
 /// A photo-like RGB test image: smooth gradients plus deterministic noise,
 /// so codecs and resamplers do realistic work.
 pub fn photo(width: u32, height: u32) -> image::RgbImage {

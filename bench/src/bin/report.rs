@@ -46,13 +46,11 @@ use kiln_bench::load::get_rate;
 use kiln_bench::one_core::on_one_core;
 use kiln_bench::references::References;
 use kiln_bench::table::{Table, mb, ms, ratio, times};
-use kiln_bench::{median, median_of, median_ratio, static_memory, vips};
+use kiln_bench::{P, median, median_of, median_ratio, static_memory, vips};
 use kiln_bench_timing::{Timed, timed_process};
 use kiln_e2e::Env;
 use kiln_e2e::client::Client;
 
-/// The pipeline of issue 7: a photo made into a sharpened 1600 px JPEG.
-const P: &str = "resize(w=1600),sharpen(sigma=1),quality(82),format(jpeg)";
 const RUNS: usize = 5;
 const ACK_RUNS: usize = 9;
 const CONCURRENCY: usize = 16;
@@ -433,19 +431,11 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
     for target in targets {
         let kiln = median_of(ACK_RUNS, || {
             let started = Instant::now();
-            let reply = target.kiln.submit(
-                &format!("?ops={P}"),
-                "image/jpeg",
-                &photo.bytes,
-                &[("prefer", "respond-async")],
-            );
+            let reply =
+                target
+                    .kiln
+                    .submit_async_as(&format!("?ops={P}"), "image/jpeg", &photo.bytes);
             let elapsed = started.elapsed();
-            assert_eq!(
-                reply.status,
-                202,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
             target
                 .kiln
                 .wait_until_finished(&reply.location(), Duration::from_secs(120));
@@ -468,13 +458,7 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
     table.print();
     let kiln = &targets[0].kiln;
     host_calls::print(&[host_calls::of(kiln, "`respond-async` submission", || {
-        let reply = kiln.submit(
-            &format!("?ops={P}"),
-            "image/jpeg",
-            &photo.bytes,
-            &[("prefer", "respond-async")],
-        );
-        assert_eq!(reply.status, 202);
+        let reply = kiln.submit_async_as(&format!("?ops={P}"), "image/jpeg", &photo.bytes);
         kiln.wait_until_finished(&reply.location(), Duration::from_secs(120));
     })]);
 }
@@ -495,12 +479,9 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
         "Kiln ÷ floor (median of the rounds' ratios)",
     ]);
     for target in targets {
-        let accepted = target.kiln.submit(
-            "?ops=resize(w=64)",
-            "image/jpeg",
-            &photo.bytes,
-            &[("prefer", "respond-async")],
-        );
+        let accepted = target
+            .kiln
+            .submit_async_as("?ops=resize(w=64)", "image/jpeg", &photo.bytes);
         let operation = accepted.location();
         let finished = target
             .kiln
@@ -532,12 +513,7 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
     }
     table.print();
     let kiln = &targets[0].kiln;
-    let finished = kiln.submit(
-        "?ops=resize(w=64)",
-        "image/jpeg",
-        &photo.bytes,
-        &[("prefer", "respond-async")],
-    );
+    let finished = kiln.submit_async_as("?ops=resize(w=64)", "image/jpeg", &photo.bytes);
     let operation = finished.location();
     kiln.wait_until_finished(&operation, Duration::from_secs(120));
     host_calls::print(&[host_calls::of(kiln, "status GET, finished job", || {

@@ -54,13 +54,7 @@ fn main() {
 /// Runs one job, reading its record's `lastUpdatedAt` as often as it can.
 fn run(env: &Env, ops: &str, media_type: &str, upload: &[u8]) -> (Duration, Duration) {
     let started = Instant::now();
-    let accepted = env.submit(
-        &format!("?ops={ops}"),
-        media_type,
-        upload,
-        &[("prefer", "respond-async")],
-    );
-    assert_eq!(accepted.status, 202, "{ops}");
+    let accepted = env.submit_async_as(&format!("?ops={ops}"), media_type, upload);
     let key = format!("kiln:job:{}", accepted.operation_id());
     let mut updates = BTreeSet::new();
     loop {

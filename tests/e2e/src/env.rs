@@ -323,7 +323,13 @@ impl Env {
     /// `POST /images{query}` of a PNG with `Prefer: respond-async`; asserts
     /// the `202`.
     pub fn submit_async(&self, query: &str, png: &[u8]) -> Reply {
-        let reply = self.submit(query, "image/png", png, &[("prefer", "respond-async")]);
+        self.submit_async_as(query, "image/png", png)
+    }
+
+    /// `POST /images{query}` with `Content-Type: content_type` and `Prefer:
+    /// respond-async`; asserts the `202`.
+    pub fn submit_async_as(&self, query: &str, content_type: &str, body: &[u8]) -> Reply {
+        let reply = self.submit(query, content_type, body, &[("prefer", "respond-async")]);
         assert_eq!(
             reply.status,
             202,
