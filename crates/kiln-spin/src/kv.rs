@@ -83,4 +83,19 @@ impl KvStore for SpinKv {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         atomics::increment(&self.bucket, key, delta).map_err(error)
     }
+
+    /// `list-keys`, page after page (Spin answers with one page), filtered
+    /// here: the interface has no prefix.
+    fn keys_starting_with(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.bucket.list_keys(cursor.as_deref()).map_err(error)?;
+            found.extend(page.keys.into_iter().filter(|key| key.starts_with(prefix)));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
 }

@@ -61,32 +61,22 @@ pub fn write(
     chunk_size: usize,
 ) -> Result<BlobRef, KvError> {
     let blob = layout(prefix, bytes.len(), chunk_size)?;
-    write_batch(kv, &blob, bytes, chunk_size, None)?;
+    write_with_records(kv, &blob, bytes, chunk_size, &[])?;
     Ok(blob)
 }
 
 /// Writes the chunks of `blob` (laid out by [`layout`] with `chunk_size`)
-/// and then, in the same batch, `record`: the key and value that reference
-/// the blob and so make it visible. One commit on Spin's SQLite store
-/// instead of two; a store whose batches are not atomic writes them in
-/// order, so the record still lands last. On failure, deletes the record
-/// and the chunks before returning the error.
-pub fn write_with_record(
+/// and then, in the same batch, `records`: the keys and values that
+/// reference the blob, the last of which makes it visible. One commit on
+/// Spin's SQLite store instead of several; a store whose batches are not
+/// atomic writes them in order, so the last record still lands last. On
+/// failure, deletes the records and the chunks before returning the error.
+pub fn write_with_records(
     kv: &dyn KvStore,
     blob: &BlobRef,
     bytes: &[u8],
     chunk_size: usize,
-    record: (&str, &[u8]),
-) -> Result<(), KvError> {
-    write_batch(kv, blob, bytes, chunk_size, Some(record))
-}
-
-fn write_batch(
-    kv: &dyn KvStore,
-    blob: &BlobRef,
-    bytes: &[u8],
-    chunk_size: usize,
-    record: Option<(&str, &[u8])>,
+    records: &[(&str, &[u8])],
 ) -> Result<(), KvError> {
     let keys: Vec<String> = (0..blob.chunks).map(|n| blob.chunk_key(n)).collect();
     let mut entries: Vec<(&str, &[u8])> = keys
@@ -94,13 +84,12 @@ fn write_batch(
         .map(String::as_str)
         .zip(bytes.chunks(chunk_size.max(1)))
         .collect();
-    entries.extend(record);
+    entries.extend_from_slice(records);
     if let Err(err) = kv.set_many(&entries) {
         // Any of them may have landed (a batch is not atomic on every
         // store, and a failed write's reply may be all that was lost).
-        if let Some((key, _)) = record {
-            let _ = kv.delete(key);
-        }
+        let written: Vec<&str> = records.iter().rev().map(|(key, _)| *key).collect();
+        let _ = kv.delete_many(&written);
         let _ = delete(kv, blob);
         return Err(err);
     }
@@ -183,6 +172,9 @@ mod tests {
         fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
             self.inner.increment(key, delta)
         }
+        fn keys_starting_with(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+            self.inner.keys_starting_with(prefix)
+        }
     }
 
     fn bytes(len: usize) -> Vec<u8> {
@@ -232,6 +224,9 @@ mod tests {
             }
             fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
                 self.inner.increment(key, delta)
+            }
+            fn keys_starting_with(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+                self.inner.keys_starting_with(prefix)
             }
         }
         let kv = Batches {
@@ -295,7 +290,7 @@ mod tests {
                 allowed: std::cell::Cell::new(allowed),
                 lands,
             };
-            let result = write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r"));
+            let result = write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]);
             assert!(result.is_err());
             assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
         }
@@ -305,9 +300,9 @@ mod tests {
             lands: false,
         };
         // Four chunks pass; a fifth write (the record) would fail.
-        assert!(write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r")).is_err());
+        assert!(write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]).is_err());
         let kv = MemoryKv::new();
-        write_with_record(&kv, &blob, &data, CHUNK_SIZE, ("job", b"r")).unwrap();
+        write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]).unwrap();
         assert_eq!(read(&kv, &blob).unwrap(), data);
         assert_eq!(kv.get("job").unwrap().as_deref(), Some(&b"r"[..]));
     }

@@ -76,6 +76,15 @@ pub fn lookup(
     }))
 }
 
+/// The job bound under `entry` (a key from [`IdempotencyKey::entry_key`]),
+/// if any.
+pub fn bound_job(kv: &dyn KvStore, entry: &str) -> Result<Option<JobId>, KvError> {
+    Ok(kv
+        .get(entry)?
+        .and_then(|raw| serde_json::from_slice::<Binding>(&raw).ok())
+        .map(|binding| binding.job))
+}
+
 /// Binds `key` to `binding` unless it is already bound; returns the binding
 /// that holds afterwards (the caller's or an earlier one).
 ///

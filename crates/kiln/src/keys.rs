@@ -39,6 +39,19 @@ pub fn queue(shard: u32) -> String {
     sharded("kiln:queue", shard)
 }
 
+/// Prefix of the markers of stored jobs not yet in the indexes (see
+/// [`crate::listing`]).
+pub const UNLISTED_PREFIX: &str = "kiln:unlisted:";
+
+/// The marker of job `id`, stored with its record and deleted once the job
+/// is in the indexes.
+pub fn unlisted(id: JobId) -> String {
+    format!("{UNLISTED_PREFIX}{id}")
+}
+
+/// The last lease period whose scan for unlisted jobs some request took on.
+pub const UNLISTED_SCANNED: &str = "kiln:unlisted-scanned";
+
 /// The last second whose maintenance (see `http::maintain`) some request
 /// took on.
 pub const MAINTAINED: &str = "kiln:maintained";

@@ -7,8 +7,8 @@ use crate::id::JobId;
 use crate::kv::{KvError, KvStore, MAX_CAS_ATTEMPTS, contention, create_once};
 
 /// A job's entry in the pending and queue indexes: its id and creation
-/// time, so that an entry whose record is still being uploaded is not
-/// mistaken for one whose job is gone, and the queue sorts by age.
+/// time, so that the queue sorts by age and an entry whose record is
+/// missing is kept for a lease before it is taken for gone.
 pub fn job_member(id: JobId, created_at: Timestamp) -> String {
     format!("{id}@{}", created_at.0)
 }

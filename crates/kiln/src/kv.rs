@@ -50,6 +50,23 @@ pub trait KvStore {
     /// Atomically adds `delta` to the counter under `key` (an absent key
     /// counts as 0) and returns the new value.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// Every key that starts with `prefix`. Stores list all their keys to
+    /// answer this (Redis: `KEYS *`), so it is only for rare recovery
+    /// scans, never for a request's own path.
+    fn keys_starting_with(&self, prefix: &str) -> Result<Vec<String>, KvError>;
+}
+
+/// Whether this caller takes turn `turn` of a chore that one caller in
+/// all does per turn (a second, a lease): the first to swap `turn` into
+/// `key` does, so however many requests come, the chore's reads do not
+/// grow with them.
+pub fn take_turn(kv: &dyn KvStore, key: &str, turn: u64) -> Result<bool, KvError> {
+    let turn = turn.to_string();
+    create_once(kv, key, b"0")?;
+    match kv.get(key)? {
+        Some(done) if done != turn.as_bytes() => kv.compare_and_swap(key, &done, turn.as_bytes()),
+        _ => Ok(false),
+    }
 }
 
 /// Makes sure `key` exists, writing `initial` if nobody has: of concurrent
@@ -199,6 +216,17 @@ impl KvStore for MemoryKv {
         let next = current.wrapping_add(delta);
         entries.insert(key.to_owned(), next.to_le_bytes().to_vec());
         Ok(next)
+    }
+
+    fn keys_starting_with(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        self.check()?;
+        Ok(self
+            .lock()
+            .range(prefix.to_owned()..)
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 

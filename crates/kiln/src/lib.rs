@@ -45,6 +45,7 @@ pub mod job;
 pub mod keys;
 pub mod keyset;
 pub mod kv;
+pub mod listing;
 pub mod negotiation;
 pub mod pending;
 pub mod prefer;

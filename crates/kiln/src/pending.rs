@@ -17,8 +17,8 @@ use std::time::Duration;
 /// How many pending jobs one request inspects.
 pub const JOBS_PER_CHECK: usize = 16;
 
-/// Lists a new job as pending (before its record is stored), in shard
-/// `shard` of the index.
+/// Lists a job as pending (after its record is stored, see
+/// [`crate::listing`]), in shard `shard` of the index.
 pub fn add(kv: &dyn KvStore, id: JobId, created_at: Timestamp, shard: u32) -> Result<(), KvError> {
     keyset::insert(kv, &keys::pending(shard), &job_member(id, created_at))
 }
@@ -75,7 +75,8 @@ pub fn due(kv: &dyn KvStore, now: Timestamp, lease: Duration, shards: u32) -> Re
             Some(job) if job.needs_dispatch(now, lease) => due.dispatch.push(id),
             Some(job) if job.webhook_due(now) => due.notify.push(id),
             Some(job) if job.is_open() => {}
-            // No record yet: its upload may still be under way.
+            // No record: deleted, or the entry raced its deletion. Kept a
+            // lease, as entries were when they came before the record.
             None if now < created_at.after(lease) => {}
             _ => gone.push(member),
         }

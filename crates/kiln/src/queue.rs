@@ -1,9 +1,9 @@
 //! The jobs waiting for a slot (see [`crate::slots`]), oldest first: a set
 //! of `id@created_at` entries spread over `index_shards` keys by id.
 //!
-//! A job is listed when it is accepted (before its record is stored, so a
-//! stored job is never missing from it), taken off when a processor claims
-//! it, and listed again when it must run again (its processor died, or a
+//! A job is listed once it is accepted (after its record is stored: see
+//! [`crate::listing`] for why a stored job is never missing from it for
+//! long), taken off when a processor claims it, and listed again when it must run again (its processor died, or a
 //! synchronous request paused it). An entry whose job no longer waits is
 //! forgotten by whoever comes across it.
 
@@ -160,7 +160,8 @@ pub fn oldest(ctx: &Ctx<'_>, count: usize) -> Result<Vec<JobId>, Error> {
         }
         match jobs.get(entry.id, now)? {
             Some(job) if job.is_claimable(now) => next.push(entry.id),
-            // No record yet: its upload may still be under way.
+            // No record: deleted, or the entry raced its deletion. Kept a
+            // lease, as entries were when they came before the record.
             None if now < entry.created_at.after(ctx.config.lease) => {}
             _ => gone.push(entry),
         }

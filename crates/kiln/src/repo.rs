@@ -64,8 +64,9 @@ impl<'a> Jobs<'a> {
     }
 
     /// Stores a new job: its upload (`job.source`, laid out by
-    /// [`blob::layout`] with `chunk_size`) and then its record, which makes
-    /// both visible, in one batch. On failure neither is left.
+    /// [`blob::layout`] with `chunk_size`), its unlisted marker (see
+    /// [`crate::listing`]) and then its record, which makes them visible,
+    /// in one batch. On failure none is left.
     pub fn insert_with_upload(
         &self,
         job: &Job,
@@ -74,12 +75,13 @@ impl<'a> Jobs<'a> {
     ) -> Result<(), Error> {
         let record = encode(job)?;
         let key = keys::job(job.id);
-        Ok(blob::write_with_record(
+        let (marker_key, marker) = crate::listing::marker(job);
+        Ok(blob::write_with_records(
             self.kv,
             &job.source,
             upload,
             chunk_size,
-            (&key, &record),
+            &[(&marker_key, &marker), (&key, &record)],
         )?)
     }
 
@@ -149,7 +151,8 @@ impl<'a> Jobs<'a> {
         }
         crate::queue::remove(self.kv, id, job.created_at, job.index_shard)?;
         crate::pending::remove(self.kv, id, job.created_at, job.index_shard)?;
-        self.kv.delete(&keys::job(id))?;
+        self.kv
+            .delete_many(&[&keys::unlisted(id), &keys::job(id)])?;
         Ok(true)
     }
 
@@ -186,7 +189,8 @@ impl<'a> Jobs<'a> {
     /// Removes a job that was never announced to anyone (it lost an
     /// idempotency race): its record and source, nothing else.
     pub fn discard(&self, job: &Job) -> Result<(), Error> {
-        self.kv.delete(&keys::job(job.id))?;
+        self.kv
+            .delete_many(&[&keys::job(job.id), &keys::unlisted(job.id)])?;
         Ok(blob::delete(self.kv, &job.source)?)
     }
 }

@@ -8,12 +8,10 @@ use crate::id::JobId;
 use crate::idempotency::{self, Binding, IdempotencyKey};
 use crate::job::{Job, Status};
 use crate::keys;
+use crate::listing;
 use crate::negotiation::{self, Accept};
-use crate::pending;
 use crate::problem::Error;
-use crate::queue;
 use crate::repo::Jobs;
-use crate::retention;
 use crate::runtime::Ctx;
 use crate::webhook::{Delivery, WebhookUrl};
 use kiln_image::{Format, Op};
@@ -143,40 +141,19 @@ fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<
     Ok(Some(job))
 }
 
-/// Stores the upload and its job record in one batch, the record last, so
-/// a failure part-way leaves nothing visible.
+/// Stores the upload, its job record and the job's unlisted marker in one
+/// batch, the record last, so a failure part-way leaves nothing visible.
+/// The indexes come after (see [`crate::listing`]): the caller lists it.
 fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, Error> {
     let now = ctx.runtime.now();
     let id = JobId::random();
-    let shard = id.shard(ctx.config.index_shards);
+    let chunk_size = ctx.config.blob_chunk_bytes;
+    let source = blob::layout(keys::source_blob(id), upload.bytes.len(), chunk_size)?;
     let expires_at = now.after(ctx.config.retention);
-    // Indexes first: an entry for a job that never appears costs nothing,
-    // a job missing from them would never be cleaned up (or started).
-    let indexed = retention::schedule(ctx.kv, id, expires_at, ctx.config.retention, shard)
-        .and_then(|()| pending::add(ctx.kv, id, now, shard))
-        .and_then(|()| queue::add(ctx.kv, id, now, shard));
-    let stored = indexed.map_err(Error::from).and_then(|()| {
-        let chunk_size = ctx.config.blob_chunk_bytes;
-        let source = blob::layout(keys::source_blob(id), upload.bytes.len(), chunk_size)?;
-        let mut job = new_job(id, now, expires_at, source, upload, canonical_ops);
-        job.index_shard = shard;
-        Jobs::new(ctx.kv).insert_with_upload(&job, &upload.bytes, chunk_size)?;
-        Ok(job)
-    });
-    if stored.is_err() {
-        // A store that refuses writes (full, over a quota) must not keep
-        // index entries of a job that never was.
-        unlist(ctx, id, now, expires_at, shard);
-    }
-    stored
-}
-
-/// Takes a job that never was out of the indexes. Best effort: whatever
-/// stays is cleaned up by the sweep, the pending check and the queue.
-fn unlist(ctx: &Ctx<'_>, id: JobId, created_at: Timestamp, expires_at: Timestamp, shard: u32) {
-    queue::remove(ctx.kv, id, created_at, shard).ok();
-    pending::remove(ctx.kv, id, created_at, shard).ok();
-    retention::unschedule(ctx.kv, id, expires_at, ctx.config.retention, shard).ok();
+    let mut job = new_job(id, now, expires_at, source, upload, canonical_ops);
+    job.index_shard = id.shard(ctx.config.index_shards);
+    Jobs::new(ctx.kv).insert_with_upload(&job, &upload.bytes, chunk_size)?;
+    Ok(job)
 }
 
 fn new_job(
@@ -219,5 +196,5 @@ fn discard(ctx: &Ctx<'_>, job: &Job) {
         ctx.runtime
             .log(&format!("could not discard job {}", job.id));
     }
-    unlist(ctx, job.id, job.created_at, job.expires_at, job.index_shard);
+    listing::unlist(ctx, job);
 }

@@ -48,6 +48,12 @@ impl Audit {
     }
 }
 
+/// How many stored jobs are not in the indexes yet (their markers).
+pub fn unlisted_markers(url: &str) -> usize {
+    let kv = KeyValueStore::redis(url).unwrap_or_else(|e| panic!("reading redis {url}: {e:#}"));
+    kv.keys_with_prefix("kiln:unlisted:").len()
+}
+
 /// Reads every `kiln:` key of the Redis at `url`. `known_jobs` are the ids
 /// the clients were given.
 pub fn audit(url: &str, known_jobs: &HashSet<String>) -> Audit {

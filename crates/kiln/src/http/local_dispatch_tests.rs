@@ -3,7 +3,9 @@
 //! lease kept alive through long stages, the platform's time limit, and the
 //! store budget (what a job keeps, what a full store gets).
 
-use super::tests::{FakeHost, follow_ups, header, job_of, json, long_encode, png, problem_status};
+use super::tests::{
+    FakeHost, contents, follow_ups, header, job_of, json, keys_of, long_encode, png, problem_status,
+};
 use crate::config::Dispatch;
 use crate::kv::{KvStore, MemoryKv};
 use http::{Method, StatusCode};
@@ -23,23 +25,6 @@ fn submit_async_without_follow_ups(host: &FakeHost) -> super::Reply {
         &[("content-type", "image/png"), ("prefer", "respond-async")],
         png(16, 16),
     )
-}
-
-fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
-    kv.keys()
-        .into_iter()
-        .map(|key| {
-            let value = kv.get(&key).unwrap().unwrap();
-            (key, value)
-        })
-        .collect()
-}
-
-/// The keys a job owns in the store (its record and chunks; the shared
-/// indexes are not the job's).
-fn keys_of(kv: &MemoryKv, location: &str) -> Vec<String> {
-    let id = location.rsplit('/').next().unwrap();
-    kv.keys().into_iter().filter(|k| k.contains(id)).collect()
 }
 
 /// An asynchronous submission is answered 202 first; the same instance runs
@@ -177,10 +162,11 @@ fn a_stored_job_whose_result_the_store_refuses_is_answered_202() {
         host.submit(&[], "?ops=resize(w=8)").status(),
         StatusCode::CREATED
     );
-    // Room for the next upload's chunks and record, none for its result.
+    // Room for the next upload's chunks, marker and record, none for its
+    // result.
     let upload = png(200, 200);
     let before = contents(&host.kv);
-    let full = MemoryKv::with_max_keys(before.len() + upload.len().div_ceil(1024) + 1);
+    let full = MemoryKv::with_max_keys(before.len() + upload.len().div_ceil(1024) + 2);
     for (key, value) in &before {
         full.set(key, value).unwrap();
     }

@@ -17,12 +17,12 @@ pub use process::handle as handle_process;
 pub use resources::handle as handle_resources;
 pub use submit::handle as handle_submit;
 
-use crate::clock::Timestamp;
 use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::job::Status;
 use crate::keys;
-use crate::kv::{KvStore, create_once};
+use crate::kv::take_turn;
+use crate::listing;
 use crate::pending;
 use crate::problem::Error;
 use crate::processing;
@@ -38,6 +38,9 @@ pub type Response = http::Response<Vec<u8>>;
 /// Work to do after the response has been sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
+    /// Write a new job's index entries (again, if they were written before
+    /// the answer: then nothing changes) and drop its marker.
+    List(JobId),
     /// Start the oldest queued jobs while slots are free (a new job was
     /// queued, or a slot may have freed).
     StartQueued,
@@ -114,6 +117,7 @@ pub fn follow_up(ctx: &Ctx<'_>, follow_up: FollowUp) {
 /// Runs a follow-up and says how it went; notes the jobs it ran here.
 fn run(ctx: &Ctx<'_>, follow_up: &FollowUp, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     match follow_up {
+        FollowUp::List(id) => listing::settle(ctx, *id),
         FollowUp::StartQueued => start_queued(ctx, finished_here),
         FollowUp::Redispatch(id) => redispatch_if_stuck(ctx, *id, finished_here),
         FollowUp::Maintain => maintain(ctx, finished_here),
@@ -191,28 +195,21 @@ fn redispatch_if_stuck(
     }
 }
 
-/// Whether this request does this second's maintenance: the first to swap
-/// the second into [`keys::MAINTAINED`] does, the others (however many
-/// submissions a second) skip it, so its reads do not grow with traffic.
-fn take_maintenance_of_this_second(kv: &dyn KvStore, now: Timestamp) -> Result<bool, Error> {
-    let second = (now.0 / 1000).to_string();
-    create_once(kv, keys::MAINTAINED, b"0")?;
-    match kv.get(keys::MAINTAINED)? {
-        Some(done) if done != second.as_bytes() => {
-            Ok(kv.compare_and_swap(keys::MAINTAINED, &done, second.as_bytes())?)
-        }
-        _ => Ok(false),
-    }
-}
-
-/// Re-queues stuck jobs, sends due webhooks and sweeps expired jobs, once
-/// a second at most across every instance; one
+/// Lists jobs left unlisted, re-queues stuck jobs, sends due webhooks and
+/// sweeps expired jobs, once a second at most across every instance; one
 /// failure (the processor or a receiver may be down) does not stop the
 /// rest.
 fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     let (now, shards) = (ctx.runtime.now(), ctx.config.index_shards);
-    if !take_maintenance_of_this_second(ctx.kv, now)? {
+    // One request a second does it: its reads do not grow with traffic.
+    if !take_turn(ctx.kv, keys::MAINTAINED, now.0 / 1000)? {
         return Ok(());
+    }
+    // Jobs stored but left unlisted by a dead instance join the indexes
+    // first, so that this very check can start them.
+    if let Err(err) = listing::recover(ctx) {
+        ctx.runtime
+            .log(&format!("listing unlisted jobs failed: {err}"));
     }
     let due = pending::due(ctx.kv, now, ctx.config.lease, shards)?;
     let jobs = Jobs::new(ctx.kv);
@@ -248,6 +245,8 @@ fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> 
 
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod listing_tests;
 #[cfg(test)]
 mod local_dispatch_tests;
 #[cfg(test)]

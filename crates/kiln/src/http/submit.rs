@@ -9,6 +9,7 @@ use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::idempotency::IdempotencyKey;
 use crate::job::{Job, Status};
+use crate::listing;
 use crate::negotiation::Accept;
 use crate::prefer::{Preferences, Return};
 use crate::problem::Error;
@@ -16,6 +17,7 @@ use crate::processing::{self, Outcome};
 use crate::queue::{self, QueuePlace};
 use crate::repo::Jobs;
 use crate::runtime::Ctx;
+use crate::slots;
 use crate::submission::{self, Accepted, Upload};
 use http::header::{CONTENT_LOCATION, LOCATION};
 use http::{Method, StatusCode};
@@ -80,22 +82,26 @@ fn submit<B: BodyReader>(
         },
     )?;
     let job = accepted.job().clone();
-    let (dispatch, place) = match accepted {
-        Accepted::New(_) => {
-            let place = match waiting {
-                Some(waiting) => Some(QueuePlace::behind(waiting, ctx.config.max_running_jobs)),
-                None => queue::place(ctx, &job),
-            };
-            (FollowUp::StartQueued, place)
-        }
-        Accepted::Replayed(_) => (FollowUp::Redispatch(job.id), None),
-    };
+    let new = matches!(accepted, Accepted::New(_));
     if prefs.respond_async && prefs.wait.is_none() {
         // The time to this answer must not depend on the processing: the
         // processor is only called once the 202 is out.
+        let (follow_ups, place) = if new {
+            let place = list_if_it_waits(ctx, &job, waiting);
+            (
+                vec![
+                    FollowUp::List(job.id),
+                    FollowUp::StartQueued,
+                    FollowUp::Maintain,
+                ],
+                place,
+            )
+        } else {
+            (vec![FollowUp::Redispatch(job.id), FollowUp::Maintain], None)
+        };
         return Ok(Reply::new(
             accepted_response(&job, prefs, place),
-            vec![dispatch, FollowUp::Maintain],
+            follow_ups,
         ));
     }
     let wait = prefs
@@ -105,16 +111,49 @@ fn submit<B: BodyReader>(
     let finished = if job.status.is_terminal() {
         Some(job.clone())
     } else {
-        run_inline(ctx, job.id, inline_time(ctx, wait), &mut follow_ups)?
+        run_inline(ctx, &job, new, inline_time(ctx, wait), &mut follow_ups)?
     };
     if finished.is_some() {
         follow_ups.insert(0, FollowUp::Notify(job.id));
+    }
+    if new {
+        // Listed (again: then nothing changes) and its marker dropped.
+        follow_ups.insert(0, FollowUp::List(job.id));
     }
     let response = match finished {
         None => accepted_response(&job, prefs, queue::place(ctx, &job)),
         Some(job) => finished_response(ctx, &job, prefs)?,
     };
     Ok(Reply::new(response, follow_ups))
+}
+
+/// A new job's place in the queue, for its `202`: none when a slot is
+/// free (its entries are written once the answer is out). A job that must
+/// wait is listed before the answer, so that its place counts every job
+/// ahead of it, including the one submitted just before.
+fn list_if_it_waits(ctx: &Ctx<'_>, job: &Job, waiting: Option<usize>) -> Option<QueuePlace> {
+    let waits = waiting.is_some() || slots::free(ctx).map_or(true, |free| free == 0);
+    if !waits || !list_now(ctx, job) {
+        return None;
+    }
+    match waiting {
+        Some(waiting) => Some(QueuePlace::behind(waiting, ctx.config.max_running_jobs)),
+        None => queue::place(ctx, job),
+    }
+}
+
+/// Lists a new job before the answer (see [`crate::listing`]); false when
+/// the store refused, in which case the follow-up, or else the recovery
+/// scan, lists it later.
+fn list_now(ctx: &Ctx<'_>, job: &Job) -> bool {
+    match listing::list(ctx, job) {
+        Ok(()) => true,
+        Err(err) => {
+            ctx.runtime
+                .log(&format!("listing job {} failed: {err}", job.id));
+            false
+        }
+    }
 }
 
 /// How long a synchronous request may run its job before answering `202`.
@@ -135,17 +174,24 @@ fn inline_time(ctx: &Ctx<'_>, wait: Option<Duration>) -> Option<Duration> {
 /// `wait` at most, after which the job is given back and run again once the
 /// `202` is out (a follow-up: here, or by a processor). A job someone else
 /// runs is waited for.
+///
+/// A new job is not listed yet (`unlisted`, see [`crate::listing`]): when
+/// nobody waits, it runs at once and is listed after the answer; when it
+/// has to wait, it is listed before, so that it is started in its turn.
 fn run_inline(
     ctx: &Ctx<'_>,
-    id: JobId,
+    job: &Job,
+    unlisted: bool,
     wait: Option<Duration>,
     follow_ups: &mut Vec<FollowUp>,
 ) -> Result<Option<Job>, Error> {
+    let id = job.id;
     let now = ctx.runtime.now();
     let pause_at = wait.map(|wait| now.after(wait));
     // Only the oldest waiting job may take a free slot: one submitted
     // behind others waits its turn (the processors start it).
-    let first_in_line = queue::oldest(ctx, 1).map(|next| next == [id]);
+    let first_in_line =
+        queue::oldest(ctx, 1).map(|next| next == [id] || (unlisted && next.is_empty()));
     let outcome = match first_in_line {
         Ok(true) => processing::run_here(ctx, id, pause_at),
         Ok(false) => Ok(Outcome::NotRun),
@@ -166,6 +212,10 @@ fn run_inline(
             // else runs it (a replay), or this instance has no time left
             // for it: wait for it, never past this budget.
             follow_ups.insert(0, FollowUp::Redispatch(id));
+            if unlisted && !list_now(ctx, job) {
+                // Nobody could start it: answer now, list it after.
+                return Ok(None);
+            }
             let mut timeout = wait.unwrap_or(ctx.config.max_wait);
             if let Some(end) = ctx.budget().work_ends_at() {
                 timeout = timeout.min(now.until(end));

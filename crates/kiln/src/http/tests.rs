@@ -282,7 +282,12 @@ fn respond_async_answers_202_before_any_processing() {
     assert_eq!(header(response, "preference-applied"), "respond-async");
     assert_eq!(header(response, "retry-after"), "1");
     assert_eq!(json(response)["status"], "notStarted");
-    assert_eq!(reply.follow_ups[0], FollowUp::StartQueued);
+    // Listed once the answer is out, then started.
+    let id = JobId::parse(location.trim_start_matches("/operations/")).unwrap();
+    assert_eq!(
+        reply.follow_ups[..2],
+        [FollowUp::List(id), FollowUp::StartQueued]
+    );
 }
 
 #[test]
@@ -384,6 +389,23 @@ pub(super) fn follow_ups(host: &FakeHost, reply: Reply) -> Response {
 }
 
 /// The job a `Location` names, as stored.
+pub(super) fn contents(kv: &MemoryKv) -> Vec<(String, Vec<u8>)> {
+    kv.keys()
+        .into_iter()
+        .map(|key| {
+            let value = kv.get(&key).unwrap().unwrap();
+            (key, value)
+        })
+        .collect()
+}
+
+/// The keys a job owns in the store (its record and chunks; the shared
+/// indexes are not the job's).
+pub(super) fn keys_of(kv: &MemoryKv, location: &str) -> Vec<String> {
+    let id = location.rsplit('/').next().unwrap();
+    kv.keys().into_iter().filter(|k| k.contains(id)).collect()
+}
+
 pub(super) fn job_of(host: &FakeHost, location: &str) -> crate::job::Job {
     let id = location.rsplit('/').next().unwrap();
     let raw = host.kv.get(&format!("kiln:job:{id}")).unwrap().unwrap();

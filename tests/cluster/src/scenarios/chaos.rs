@@ -246,6 +246,24 @@ pub fn run(settings: &Settings) -> Outcome {
     }
 
     let redis_url = cluster.redis_url().expect("the chaos cluster has redis");
+    // A replica killed between storing a job and its follow-ups left the
+    // job unlisted (its marker stays); one killed before binding the job's
+    // Idempotency-Key left a job the client's retry replaced. The first
+    // maintenance a lease later settles both: wait a lease, let one more
+    // submission's maintenance scan, and see every marker go.
+    let unlisted = store::unlisted_markers(&redis_url);
+    std::thread::sleep(Duration::from_secs(lease + 1));
+    known_ids.insert(reference(&client, &works[0]).0);
+    let settled_by = Instant::now() + Duration::from_secs(20);
+    while store::unlisted_markers(&redis_url) > 0 && Instant::now() < settled_by {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left_unlisted = store::unlisted_markers(&redis_url);
+    println!("  unlisted jobs: {unlisted} after the load, {left_unlisted} after the recovery scan");
+    outcome.check(
+        left_unlisted == 0,
+        format!("chaos: {left_unlisted} jobs left unlisted after the recovery scan"),
+    );
     let audit = store::audit(&redis_url, &known_ids);
     store::print(&audit);
     let duplicates = replay_mismatch.len() + audit.duplicate_jobs();

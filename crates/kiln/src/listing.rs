@@ -1,0 +1,130 @@
+//! Listing a new job in the indexes (retention, pending, queue) after its
+//! record is stored, not before: the record, its upload and a marker go to
+//! the store in one batch, which is all the `202` waits for; the index
+//! entries, each a compare-and-swap on a shared key (a commit of its own
+//! on Spin's SQLite store), follow once the answer is out.
+//!
+//! A job stored but never listed (its instance died in between) would
+//! never start nor expire: its marker finds it. [`recover`] lists every
+//! job whose marker is older than a lease, a scan of the store's keys at
+//! most once a lease.
+
+use crate::clock::Timestamp;
+use crate::id::JobId;
+use crate::job::{Job, Status};
+use crate::keys;
+use crate::kv::{KvError, KvStore, take_turn};
+use crate::pending;
+use crate::problem::Error;
+use crate::queue;
+use crate::repo::Jobs;
+use crate::retention;
+use crate::runtime::Ctx;
+
+/// The marker stored with a new job's record: its key and value (the
+/// creation time, so a scan can tell a job being listed right now from
+/// one left unlisted).
+pub fn marker(job: &Job) -> (String, Vec<u8>) {
+    (
+        keys::unlisted(job.id),
+        job.created_at.0.to_string().into_bytes(),
+    )
+}
+
+/// Writes the job's index entries: retention always, pending while it is
+/// open, the queue while it waits. Writing them again changes nothing.
+pub fn list(ctx: &Ctx<'_>, job: &Job) -> Result<(), KvError> {
+    let config = ctx.config;
+    retention::schedule(
+        ctx.kv,
+        job.id,
+        job.expires_at,
+        config.retention,
+        job.index_shard,
+    )?;
+    if job.is_open() {
+        pending::add(ctx.kv, job.id, job.created_at, job.index_shard)?;
+    }
+    if job.status == Status::NotStarted {
+        queue::add(ctx.kv, job.id, job.created_at, job.index_shard)?;
+    }
+    Ok(())
+}
+
+/// Drops the marker of a job that is listed (or gone).
+pub fn unmark(kv: &dyn KvStore, id: JobId) -> Result<(), KvError> {
+    kv.delete(&keys::unlisted(id))
+}
+
+/// Takes a job out of the indexes again (one that lost an idempotency
+/// race). Best effort: whatever stays is cleaned up by the sweep, the
+/// pending check and the queue.
+pub fn unlist(ctx: &Ctx<'_>, job: &Job) {
+    let (kv, shard) = (ctx.kv, job.index_shard);
+    queue::remove(kv, job.id, job.created_at, shard).ok();
+    pending::remove(kv, job.id, job.created_at, shard).ok();
+    retention::unschedule(kv, job.id, job.expires_at, ctx.config.retention, shard).ok();
+}
+
+/// Lists the jobs whose markers are older than a lease, once a lease at
+/// most across every instance; returns how many markers it settled. A
+/// marker whose record is gone (a batch that failed part-way on a store
+/// that is not atomic, or a job deleted meanwhile) takes what the job may
+/// have left with it.
+pub fn recover(ctx: &Ctx<'_>) -> Result<usize, Error> {
+    let now = ctx.runtime.now();
+    let lease = ctx.config.lease;
+    let period = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+    if !take_turn(ctx.kv, keys::UNLISTED_SCANNED, now.0 / period)? {
+        return Ok(0);
+    }
+    let mut settled = 0;
+    for key in ctx.kv.keys_starting_with(keys::UNLISTED_PREFIX)? {
+        let Some(id) = key
+            .strip_prefix(keys::UNLISTED_PREFIX)
+            .and_then(|id| JobId::parse(id).ok())
+        else {
+            continue;
+        };
+        let created_at = ctx
+            .kv
+            .get(&key)?
+            .and_then(|raw| String::from_utf8(raw).ok()?.parse().ok())
+            .map(Timestamp);
+        if created_at.is_some_and(|created_at| now < created_at.after(lease)) {
+            // Its instance may be listing it right now.
+            continue;
+        }
+        settle(ctx, id)?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
+/// Lists job `id` as it is now, then drops its marker. A job whose record
+/// is gone (deleted meanwhile, or a batch that failed part-way on a store
+/// that is not atomic) takes what it may have left with it; one that
+/// expired unlisted is deleted, as nothing would ever sweep it; one whose
+/// `Idempotency-Key` names another job was never announced (its instance
+/// died before binding the key, and the client's retry made that other
+/// job) and is discarded.
+pub fn settle(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
+    let now = ctx.runtime.now();
+    let jobs = Jobs::new(ctx.kv);
+    match jobs.get(id, now)? {
+        Some(job) if never_announced(ctx.kv, &job)? => jobs.discard(&job)?,
+        Some(job) => list(ctx, &job)?,
+        None if jobs.delete(id, now)? => {}
+        None => jobs.delete_leftovers(id, ctx.config.max_attempts)?,
+    }
+    Ok(unmark(ctx.kv, id)?)
+}
+
+/// Whether the job's `Idempotency-Key` is bound to another job (or to
+/// none): a job is announced only once its key names it.
+fn never_announced(kv: &dyn KvStore, job: &Job) -> Result<bool, KvError> {
+    match &job.idempotency_entry {
+        Some(entry) => Ok(crate::idempotency::bound_job(kv, entry)? != Some(job.id)),
+        None => Ok(false),
+    }
+}
