@@ -1,4 +1,4 @@
-//! The storage seam: the five key-value operations Kiln needs, and an
+//! The storage seam: the key-value operations Kiln needs, and an
 //! in-memory implementation for tests.
 //!
 //! Every backend Spin offers (SQLite, Redis, Azure Cosmos DB, AWS DynamoDB)

@@ -19,14 +19,15 @@
 //!   and the jobs waiting for one, oldest first.
 //! - [`pending`], [`retention`], [`keyset`]: the indexes that find lost and
 //!   expired jobs without scanning the store, each spread over
-//!   `index_shards` keys.
+//!   `index_shards` keys; [`listing`]: a new job joins them after its
+//!   answer, and one whose instance died first is found by its marker.
 //! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
 //! - [`webhook`]: `Webhook-Url` checked against the allowed hosts, the
 //!   delivery state machine and Standard Webhooks signatures (sending is
 //!   a follow-up, in [`http`]).
 //! - [`problem`]: RFC 9457 problem details; the one mapping of errors to
 //!   HTTP statuses.
-//! - [`kv`]: the five-method storage seam and an in-memory store;
+//! - [`kv`]: the storage seam and an in-memory store;
 //!   [`runtime`]: the clock, sleeping and dispatching seam; [`config`]: the
 //!   limits; [`budget`]: the time one instance may work; [`clock`], [`id`], [`keys`], [`etag`]: small value types, key
 //!   names and entity tags.

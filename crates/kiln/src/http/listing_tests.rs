@@ -2,22 +2,15 @@
 //! what the answer waits for, and what becomes of a job whose instance
 //! died in between.
 
-use super::tests::{FakeHost, contents, header, json, keys_of, png};
+use super::tests::{
+    FakeHost, contents, header, json, keys_of, png, submit_async_without_follow_ups,
+};
 use super::{FollowUp, follow_up};
 use crate::id::JobId;
 use crate::keys;
 use crate::kv::KvStore;
 use http::{Method, StatusCode};
 use std::time::Duration;
-
-fn submit_async_without_follow_ups(host: &FakeHost) -> super::Reply {
-    host.send_without_follow_ups(
-        Method::POST,
-        "/images?ops=resize(w=8)",
-        &[("content-type", "image/png"), ("prefer", "respond-async")],
-        png(64, 48),
-    )
-}
 
 fn id_of(location: &str) -> JobId {
     JobId::parse(location.rsplit('/').next().unwrap()).unwrap()

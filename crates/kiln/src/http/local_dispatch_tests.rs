@@ -4,7 +4,8 @@
 //! store budget (what a job keeps, what a full store gets).
 
 use super::tests::{
-    FakeHost, contents, follow_ups, header, job_of, json, keys_of, long_encode, png, problem_status,
+    FakeHost, contents, follow_ups, header, job_of, json, keys_of, long_encode, png,
+    problem_status, submit_async_without_follow_ups,
 };
 use crate::config::Dispatch;
 use crate::kv::{KvStore, MemoryKv};
@@ -15,16 +16,6 @@ fn local_host() -> FakeHost {
     let mut host = FakeHost::new();
     host.config.dispatch = Dispatch::Local;
     host
-}
-
-/// A small `respond-async` submission, answered but not followed up yet.
-fn submit_async_without_follow_ups(host: &FakeHost) -> super::Reply {
-    host.send_without_follow_ups(
-        Method::POST,
-        "/images",
-        &[("content-type", "image/png"), ("prefer", "respond-async")],
-        png(16, 16),
-    )
 }
 
 /// An asynchronous submission is answered 202 first; the same instance runs

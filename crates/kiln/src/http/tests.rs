@@ -231,6 +231,16 @@ pub(super) fn png(width: u32, height: u32) -> Vec<u8> {
     bytes.into_inner()
 }
 
+/// A small `respond-async` submission, answered but not followed up yet.
+pub(super) fn submit_async_without_follow_ups(host: &FakeHost) -> Reply {
+    host.send_without_follow_ups(
+        Method::POST,
+        "/images",
+        &[("content-type", "image/png"), ("prefer", "respond-async")],
+        png(16, 16),
+    )
+}
+
 pub(super) fn header<'a>(response: &'a Response, name: &str) -> &'a str {
     response
         .headers()
