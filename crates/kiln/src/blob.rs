@@ -61,36 +61,41 @@ pub fn write(
     chunk_size: usize,
 ) -> Result<BlobRef, KvError> {
     let blob = layout(prefix, bytes.len(), chunk_size)?;
-    write_with_records(kv, &blob, bytes, chunk_size, &[])?;
+    write_with_records(kv, &blob, bytes, chunk_size, &[], &[])?;
     Ok(blob)
 }
 
-/// Writes the chunks of `blob` (laid out by [`layout`] with `chunk_size`)
-/// and then, in the same batch, `records`: the keys and values that
+/// Writes `first`, the chunks of `blob` (laid out by [`layout`] with
+/// `chunk_size`) and then `last`, in one batch: `first` what finds the
+/// chunks should the rest be lost, `last` the keys and values that
 /// reference the blob, the last of which makes it visible. One commit on
 /// Spin's SQLite store instead of several; a store whose batches are not
-/// atomic writes them in order, so the last record still lands last. On
-/// failure, deletes the records and the chunks before returning the error.
+/// atomic writes them in order. On failure, deletes `last`, the chunks and
+/// then `first` before returning the error.
 pub fn write_with_records(
     kv: &dyn KvStore,
     blob: &BlobRef,
     bytes: &[u8],
     chunk_size: usize,
-    records: &[(&str, &[u8])],
+    first: &[(&str, &[u8])],
+    last: &[(&str, &[u8])],
 ) -> Result<(), KvError> {
     let keys: Vec<String> = (0..blob.chunks).map(|n| blob.chunk_key(n)).collect();
-    let mut entries: Vec<(&str, &[u8])> = keys
-        .iter()
-        .map(String::as_str)
-        .zip(bytes.chunks(chunk_size.max(1)))
-        .collect();
-    entries.extend_from_slice(records);
+    let mut entries: Vec<(&str, &[u8])> = first.to_vec();
+    entries.extend(
+        keys.iter()
+            .map(String::as_str)
+            .zip(bytes.chunks(chunk_size.max(1))),
+    );
+    entries.extend_from_slice(last);
     if let Err(err) = kv.set_many(&entries) {
         // Any of them may have landed (a batch is not atomic on every
         // store, and a failed write's reply may be all that was lost).
-        let written: Vec<&str> = records.iter().rev().map(|(key, _)| *key).collect();
+        let written: Vec<&str> = last.iter().rev().map(|(key, _)| *key).collect();
         let _ = kv.delete_many(&written);
         let _ = delete(kv, blob);
+        let first: Vec<&str> = first.iter().map(|(key, _)| *key).collect();
+        let _ = kv.delete_many(&first);
         return Err(err);
     }
     Ok(())
@@ -290,7 +295,7 @@ mod tests {
                 allowed: std::cell::Cell::new(allowed),
                 lands,
             };
-            let result = write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]);
+            let result = write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[], &[("job", b"r")]);
             assert!(result.is_err());
             assert!(kv.inner.keys().is_empty(), "{:?}", kv.inner.keys());
         }
@@ -300,9 +305,9 @@ mod tests {
             lands: false,
         };
         // Four chunks pass; a fifth write (the record) would fail.
-        assert!(write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]).is_err());
+        assert!(write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[], &[("job", b"r")]).is_err());
         let kv = MemoryKv::new();
-        write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[("job", b"r")]).unwrap();
+        write_with_records(&kv, &blob, &data, CHUNK_SIZE, &[], &[("job", b"r")]).unwrap();
         assert_eq!(read(&kv, &blob).unwrap(), data);
         assert_eq!(kv.get("job").unwrap().as_deref(), Some(&b"r"[..]));
     }

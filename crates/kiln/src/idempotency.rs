@@ -131,10 +131,17 @@ pub fn bind(
 }
 
 /// Forgets the binding stored under `entry` (a key from
-/// [`IdempotencyKey::entry_key`]), so the key can be used afresh.
-pub fn unbind(kv: &dyn KvStore, entry: &str) -> Result<(), KvError> {
-    kv.delete(entry)?;
-    kv.delete(&claim_key(entry))
+/// [`IdempotencyKey::entry_key`]) if it still names `job` (a deleted job's
+/// key may name the job of a later request already), so the key can be
+/// used afresh.
+pub fn unbind(kv: &dyn KvStore, entry: &str, job: JobId) -> Result<(), KvError> {
+    match bound_job(kv, entry)? {
+        Some(bound) if bound != job => Ok(()),
+        _ => {
+            kv.delete(entry)?;
+            kv.delete(&claim_key(entry))
+        }
+    }
 }
 
 fn claim_key(entry: &str) -> String {
@@ -279,8 +286,8 @@ mod tests {
             job: JobId::random(),
             fingerprint: "a".into(),
         };
-        bind(&kv, &key, first, None, || ()).unwrap();
-        unbind(&kv, &key.entry_key()).unwrap();
+        bind(&kv, &key, first.clone(), None, || ()).unwrap();
+        unbind(&kv, &key.entry_key(), first.job).unwrap();
         let second = Binding {
             job: JobId::random(),
             fingerprint: "b".into(),
@@ -289,6 +296,21 @@ mod tests {
             bind(&kv, &key, second.clone(), None, || ()).unwrap(),
             second
         );
+    }
+
+    /// A job deleted after its key was bound afresh (it had expired, and a
+    /// later request with the key made another) leaves the new binding.
+    #[test]
+    fn unbinding_leaves_a_key_that_names_another_job() {
+        let kv = MemoryKv::new();
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let later = Binding {
+            job: JobId::random(),
+            fingerprint: "b".into(),
+        };
+        bind(&kv, &key, later.clone(), None, || ()).unwrap();
+        unbind(&kv, &key.entry_key(), JobId::random()).unwrap();
+        assert_eq!(lookup(&kv, &key).unwrap().map(|(_, b)| b), Some(later));
     }
 
     #[test]

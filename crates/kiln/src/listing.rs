@@ -66,11 +66,16 @@ pub fn unlist(ctx: &Ctx<'_>, job: &Job) {
     retention::unschedule(kv, job.id, job.expires_at, ctx.config.retention, shard).ok();
 }
 
+/// How many markers one scan settles at most, to bound a request's work;
+/// the rest wait for the next scan.
+pub const MARKERS_PER_SCAN: usize = 64;
+
 /// Lists the jobs whose markers are older than a lease, once a lease at
 /// most across every instance; returns how many markers it settled. A
 /// marker whose record is gone (a batch that failed part-way on a store
 /// that is not atomic, or a job deleted meanwhile) takes what the job may
-/// have left with it.
+/// have left with it. One marker that cannot be settled (logged) does not
+/// stop the others.
 pub fn recover(ctx: &Ctx<'_>) -> Result<usize, Error> {
     let now = ctx.runtime.now();
     let lease = ctx.config.lease;
@@ -80,6 +85,9 @@ pub fn recover(ctx: &Ctx<'_>) -> Result<usize, Error> {
     }
     let mut settled = 0;
     for key in ctx.kv.keys_starting_with(keys::UNLISTED_PREFIX)? {
+        if settled == MARKERS_PER_SCAN {
+            break;
+        }
         let Some(id) = key
             .strip_prefix(keys::UNLISTED_PREFIX)
             .and_then(|id| JobId::parse(id).ok())
@@ -95,8 +103,12 @@ pub fn recover(ctx: &Ctx<'_>) -> Result<usize, Error> {
             // Its instance may be listing it right now.
             continue;
         }
-        settle(ctx, id)?;
-        settled += 1;
+        match settle(ctx, id) {
+            Ok(()) => settled += 1,
+            Err(err) => ctx
+                .runtime
+                .log(&format!("settling unlisted job {id} failed: {err}")),
+        }
     }
     Ok(settled)
 }
@@ -120,11 +132,13 @@ pub fn settle(ctx: &Ctx<'_>, id: JobId) -> Result<(), Error> {
     Ok(unmark(ctx.kv, id)?)
 }
 
-/// Whether the job's `Idempotency-Key` is bound to another job (or to
-/// none): a job is announced only once its key names it.
+/// Whether the job's `Idempotency-Key` names another job: a job is
+/// announced only once its key names it, and a key names another job
+/// only when this one was never announced (a key is rebound only once its
+/// job is gone). A key that names none is no proof: left as it is.
 fn never_announced(kv: &dyn KvStore, job: &Job) -> Result<bool, KvError> {
-    match &job.idempotency_entry {
-        Some(entry) => Ok(crate::idempotency::bound_job(kv, entry)? != Some(job.id)),
-        None => Ok(false),
-    }
+    let Some(entry) = &job.idempotency_entry else {
+        return Ok(false);
+    };
+    Ok(crate::idempotency::bound_job(kv, entry)?.is_some_and(|bound| bound != job.id))
 }

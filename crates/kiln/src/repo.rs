@@ -63,10 +63,11 @@ impl<'a> Jobs<'a> {
         Ok(self.kv.set(&keys::job(job.id), &encode(job)?)?)
     }
 
-    /// Stores a new job: its upload (`job.source`, laid out by
-    /// [`blob::layout`] with `chunk_size`), its unlisted marker (see
-    /// [`crate::listing`]) and then its record, which makes them visible,
-    /// in one batch. On failure none is left.
+    /// Stores a new job: its unlisted marker (see [`crate::listing`]),
+    /// its upload (`job.source`, laid out by [`blob::layout`] with
+    /// `chunk_size`) and then its record, which makes them visible, in one
+    /// batch: on a store whose batches are not atomic, whatever part of it
+    /// lands is found by the marker. On failure none is left.
     pub fn insert_with_upload(
         &self,
         job: &Job,
@@ -81,7 +82,8 @@ impl<'a> Jobs<'a> {
             &job.source,
             upload,
             chunk_size,
-            &[(&marker_key, &marker), (&key, &record)],
+            &[(&marker_key, &marker)],
+            &[(&key, &record)],
         )?)
     }
 
@@ -147,12 +149,14 @@ impl<'a> Jobs<'a> {
             blob::delete_all(self.kv, &keys::result_blob(id, attempt))?;
         }
         if let Some(entry) = &job.idempotency_entry {
-            crate::idempotency::unbind(self.kv, entry)?;
+            crate::idempotency::unbind(self.kv, entry, id)?;
         }
         crate::queue::remove(self.kv, id, job.created_at, job.index_shard)?;
         crate::pending::remove(self.kv, id, job.created_at, job.index_shard)?;
+        // The marker after the record: one left behind is settled by the
+        // recovery scan, a record left without it by nobody if unlisted.
         self.kv
-            .delete_many(&[&keys::unlisted(id), &keys::job(id)])?;
+            .delete_many(&[&keys::job(id), &keys::unlisted(id)])?;
         Ok(true)
     }
 

@@ -125,8 +125,11 @@ pub fn audit(url: &str, known_jobs: &HashSet<String>) -> Audit {
             let id = rest.split(':').next().unwrap_or_default();
             let upload = rest.contains(":src");
             let why = match allowed_blob_prefixes.get(id) {
-                // An upload whose submission died before its record was
-                // written: listed for the sweep first, so not lost.
+                // Chunks without a record listed for the sweep: not
+                // lost. (A submission's chunks and record are one batch,
+                // atomic on Redis; an interrupted batch on a store that is
+                // not atomic leaves its marker, which the recovery scan
+                // settles.)
                 None if upload && scheduled.contains(id) => {
                     audit.kept_with_job.push(key.clone());
                     None

@@ -9,6 +9,7 @@ use super::{FollowUp, follow_up};
 use crate::id::JobId;
 use crate::keys;
 use crate::kv::KvStore;
+use crate::retention;
 use http::{Method, StatusCode};
 use std::time::Duration;
 
@@ -231,7 +232,7 @@ fn a_job_whose_instance_died_before_binding_its_key_is_discarded() {
     let entry = crate::idempotency::IdempotencyKey::parse(b"retry-me")
         .unwrap()
         .entry_key();
-    crate::idempotency::unbind(&host.kv, &entry).unwrap();
+    crate::idempotency::unbind(&host.kv, &entry, id_of(&orphan)).unwrap();
 
     let retry = host.send(Method::POST, "/images?ops=resize(w=8)", &key, png(64, 48));
     assert_eq!(retry.status(), StatusCode::CREATED);
@@ -244,4 +245,34 @@ fn a_job_whose_instance_died_before_binding_its_key_is_discarded() {
     let replay = host.send(Method::POST, "/images?ops=resize(w=8)", &key, png(64, 48));
     assert_eq!(id_of(header(&replay, "location")), id_of(&kept));
     assert_eq!(host.get(&kept).status(), StatusCode::OK);
+}
+
+/// A key used again once its job expired names the new job; sweeping the
+/// expired one afterwards leaves that binding, and the new job is listed
+/// and run as any other.
+#[test]
+fn sweeping_an_expired_job_leaves_its_keys_new_job_alone() {
+    let host = FakeHost::new();
+    let key = [
+        ("content-type", "image/png"),
+        ("idempotency-key", "again"),
+        ("prefer", "respond-async"),
+    ];
+    let expired = host.send(Method::POST, "/images", &key, png(16, 16));
+    let expired = header(&expired, "location").to_owned();
+    host.advance(host.config.retention + Duration::from_secs(1));
+    let again = host.send_without_follow_ups(Method::POST, "/images", &key, png(16, 16));
+    let again_location = header(&again.response, "location").to_owned();
+    assert_ne!(id_of(&again_location), id_of(&expired));
+
+    // Another request's maintenance sweeps the expired job first.
+    host.advance(retention::bucket_width(host.config.retention));
+    host.submit(&[], "?ops=resize(w=8)");
+    assert_eq!(keys_of(&host.kv, &expired), Vec::<String>::new());
+    for f in again.follow_ups {
+        follow_up(&host.ctx(), f);
+    }
+    assert_eq!(json(&host.get(&again_location))["status"], "succeeded");
+    let replay = host.send(Method::POST, "/images", &key, png(16, 16));
+    assert_eq!(header(&replay, "location"), again_location);
 }

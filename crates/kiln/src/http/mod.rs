@@ -47,7 +47,8 @@ pub enum FollowUp {
     /// Queue this job again if it is stuck (its processor's lease ran out,
     /// or it waited a whole lease), then start what can start.
     Redispatch(JobId),
-    /// Re-dispatch lost jobs and delete expired ones, a bounded amount.
+    /// List jobs left unlisted, re-dispatch lost jobs and delete expired
+    /// ones, a bounded amount.
     Maintain,
     /// Run a job this processor has claimed, then start the next queued
     /// one in its slot.

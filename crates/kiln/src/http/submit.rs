@@ -109,21 +109,23 @@ fn submit<B: BodyReader>(
         .map(|seconds| Duration::from_secs(seconds).min(ctx.config.max_wait));
     let mut follow_ups = vec![FollowUp::Maintain];
     let finished = if job.status.is_terminal() {
-        Some(job.clone())
+        Ok(Some(job.clone()))
     } else {
-        run_inline(ctx, &job, new, inline_time(ctx, wait), &mut follow_ups)?
+        run_inline(ctx, &job, new, inline_time(ctx, wait), &mut follow_ups)
     };
-    if finished.is_some() {
+    if matches!(finished, Ok(Some(_))) {
         follow_ups.insert(0, FollowUp::Notify(job.id));
     }
     if new {
-        // Listed (again: then nothing changes) and its marker dropped.
+        // Listed (again: then nothing changes) and its marker dropped,
+        // whatever the answer: the job is stored.
         follow_ups.insert(0, FollowUp::List(job.id));
     }
-    let response = match finished {
-        None => accepted_response(&job, prefs, queue::place(ctx, &job)),
-        Some(job) => finished_response(ctx, &job, prefs)?,
-    };
+    let response = finished.and_then(|finished| match finished {
+        None => Ok(accepted_response(&job, prefs, queue::place(ctx, &job))),
+        Some(job) => finished_response(ctx, &job, prefs),
+    });
+    let response = response.unwrap_or_else(|err| super::failed(ctx, err).response);
     Ok(Reply::new(response, follow_ups))
 }
 

@@ -286,7 +286,7 @@ pub fn run(settings: &Settings) -> Outcome {
     println!("  leftover keys {}", audit.leftovers.len());
     if !audit.kept_with_job.is_empty() {
         println!(
-            "  upload chunks kept until their retention bucket is swept (a processor killed between a job's outcome and the upload's deletion, or a submission killed before its record): {}",
+            "  upload chunks kept until their retention bucket is swept (a processor killed between a job's outcome and the upload's deletion): {}",
             audit.kept_with_job.len()
         );
     }
