@@ -464,11 +464,8 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
             assert_eq!(post_floor(target.references.client(), &photo.bytes), 202);
             floor.push(started.elapsed().as_secs_f64());
         }
-        let ratios = |kiln: &[f64]| {
-            let per_turn: Vec<f64> = kiln.iter().zip(&floor).map(|(k, f)| k / f).collect();
-            format!("{:.2}x", median(&per_turn))
-        };
-        let ms_of = |times: &[f64]| format!("{:.1}", median(times) * 1e3);
+        let ratios = |kiln: &[f64]| times(median_ratio(kiln, &floor));
+        let ms_of = |seconds: &[f64]| ms(Duration::from_secs_f64(median(seconds)));
         table.row(vec![
             target.name.to_owned(),
             ms_of(&idle),

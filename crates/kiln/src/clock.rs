@@ -9,11 +9,15 @@ use std::time::Duration;
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
+/// `duration` in whole milliseconds, saturating.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Timestamp {
     /// This instant plus `duration` (saturating).
     pub fn after(self, duration: Duration) -> Timestamp {
-        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        Timestamp(self.0.saturating_add(millis))
+        Timestamp(self.0.saturating_add(millis(duration)))
     }
 
     /// How long from `self` until `later` (zero if `later` is not later).

@@ -70,19 +70,22 @@ pub fn lookup(
     kv: &dyn KvStore,
     key: &IdempotencyKey,
 ) -> Result<Option<(Vec<u8>, Binding)>, KvError> {
-    Ok(kv.get(&key.entry_key())?.and_then(|raw| {
-        let binding = serde_json::from_slice(&raw).ok()?;
-        Some((raw, binding))
-    }))
+    read(kv, &key.entry_key())
 }
 
 /// The job bound under `entry` (a key from [`IdempotencyKey::entry_key`]),
 /// if any.
 pub fn bound_job(kv: &dyn KvStore, entry: &str) -> Result<Option<JobId>, KvError> {
-    Ok(kv
-        .get(entry)?
-        .and_then(|raw| serde_json::from_slice::<Binding>(&raw).ok())
-        .map(|binding| binding.job))
+    Ok(read(kv, entry)?.map(|(_, binding)| binding.job))
+}
+
+/// The binding stored under `entry`, with its bytes; an unreadable one is
+/// none.
+fn read(kv: &dyn KvStore, entry: &str) -> Result<Option<(Vec<u8>, Binding)>, KvError> {
+    Ok(kv.get(entry)?.and_then(|raw| {
+        let binding = serde_json::from_slice(&raw).ok()?;
+        Some((raw, binding))
+    }))
 }
 
 /// Binds `key` to `binding` unless it is already bound; returns the binding

@@ -34,12 +34,11 @@ pub fn marker(job: &Job) -> (String, Vec<u8>) {
 /// Writes the job's index entries: retention always, pending while it is
 /// open, the queue while it waits. Writing them again changes nothing.
 pub fn list(ctx: &Ctx<'_>, job: &Job) -> Result<(), KvError> {
-    let config = ctx.config;
     retention::schedule(
         ctx.kv,
         job.id,
         job.expires_at,
-        config.retention,
+        ctx.config.retention,
         job.index_shard,
     )?;
     if job.is_open() {
@@ -56,16 +55,6 @@ pub fn unmark(kv: &dyn KvStore, id: JobId) -> Result<(), KvError> {
     kv.delete(&keys::unlisted(id))
 }
 
-/// Takes a job out of the indexes again (one that lost an idempotency
-/// race). Best effort: whatever stays is cleaned up by the sweep, the
-/// pending check and the queue.
-pub fn unlist(ctx: &Ctx<'_>, job: &Job) {
-    let (kv, shard) = (ctx.kv, job.index_shard);
-    queue::remove(kv, job.id, job.created_at, shard).ok();
-    pending::remove(kv, job.id, job.created_at, shard).ok();
-    retention::unschedule(kv, job.id, job.expires_at, ctx.config.retention, shard).ok();
-}
-
 /// How many markers one scan settles at most, to bound a request's work;
 /// the rest wait for the next scan.
 pub const MARKERS_PER_SCAN: usize = 64;
@@ -79,7 +68,7 @@ pub const MARKERS_PER_SCAN: usize = 64;
 pub fn recover(ctx: &Ctx<'_>) -> Result<usize, Error> {
     let now = ctx.runtime.now();
     let lease = ctx.config.lease;
-    let period = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+    let period = crate::clock::millis(lease).max(1);
     if !take_turn(ctx.kv, keys::UNLISTED_SCANNED, now.0 / period)? {
         return Ok(0);
     }

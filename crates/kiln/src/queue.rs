@@ -73,6 +73,12 @@ pub fn place(ctx: &Ctx<'_>, job: &Job) -> Option<QueuePlace> {
     if job.status != crate::job::Status::NotStarted || crate::slots::free(ctx).ok()? > 0 {
         return None;
     }
+    place_in_queue(ctx, job)
+}
+
+/// The place of a listed job, for a caller that knows every slot is held:
+/// one read, the job's shard of the queue. Best effort, as [`place`].
+pub fn place_in_queue(ctx: &Ctx<'_>, job: &Job) -> Option<QueuePlace> {
     let position = position(ctx.kv, ctx.config.index_shards, job).ok()?;
     Some(QueuePlace::new(position, ctx.config.max_running_jobs))
 }

@@ -191,7 +191,8 @@ impl<'a> Jobs<'a> {
     }
 
     /// Removes a job that was never announced to anyone (it lost an
-    /// idempotency race): its record and source, nothing else.
+    /// idempotency race, or its submission died before binding its key):
+    /// its record, marker and source, nothing else.
     pub fn discard(&self, job: &Job) -> Result<(), Error> {
         self.kv
             .delete_many(&[&keys::job(job.id), &keys::unlisted(job.id)])?;

@@ -30,7 +30,7 @@ pub fn bucket_width(retention: Duration) -> Duration {
 }
 
 fn due(expires_at: Timestamp, width: Duration) -> Timestamp {
-    let width = u64::try_from(width.as_millis()).unwrap_or(u64::MAX).max(1);
+    let width = crate::clock::millis(width).max(1);
     Timestamp(expires_at.0.div_ceil(width).saturating_mul(width))
 }
 
@@ -46,18 +46,6 @@ pub fn schedule(
     let due = due(expires_at, bucket_width(retention));
     keyset::insert(kv, &keys::retention_bucket(due, shard), &id.to_string())?;
     keyset::insert(kv, keys::RETENTION_BUCKETS, &due.0.to_string())
-}
-
-/// Takes `id` out of its bucket again, for a job whose creation failed.
-pub fn unschedule(
-    kv: &dyn KvStore,
-    id: JobId,
-    expires_at: Timestamp,
-    retention: Duration,
-    shard: u32,
-) -> Result<(), KvError> {
-    let due = due(expires_at, bucket_width(retention));
-    keyset::remove(kv, &keys::retention_bucket(due, shard), &[id.to_string()])
 }
 
 /// Deletes the jobs of the oldest due buckets, with whatever a crash may

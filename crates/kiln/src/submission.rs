@@ -8,7 +8,6 @@ use crate::id::JobId;
 use crate::idempotency::{self, Binding, IdempotencyKey};
 use crate::job::{Job, Status};
 use crate::keys;
-use crate::listing;
 use crate::negotiation::{self, Accept};
 use crate::problem::Error;
 use crate::repo::Jobs;
@@ -192,9 +191,10 @@ fn new_job(
 /// Removes a job that lost an idempotency race (or could not be bound),
 /// leaving the key's binding alone.
 fn discard(ctx: &Ctx<'_>, job: &Job) {
+    // Never listed (that follows the answer): its record, marker and
+    // upload are all there is.
     if Jobs::new(ctx.kv).discard(job).is_err() {
         ctx.runtime
             .log(&format!("could not discard job {}", job.id));
     }
-    listing::unlist(ctx, job);
 }

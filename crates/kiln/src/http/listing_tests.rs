@@ -3,7 +3,7 @@
 //! died in between.
 
 use super::tests::{
-    FakeHost, contents, header, json, keys_of, png, submit_async_without_follow_ups,
+    FakeHost, contents, header, id_of, json, keys_of, png, submit_async_without_follow_ups,
 };
 use super::{FollowUp, follow_up};
 use crate::id::JobId;
@@ -13,8 +13,18 @@ use crate::retention;
 use http::{Method, StatusCode};
 use std::time::Duration;
 
-fn id_of(location: &str) -> JobId {
-    JobId::parse(location.rsplit('/').next().unwrap()).unwrap()
+/// The keys written or changed since `before` (from [`contents`]).
+fn changed_since(host: &FakeHost, before: &[(String, Vec<u8>)]) -> Vec<String> {
+    contents(&host.kv)
+        .into_iter()
+        .filter(|entry| !before.contains(entry))
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Whether job `id` still has its unlisted marker.
+fn marked(host: &FakeHost, id: JobId) -> bool {
+    host.kv.get(&keys::unlisted(id)).unwrap().is_some()
 }
 
 /// Before its `202`, a submission writes its upload, its record and its
@@ -30,11 +40,7 @@ fn a_respond_async_answer_waits_for_the_upload_alone_and_the_indexes_follow() {
     assert_eq!(reply.response.status(), StatusCode::ACCEPTED);
     let location = header(&reply.response, "location").to_owned();
     let id = id_of(&location).to_string();
-    let changed: Vec<String> = contents(&host.kv)
-        .into_iter()
-        .filter(|entry| !before.contains(entry))
-        .map(|(key, _)| key)
-        .collect();
+    let changed = changed_since(&host, &before);
     assert!(
         changed.iter().all(|key| key.contains(&id)),
         "shared keys written before the answer: {changed:?}"
@@ -44,13 +50,7 @@ fn a_respond_async_answer_waits_for_the_upload_alone_and_the_indexes_follow() {
         follow_up(&host.ctx(), f);
     }
     assert_eq!(json(&host.get(&location))["status"], "succeeded");
-    assert!(
-        keys_of(&host.kv, &location)
-            .iter()
-            .all(|key| !key.starts_with(keys::UNLISTED_PREFIX)),
-        "the marker stays: {:?}",
-        keys_of(&host.kv, &location)
-    );
+    assert!(!marked(&host, id_of(&location)), "the marker stays");
 }
 
 /// An instance that dies between the `202` and its follow-ups leaves a job
@@ -68,22 +68,12 @@ fn a_job_left_unlisted_by_a_dead_instance_runs_after_a_lease_and_expires() {
     host.advance(host.config.lease / 2);
     host.submit(&[], "?ops=resize(w=8)");
     assert_eq!(json(&host.get(&lost))["status"], "notStarted");
-    assert!(
-        host.kv
-            .get(&keys::unlisted(id_of(&lost)))
-            .unwrap()
-            .is_some()
-    );
+    assert!(marked(&host, id_of(&lost)));
 
     host.advance(host.config.lease);
     host.submit(&[], "?ops=resize(w=8)");
     assert_eq!(json(&host.get(&lost))["status"], "succeeded");
-    assert!(
-        host.kv
-            .get(&keys::unlisted(id_of(&lost)))
-            .unwrap()
-            .is_none()
-    );
+    assert!(!marked(&host, id_of(&lost)));
 
     host.advance(host.config.retention + Duration::from_secs(120));
     host.submit(&[], "?ops=resize(w=8)");
@@ -135,10 +125,8 @@ fn a_synchronous_submission_runs_first_and_is_listed_after_its_answer() {
     assert_eq!(reply.response.status(), StatusCode::CREATED);
     let location = header(&reply.response, "location").to_owned();
     let id = id_of(&location);
-    let retention_bucket_keys: Vec<String> = contents(&host.kv)
+    let retention_bucket_keys: Vec<String> = changed_since(&host, &before)
         .into_iter()
-        .filter(|entry| !before.contains(entry))
-        .map(|(key, _)| key)
         .filter(|key| key.starts_with("kiln:retention"))
         .collect();
     assert_eq!(retention_bucket_keys, Vec::<String>::new());
@@ -146,7 +134,7 @@ fn a_synchronous_submission_runs_first_and_is_listed_after_its_answer() {
     for f in reply.follow_ups {
         follow_up(&host.ctx(), f);
     }
-    assert!(host.kv.get(&keys::unlisted(id)).unwrap().is_none());
+    assert!(!marked(&host, id));
     let bucket_members: Vec<String> = host
         .kv
         .keys()

@@ -133,14 +133,23 @@ fn submit<B: BodyReader>(
 /// free (its entries are written once the answer is out). A job that must
 /// wait is listed before the answer, so that its place counts every job
 /// ahead of it, including the one submitted just before.
+/// `waiting`, from admission, says every slot was held then; without it
+/// the slots are read once here.
 fn list_if_it_waits(ctx: &Ctx<'_>, job: &Job, waiting: Option<usize>) -> Option<QueuePlace> {
-    let waits = waiting.is_some() || slots::free(ctx).map_or(true, |free| free == 0);
-    if !waits || !list_now(ctx, job) {
-        return None;
+    if let Some(waiting) = waiting {
+        return list_now(ctx, job)
+            .then(|| QueuePlace::behind(waiting, ctx.config.max_running_jobs));
     }
-    match waiting {
-        Some(waiting) => Some(QueuePlace::behind(waiting, ctx.config.max_running_jobs)),
-        None => queue::place(ctx, job),
+    match slots::free(ctx) {
+        Ok(0) => list_now(ctx, job)
+            .then(|| queue::place_in_queue(ctx, job))
+            .flatten(),
+        Ok(_) => None,
+        // Whether it waits is unknown: listed now all the same, no place.
+        Err(_) => {
+            list_now(ctx, job);
+            None
+        }
     }
 }
 

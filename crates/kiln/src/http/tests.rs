@@ -241,6 +241,11 @@ pub(super) fn submit_async_without_follow_ups(host: &FakeHost) -> Reply {
     )
 }
 
+/// The job id a `Location` (of an operation or an image) names.
+pub(super) fn id_of(location: &str) -> crate::id::JobId {
+    crate::id::JobId::parse(location.rsplit('/').next().unwrap()).unwrap()
+}
+
 pub(super) fn header<'a>(response: &'a Response, name: &str) -> &'a str {
     response
         .headers()
@@ -293,7 +298,7 @@ fn respond_async_answers_202_before_any_processing() {
     assert_eq!(header(response, "retry-after"), "1");
     assert_eq!(json(response)["status"], "notStarted");
     // Listed once the answer is out, then started.
-    let id = JobId::parse(location.trim_start_matches("/operations/")).unwrap();
+    let id = id_of(location);
     assert_eq!(
         reply.follow_ups[..2],
         [FollowUp::List(id), FollowUp::StartQueued]
