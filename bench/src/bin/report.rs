@@ -427,7 +427,9 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
         "({ACK_RUNS} turns, medians; each Kiln job finishes, untimed, before the next upload: \
          \"idle\" uploads {} s later, when the instances that ran it are done; \
          \"back to back\" uploads at once, while its processor still cleans up \
-         (upload deleted, slot released, next job looked for) and the store commits that)\n",
+         (upload deleted, slot released, next job looked for) and the store commits that; \
+         the floor overwrites one key, and its \"new key\" variant adds a value under a new \
+         key each upload, as Kiln does)\n",
         ACK_IDLE.as_secs()
     );
     let mut table = Table::new(&[
@@ -435,8 +437,10 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
         "Kiln 202, idle (ms)",
         "Kiln 202, back to back (ms)",
         "one-`set` floor (ms)",
+        "floor, a new key each upload (ms)",
         "idle ÷ floor (median of the turns)",
         "back to back ÷ floor (median of the turns)",
+        "idle ÷ new-key floor (median of the turns)",
     ]);
     for target in targets {
         let kiln_202 = || {
@@ -451,28 +455,40 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
                 .wait_until_finished(&reply.location(), Duration::from_secs(120));
             elapsed.as_secs_f64()
         };
+        let floor_202 = |path: &str| {
+            std::thread::sleep(ACK_IDLE);
+            let started = Instant::now();
+            assert_eq!(
+                post_floor(target.references.client(), path, &photo.bytes),
+                202
+            );
+            started.elapsed().as_secs_f64()
+        };
         // Turn by turn, each ratio against the floor of its own turn: the
         // store's commits (an fsync each) vary a lot from one second to
         // the next.
-        let (mut idle, mut back_to_back, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ACK_RUNS {
+        let (mut idle, mut back_to_back) = (Vec::new(), Vec::new());
+        let (mut floor, mut floor_new_key) = (Vec::new(), Vec::new());
+        for turn in 0..ACK_RUNS {
             std::thread::sleep(ACK_IDLE);
             idle.push(kiln_202());
             back_to_back.push(kiln_202());
-            std::thread::sleep(ACK_IDLE);
-            let started = Instant::now();
-            assert_eq!(post_floor(target.references.client(), &photo.bytes), 202);
-            floor.push(started.elapsed().as_secs_f64());
+            floor.push(floor_202("/floor"));
+            // Kiln stores each upload under new keys: the store adds
+            // rows, where the plain floor overwrites one.
+            floor_new_key.push(floor_202(&format!("/floor?key=upload-{turn}")));
         }
-        let ratios = |kiln: &[f64]| times(median_ratio(kiln, &floor));
+        let ratios = |kiln: &[f64], anchor: &[f64]| times(median_ratio(kiln, anchor));
         let ms_of = |seconds: &[f64]| ms(Duration::from_secs_f64(median(seconds)));
         table.row(vec![
             target.name.to_owned(),
             ms_of(&idle),
             ms_of(&back_to_back),
             ms_of(&floor),
-            ratios(&idle),
-            ratios(&back_to_back),
+            ms_of(&floor_new_key),
+            ratios(&idle, &floor),
+            ratios(&back_to_back, &floor),
+            ratios(&idle, &floor_new_key),
         ]);
     }
     table.print();
@@ -483,8 +499,8 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
     })]);
 }
 
-fn post_floor(client: &Client, body: &[u8]) -> u16 {
-    client.send("POST", "/floor", &[], body).status
+fn post_floor(client: &Client, path: &str, body: &[u8]) -> u16 {
+    client.send("POST", path, &[], body).status
 }
 
 fn status_reads(photo: &Photo, targets: &[Target]) {
@@ -506,7 +522,10 @@ fn status_reads(photo: &Photo, targets: &[Target]) {
         let finished = target
             .kiln
             .wait_until_finished(&operation, Duration::from_secs(120));
-        assert_eq!(post_floor(target.references.client(), &finished.body), 202);
+        assert_eq!(
+            post_floor(target.references.client(), "/floor", &finished.body),
+            202
+        );
         // A shared machine's speed drifts over seconds: taking turns puts
         // both under the same drift, and the ratio is taken round by round.
         let (mut kiln, mut floor) = (Vec::new(), Vec::new());

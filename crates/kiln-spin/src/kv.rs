@@ -7,6 +7,22 @@ use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
 use spin_sdk::wit::wasi::keyvalue::batch;
 use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket};
 
+/// `wasi:keyvalue/batch` with borrowed parameters (see `wit/kiln.wit`):
+/// spin-sdk's `set-many` takes owned keys and values, and copying a 4 MB
+/// upload into owned chunks cost 1.7 ms of a 15 ms `202` on `spin up`.
+mod borrowed {
+    wit_bindgen::generate!({
+        world: "borrowed-batch",
+        path: "wit",
+        ownership: Borrowing { duplicate_if_necessary: false },
+        with: {
+            "wasi:keyvalue/store@0.2.0-draft2": spin_sdk::wit::wasi::keyvalue::store,
+            "wasi:keyvalue/batch@0.2.0-draft2": generate,
+        },
+    });
+    pub use self::wasi::keyvalue::batch::set_many;
+}
+
 /// The component's `default` store.
 pub struct SpinKv {
     bucket: Bucket,
@@ -41,11 +57,7 @@ impl KvStore for SpinKv {
     /// One `set-many`: on Spin's SQLite store one transaction, so one commit
     /// instead of one per key (the commits are what a write costs there).
     fn set_many(&self, entries: &[(&str, &[u8])]) -> Result<(), KvError> {
-        let owned: Vec<(String, Vec<u8>)> = entries
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), value.to_vec()))
-            .collect();
-        batch::set_many(&self.bucket, &owned).map_err(error)
+        borrowed::set_many(&self.bucket, entries).map_err(error)
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {

@@ -1,6 +1,9 @@
 //! The least a Spin component can do for Kiln's two hottest requests:
 //! `POST` stores the body under one key with one key-value `set` and answers
-//! `202`; `GET` reads that key with one `get` and answers it as JSON. It
+//! `202`; `GET` reads that key with one `get` and answers it as JSON.
+//! `POST /floor?key=NAME` stores the body under `NAME` instead: with a new
+//! name each time, the store adds a value as it does for each Kiln upload,
+//! rather than overwriting one. It
 //! works on the raw wasi:http types, reading the body in large pieces, so
 //! that nothing but the store and the runtime costs time. The benchmark
 //! compares Kiln's `respond-async` acknowledgement and its status read with
@@ -20,10 +23,14 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let Ok(bucket) = store::open("default") else {
         return respond(response_out, 503, None);
     };
+    let key = request
+        .path_with_query()
+        .and_then(|path| Some(path.split_once("?key=")?.1.to_owned()))
+        .unwrap_or_else(|| KEY.to_owned());
     match request.method() {
         Method::Post => {
             let body = read_body(request);
-            match bucket.set(KEY, &body) {
+            match bucket.set(&key, &body) {
                 Ok(()) => respond(response_out, 202, None),
                 Err(_) => respond(response_out, 503, None),
             }
