@@ -2,6 +2,7 @@
 //! `spin.toml`) through a lookup function so tests never touch the real
 //! environment.
 
+use crate::http::AllowedOrigins;
 use crate::webhook::{AllowedHost, Secret};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct Config {
     /// How many keys each index (pending, queue, retention bucket) is
     /// spread over, so that no single key is written by every submission.
     pub index_shards: u32,
+    /// Which browser pages on other origins may call the API (`None`:
+    /// none, the default).
+    pub cors_allowed_origins: Option<AllowedOrigins>,
 }
 
 /// What webhooks need from the operator.
@@ -94,6 +98,7 @@ impl Default for Config {
             max_running_jobs: 2,
             max_queued_jobs: None,
             index_shards: 64,
+            cors_allowed_origins: None,
         }
     }
 }
@@ -165,6 +170,13 @@ impl Config {
                 jobs => Some(jobs),
             },
             index_shards: u32::try_from(number("index_shards", 1, 256)?).unwrap_or(256),
+            cors_allowed_origins: AllowedOrigins::parse(
+                &lookup("cors_allowed_origins").unwrap_or_default(),
+            )
+            .map_err(|reason| ConfigError {
+                name: "cors_allowed_origins",
+                reason,
+            })?,
         })
     }
 }

@@ -69,6 +69,10 @@ pub enum Error {
     /// The request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A CORS preflight from a page whose origin `cors_allowed_origins`
+    /// does not list.
+    #[error("cross-origin requests from {0} are not allowed")]
+    OriginNotAllowed(String),
     /// The method is not supported on this resource.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -163,6 +167,15 @@ impl Error {
                 None,
             ),
             Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
+            Error::OriginNotAllowed(origin) => (
+                403,
+                "origin-not-allowed",
+                "Origin not allowed",
+                Some(format!(
+                    "pages from {origin} may not call this API: the deployment's cors_allowed_origins does not list that origin"
+                )),
+                None,
+            ),
             Error::MethodNotAllowed { .. } => {
                 (405, "method-not-allowed", "Method not allowed", None, None)
             }

@@ -57,6 +57,7 @@ fn every_error() -> Vec<Error> {
         Error::ProcessingTooLong { seconds: 30 },
         Error::Conflict(String::new()),
         Error::MethodNotAllowed { allow: "GET" },
+        Error::OriginNotAllowed("https://example.com".into()),
         Error::Store(kiln::KvError(String::new())),
         Error::Internal(String::new()),
     ]

@@ -1,7 +1,8 @@
-//! The demo page in a real browser: Debian's Chromium (`apt-get install
-//! chromium`) driven by playwright-core (`npm ci --prefix tests/browser`),
-//! through the script `tests/browser/demo.mjs`, run in a process group of
-//! the test's own so that the browser and all its children end with it.
+//! Pages in a real browser (the demo page; a page on another origin):
+//! Debian's Chromium (`apt-get install chromium`) driven by playwright-core
+//! (`npm ci --prefix tests/browser`), through the scripts in
+//! `tests/browser/`, each run in a process group of the test's own so that
+//! the browser and all its children end with it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -34,6 +35,40 @@ fn missing() -> Option<String> {
 /// script's output when the page misbehaves. Screenshots go to
 /// `target/browser-screenshots/<target>/` (`test-host`, `spin-up`).
 pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
+    run_with_image("demo", target, image, |image_path, screenshots| {
+        vec![base_url.into(), image_path.into(), screenshots.into()]
+    })
+}
+
+/// Runs `cors.mjs`: a page at `allowed_origin` (which the app at
+/// `base_url` lists in `cors_allowed_origins`) uses the API with `image`
+/// (a PNG), and one at `other_origin` is blocked. As [`run_demo`].
+pub fn run_cors(
+    target: &str,
+    base_url: &str,
+    allowed_origin: &str,
+    other_origin: &str,
+    image: &[u8],
+) -> Option<String> {
+    run_with_image("cors", target, image, |image_path, _| {
+        vec![
+            base_url.into(),
+            allowed_origin.into(),
+            other_origin.into(),
+            image_path.into(),
+        ]
+    })
+}
+
+/// Runs `tests/browser/<script>.mjs` with the arguments `args` makes of
+/// the path of `image` (written to a file for it) and of the screenshot
+/// folder; its log is kept beside the screenshots.
+fn run_with_image(
+    script: &str,
+    target: &str,
+    image: &[u8],
+    args: impl FnOnce(&str, &str) -> Vec<String>,
+) -> Option<String> {
     if process::skip_without_tool(missing(), "KILN_BROWSER_REQUIRED", "the browser test") {
         return None;
     }
@@ -41,18 +76,20 @@ pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
         .join("target/browser-screenshots")
         .join(target.replace(' ', "-"));
     std::fs::create_dir_all(&screenshots).expect("the screenshot folder");
-    let image_path = screenshots.join(format!("upload-{}.png", std::process::id()));
+    let image_path = screenshots.join(format!("{script}-upload-{}.png", std::process::id()));
     std::fs::write(&image_path, image).expect("writing the test image");
     let mut command = Command::new("node");
     command
-        .arg(workspace_root().join("tests/browser/demo.mjs"))
-        .args([base_url, &image_path.display().to_string()])
-        .arg(&screenshots);
-    let log = screenshots.join(format!("demo-{}.log", std::process::id()));
+        .arg(workspace_root().join(format!("tests/browser/{script}.mjs")))
+        .args(args(
+            &image_path.display().to_string(),
+            &screenshots.display().to_string(),
+        ));
+    let log = screenshots.join(format!("{script}-{}.log", std::process::id()));
     let outcome = process::run_logged(command, &log, Duration::from_secs(120));
     std::fs::remove_file(&image_path).ok();
     match outcome {
         Ok(output) => Some(output.trim().to_owned()),
-        Err(why) => panic!("the demo page failed in Chromium on the {target}: {why}"),
+        Err(why) => panic!("{script}.mjs failed in Chromium on the {target}: {why}"),
     }
 }

@@ -308,7 +308,9 @@ fn wait_until_serving(mut command: Command, port: u16) -> ProcessGroup {
     group
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on now (the OS picks it; it may be taken
+/// again before it is used, which is rare enough for tests).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

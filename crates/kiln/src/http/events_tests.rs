@@ -54,7 +54,7 @@ fn the_stream_sends_the_current_state_then_each_change_and_ends_when_finished() 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(response, "content-type"), "text/event-stream");
     assert_eq!(header(response, "cache-control"), "no-store");
-    assert_eq!(header(response, "vary"), "Accept");
+    assert_eq!(header(response, "vary"), "Accept, Origin");
     assert!(response.body().starts_with(b"retry: 1000\n\n"));
     let first = events(response.body());
     assert_eq!(first.len(), 1);
@@ -164,7 +164,7 @@ fn only_a_named_event_stream_turns_a_read_into_a_stream() {
             host.send_without_follow_ups(Method::GET, &location, &[("accept", accept)], Vec::new());
         assert!(reply.stream.is_none(), "{accept}");
         assert_eq!(header(&reply.response, "content-type"), "application/json");
-        assert_eq!(header(&reply.response, "vary"), "Prefer, Accept");
+        assert_eq!(header(&reply.response, "vary"), "Prefer, Accept, Origin");
         follow_ups(&host, reply);
     }
 }

@@ -3,6 +3,7 @@
 //! [`Reply`]'s response, and then runs the reply's follow-ups (Spin keeps an
 //! instance running after its response is complete).
 
+mod cors;
 mod events;
 mod headers;
 mod notify;
@@ -11,6 +12,7 @@ mod render;
 mod resources;
 mod submit;
 
+pub use cors::AllowedOrigins;
 pub use events::EventStream;
 pub use headers::{BodyReader, if_none_match};
 pub use process::handle as handle_process;
@@ -244,6 +246,8 @@ fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> 
     retention::sweep(ctx.kv, ctx.runtime.now(), ctx.config.max_attempts, shards).map(drop)
 }
 
+#[cfg(test)]
+mod cors_tests;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `/operations/{id}` and `/images/{id}`: read, long-poll, cancel, fetch,
 //! delete.
 
+use super::cors;
 use super::events;
 use super::headers::{self, BodyReader};
 use super::render;
@@ -18,15 +19,19 @@ use http::header::{CONTENT_LENGTH, ETAG};
 use http::{Method, StatusCode};
 use std::time::Duration;
 
-const ALLOW: &str = "GET, HEAD, DELETE";
+const ALLOW: &str = "GET, HEAD, DELETE, OPTIONS";
 
 /// Handles a request under `/operations/` or `/images/`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    cors::around(request, ctx, ALLOW, |request| resource(&request, ctx))
+}
+
+fn resource<B: BodyReader>(request: &http::Request<B>, ctx: &Ctx<'_>) -> Reply {
     let path = request.uri().path();
     let outcome = if let Some(id) = path.strip_prefix("/operations/") {
-        operation(&request, ctx, parse_id(id, "operation"))
+        operation(request, ctx, parse_id(id, "operation"))
     } else if let Some(id) = path.strip_prefix("/images/") {
-        image(&request, ctx, parse_id(id, "image"))
+        image(request, ctx, parse_id(id, "image"))
     } else {
         Err(Error::NotFound("resource"))
     };

@@ -1,6 +1,7 @@
 //! `POST /images`: store the upload, then answer `201 Created` with the
 //! result when it is ready in time, or `202 Accepted` with the operation.
 
+use super::cors;
 use super::headers::{self, BodyReader};
 use super::render::{self, set};
 use super::{FollowUp, Reply};
@@ -23,10 +24,17 @@ use http::header::{CONTENT_LOCATION, LOCATION};
 use http::{Method, StatusCode};
 use std::time::Duration;
 
+/// What `/images` answers.
+const ALLOW: &str = "POST, OPTIONS";
+
 /// Handles a request to `/images`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    cors::around(request, ctx, ALLOW, |request| submission(request, ctx))
+}
+
+fn submission<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
     if request.method() != Method::POST {
-        return Error::MethodNotAllowed { allow: "POST" }.into();
+        return Error::MethodNotAllowed { allow: ALLOW }.into();
     }
     let prefs = headers::preferences(request.headers());
     let mut negotiated = false;

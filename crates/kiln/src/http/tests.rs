@@ -275,7 +275,7 @@ fn a_plain_submission_is_processed_inline_and_answered_201_with_the_image() {
     assert!(location.starts_with("/images/"));
     assert_eq!(header(&response, "content-location"), location);
     assert_eq!(header(&response, "content-type"), "image/jpeg");
-    assert_eq!(header(&response, "vary"), "Prefer");
+    assert_eq!(header(&response, "vary"), "Prefer, Origin");
     assert_eq!(&response.body()[..2], &[0xFF, 0xD8]);
 }
 
@@ -813,10 +813,10 @@ fn wrong_methods_are_405_with_allow() {
     let host = FakeHost::new();
     let on_collection = host.get("/images");
     assert_eq!(problem_status(&on_collection), 405);
-    assert_eq!(header(&on_collection, "allow"), "POST");
+    assert_eq!(header(&on_collection, "allow"), "POST, OPTIONS");
     let id = crate::id::JobId::random();
     let on_operation = host.send(Method::PUT, &format!("/operations/{id}"), &[], Vec::new());
-    assert_eq!(header(&on_operation, "allow"), "GET, HEAD, DELETE");
+    assert_eq!(header(&on_operation, "allow"), "GET, HEAD, DELETE, OPTIONS");
 }
 
 #[test]

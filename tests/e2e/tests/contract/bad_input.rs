@@ -409,10 +409,10 @@ fn wrong_methods_are_405_with_allow() {
     for_each_target(Env::builder, |env| {
         let id = kiln::JobId::random();
         let cases = [
-            ("GET", "/images".to_owned(), "POST"),
-            ("PUT", "/images".to_owned(), "POST"),
-            ("POST", format!("/operations/{id}"), "GET, HEAD, DELETE"),
-            ("PATCH", format!("/images/{id}"), "GET, HEAD, DELETE"),
+            ("GET", "/images".to_owned(), "POST, OPTIONS"),
+            ("PUT", "/images".to_owned(), "POST, OPTIONS"),
+            ("POST", format!("/operations/{id}"), "GET, HEAD, DELETE, OPTIONS"),
+            ("PATCH", format!("/images/{id}"), "GET, HEAD, DELETE, OPTIONS"),
         ];
         for (method, path, allow) in cases {
             let reply = env.send(method, &path, &[], &[]);

@@ -77,7 +77,7 @@ fn a_change_made_while_the_stream_is_open_arrives_on_it() {
         assert_eq!(stream.status, 200, "{}", env.name());
         assert_eq!(stream.header("content-type"), "text/event-stream");
         assert_eq!(stream.header("cache-control"), "no-store");
-        assert_eq!(stream.header("vary"), "Accept");
+        assert_eq!(stream.header("vary"), "Accept, Origin");
         let first = stream.next_event().expect("the current state at once");
         assert_ne!(first.json()["status"], "canceled");
 

@@ -294,7 +294,11 @@ fn format_auto_follows_accept() {
                 "{headers:?} on {}",
                 env.name()
             );
-            assert_eq!(reply.header("vary"), "Prefer, Accept", "{headers:?}");
+            assert_eq!(
+                reply.header("vary"),
+                "Prefer, Accept, Origin",
+                "{headers:?}"
+            );
         }
     });
 }
@@ -312,7 +316,7 @@ fn a_negotiated_format_is_fixed_at_submission() {
             &[("prefer", "respond-async"), ("accept", "image/webp")],
         );
         assert_eq!(accepted.status, 202);
-        assert_eq!(accepted.header("vary"), "Prefer, Accept");
+        assert_eq!(accepted.header("vary"), "Prefer, Accept, Origin");
         let id = accepted.operation_id();
         assert!(
             env.job_record(&id)["ops"]
@@ -386,7 +390,7 @@ fn an_explicit_format_ignores_accept() {
             &[("accept", BROWSER_ACCEPT)],
         );
         assert_eq!(reply.header("content-type"), "image/gif");
-        assert_eq!(reply.header("vary"), "Prefer");
+        assert_eq!(reply.header("vary"), "Prefer, Origin");
     });
 }
 

@@ -10,6 +10,7 @@ mod bad_input;
 mod cloud;
 mod colour;
 mod concurrency;
+mod cors;
 mod crops;
 mod events;
 mod faults;

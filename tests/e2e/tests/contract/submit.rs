@@ -21,7 +21,7 @@ fn a_plain_post_answers_201_with_the_processed_image() {
         assert!(location.starts_with("/images/"), "{location}");
         assert_eq!(reply.header("content-location"), location);
         assert_eq!(reply.header("content-type"), "image/jpeg");
-        assert_eq!(reply.header("vary"), "Prefer");
+        assert_eq!(reply.header("vary"), "Prefer, Origin");
         assert_eq!(reply.header("content-length"), reply.body.len().to_string());
         assert_eq!(inspect(&reply.body), (image::ImageFormat::Jpeg, 40, 30));
     });
@@ -39,7 +39,7 @@ fn respond_async_answers_202_with_the_operation_before_processing() {
         assert_eq!(reply.header("content-location"), location);
         assert_eq!(reply.header("preference-applied"), "respond-async");
         assert_eq!(reply.header("retry-after"), "1");
-        assert_eq!(reply.header("vary"), "Prefer");
+        assert_eq!(reply.header("vary"), "Prefer, Origin");
         assert_eq!(reply.header("content-type"), "application/json");
         let operation = reply.json();
         assert_eq!(operation["status"], "notStarted");
