@@ -11,7 +11,7 @@
 
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, allowedOrigin, otherOrigin, imagePath] = process.argv.slice(2);
 if (!base || !allowedOrigin || !otherOrigin || !imagePath) {
@@ -20,15 +20,7 @@ if (!base || !allowedOrigin || !otherOrigin || !imagePath) {
 }
 const image = [...(await readFile(imagePath))];
 
-// This machine has no network but loopback: without these flags Chromium
-// keeps trying to reach Google's hosts.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 function check(condition, message) {
   if (!condition) throw new Error(message);

@@ -4,7 +4,7 @@
 // Usage: node demo.mjs BASE_URL IMAGE_PATH SCREENSHOT_DIR
 // Exits non-zero, saying why, when the page does not behave.
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, image, out] = process.argv.slice(2);
 if (!base || !image || !out) {
@@ -12,15 +12,7 @@ if (!base || !image || !out) {
   process.exit(2);
 }
 
-// This machine has no network but loopback: without these flags Chromium
-// keeps trying to reach Google's hosts.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
