@@ -20,7 +20,8 @@ use http::header::{
 use http::{Method, StatusCode};
 
 /// The request headers Kiln reads that are not CORS-safelisted, which a
-/// page may therefore only send once a preflight allowed them.
+/// page may therefore only send once a preflight allowed them; and
+/// `Authorization`, for API keys.
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key, If-None-Match, Last-Event-ID, Prefer, Webhook-Url";
 
 /// The response headers a client of the protocol reads that a page could
@@ -93,6 +94,10 @@ fn origin(entry: &str) -> Result<String, String> {
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return refuse("no query, fragment or user");
+    }
+    // `url` takes `*` in a host; a browser never sends one.
+    if url.host_str().is_some_and(|host| host.contains('*')) {
+        return refuse("no wildcards: list each origin, or write `*` alone for any");
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -210,6 +215,7 @@ mod tests {
             "https://app.example.com?x=1",
             "https://user@app.example.com",
             "ftp://app.example.com",
+            "https://*.example.com",
             "*, https://app.example.com",
         ] {
             let err = AllowedOrigins::parse(bad).unwrap_err();

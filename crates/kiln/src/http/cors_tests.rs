@@ -47,6 +47,7 @@ fn a_page_of_a_listed_origin_may_submit_and_read_the_protocols_headers() {
         "Preference-Applied",
         "Retry-After",
         "ETag",
+        "Link",
     ] {
         assert!(exposed.contains(name), "{name} not exposed: {exposed}");
     }
@@ -61,6 +62,26 @@ fn a_page_of_a_listed_origin_may_submit_and_read_the_protocols_headers() {
     let plain = host.get(&operation);
     assert_eq!(maybe(&plain, "access-control-allow-origin"), None);
     assert_eq!(header(&plain, "vary"), "Prefer, Accept, Origin");
+    // Revalidation and problems are answered to the page too.
+    let etag = header(&read, "etag").to_owned();
+    let revalidated = host.send(
+        Method::GET,
+        &operation,
+        &[("origin", PAGE), ("if-none-match", &etag)],
+        Vec::new(),
+    );
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&revalidated, "access-control-allow-origin"), PAGE);
+    assert_eq!(header(&revalidated, "vary"), "Prefer, Accept, Origin");
+    let id = crate::id::JobId::random();
+    let missing = host.send(
+        Method::GET,
+        &format!("/operations/{id}"),
+        &[("origin", PAGE)],
+        Vec::new(),
+    );
+    assert_eq!(problem_status(&missing), 404);
+    assert_eq!(header(&missing, "access-control-allow-origin"), PAGE);
 }
 
 #[test]

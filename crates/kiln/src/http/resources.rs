@@ -111,12 +111,16 @@ fn operation<B>(
     }
     let place = queue::place(ctx, &job);
     let mut response = render::operation_in_queue(&job, StatusCode::OK, place);
-    render::vary(&mut response, &["Prefer", "Accept"]);
+    let varies_with = ["Prefer", "Accept"];
+    render::vary(&mut response, &varies_with);
     if job.status.is_terminal()
         && let Some(etag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok())
         && headers::if_none_match(request.headers(), etag)
     {
+        // A 304 says what the 200 would vary with (RFC 9110, 15.4.5): a
+        // cache updating its stored answer from it keeps the whole list.
         response = render::not_modified(etag, "no-cache");
+        render::vary(&mut response, &varies_with);
     } else if method == Method::HEAD {
         let length = response.body().len().to_string();
         response.body_mut().clear();

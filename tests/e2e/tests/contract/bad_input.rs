@@ -411,8 +411,16 @@ fn wrong_methods_are_405_with_allow() {
         let cases = [
             ("GET", "/images".to_owned(), "POST, OPTIONS"),
             ("PUT", "/images".to_owned(), "POST, OPTIONS"),
-            ("POST", format!("/operations/{id}"), "GET, HEAD, DELETE, OPTIONS"),
-            ("PATCH", format!("/images/{id}"), "GET, HEAD, DELETE, OPTIONS"),
+            (
+                "POST",
+                format!("/operations/{id}"),
+                "GET, HEAD, DELETE, OPTIONS",
+            ),
+            (
+                "PATCH",
+                format!("/images/{id}"),
+                "GET, HEAD, DELETE, OPTIONS",
+            ),
         ];
         for (method, path, allow) in cases {
             let reply = env.send(method, &path, &[], &[]);
