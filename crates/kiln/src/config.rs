@@ -2,6 +2,7 @@
 //! `spin.toml`) through a lookup function so tests never touch the real
 //! environment.
 
+use crate::access::ApiKeys;
 use crate::http::AllowedOrigins;
 use crate::webhook::{AllowedHost, Secret};
 use std::time::Duration;
@@ -46,6 +47,11 @@ pub struct Config {
     /// Which browser pages on other origins may call the API (`None`:
     /// none, the default).
     pub cors_allowed_origins: Option<AllowedOrigins>,
+    /// The API keys that may submit, cancel and delete (`None`: keys off,
+    /// the default; see [`crate::access`]).
+    pub api_keys: Option<ApiKeys>,
+    /// Whether jobs created from now on need their key to be read too.
+    pub api_keys_for_reads: bool,
 }
 
 /// What webhooks need from the operator.
@@ -99,6 +105,8 @@ impl Default for Config {
             max_queued_jobs: None,
             index_shards: 64,
             cors_allowed_origins: None,
+            api_keys: None,
+            api_keys_for_reads: false,
         }
     }
 }
@@ -177,6 +185,22 @@ impl Config {
                 name: "cors_allowed_origins",
                 reason,
             })?,
+            api_keys: ApiKeys::parse(&lookup("api_keys").unwrap_or_default()).map_err(
+                |reason| ConfigError {
+                    name: "api_keys",
+                    reason,
+                },
+            )?,
+            api_keys_for_reads: match lookup("api_keys_for_reads").as_deref().map(str::trim) {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "api_keys_for_reads",
+                        reason: format!("`{other}` is not `true` or `false`"),
+                    });
+                }
+            },
         })
     }
 }

@@ -48,6 +48,13 @@ impl IdempotencyKey {
             .ok_or_else(invalid)
     }
 
+    /// The same key as sent with the API key named `owner`: keys of
+    /// different API keys never meet, so reusing one is another request,
+    /// never a way to another key's job. (Names cannot hold a NUL.)
+    pub fn scoped_to(self, owner: &str) -> IdempotencyKey {
+        IdempotencyKey(format!("{owner}\0{}", self.0))
+    }
+
     /// The store key of this key's binding.
     pub fn entry_key(&self) -> String {
         keys::idempotency(&hex(&Sha256::digest(self.0.as_bytes())))

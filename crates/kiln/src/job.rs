@@ -136,6 +136,14 @@ pub struct Job {
     /// still finds its entries to remove them).
     #[serde(default)]
     pub index_shard: u32,
+    /// The name of the API key that created it, when keys are on: only
+    /// that key may cancel or delete it (see [`crate::access`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Whether reading it needs its key (`api_keys_for_reads` was on when
+    /// it was created).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads_need_key: bool,
 }
 
 /// What a processor's claim on a job came to.
@@ -334,6 +342,8 @@ pub(crate) mod tests {
             idempotency_entry: None,
             webhook: None,
             index_shard: 0,
+            owner: None,
+            reads_need_key: false,
         }
     }
 

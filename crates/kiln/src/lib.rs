@@ -34,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod blob;
 pub mod budget;
 pub mod clock;

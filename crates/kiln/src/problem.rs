@@ -69,6 +69,15 @@ pub enum Error {
     /// The request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// API keys are on and the request has no valid one.
+    #[error("no valid API key")]
+    Unauthorized {
+        /// Whether a key was presented (then it was wrong).
+        presented: bool,
+    },
+    /// The request's API key is not the one that created the job.
+    #[error("the job belongs to another API key")]
+    Forbidden,
     /// A CORS preflight from a page whose origin `cors_allowed_origins`
     /// does not list.
     #[error("cross-origin requests from {0} are not allowed")]
@@ -167,6 +176,27 @@ impl Error {
                 None,
             ),
             Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
+            Error::Unauthorized { presented } => (
+                401,
+                "unauthorized",
+                "API key needed",
+                Some(
+                    if *presented {
+                        "the API key in Authorization is not one this deployment accepts"
+                    } else {
+                        "send an API key: Authorization: Bearer <key>"
+                    }
+                    .into(),
+                ),
+                None,
+            ),
+            Error::Forbidden => (
+                403,
+                "forbidden",
+                "Not your job",
+                Some("this job was created with another API key; only that key may do this".into()),
+                None,
+            ),
             Error::OriginNotAllowed(origin) => (
                 403,
                 "origin-not-allowed",

@@ -30,6 +30,10 @@ pub struct Upload {
     pub idempotency_key: Option<IdempotencyKey>,
     /// Where to POST the outcome (`Webhook-Url`, checked).
     pub webhook: Option<WebhookUrl>,
+    /// The name of the API key that sent it, when keys are on.
+    pub owner: Option<String>,
+    /// Whether reading the job will need that key.
+    pub reads_need_key: bool,
 }
 
 /// The job an upload resulted in.
@@ -185,6 +189,8 @@ fn new_job(
             .as_ref()
             .map(|url| Delivery::new(url.as_str().to_owned())),
         index_shard: 0,
+        owner: upload.owner.clone(),
+        reads_need_key: upload.reads_need_key,
     }
 }
 

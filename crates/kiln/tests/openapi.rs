@@ -58,6 +58,8 @@ fn every_error() -> Vec<Error> {
         Error::Conflict(String::new()),
         Error::MethodNotAllowed { allow: "GET" },
         Error::OriginNotAllowed("https://example.com".into()),
+        Error::Unauthorized { presented: true },
+        Error::Forbidden,
         Error::Store(kiln::KvError(String::new())),
         Error::Internal(String::new()),
     ]

@@ -40,6 +40,24 @@ pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
     })
 }
 
+/// As [`run_demo`], on an app with API keys on (for reads too), `api_key`
+/// being one of them: the page is first refused, then given the key.
+pub fn run_demo_with_key(
+    target: &str,
+    base_url: &str,
+    image: &[u8],
+    api_key: &str,
+) -> Option<String> {
+    run_with_image("demo", target, image, |image_path, screenshots| {
+        vec![
+            base_url.into(),
+            image_path.into(),
+            screenshots.into(),
+            api_key.into(),
+        ]
+    })
+}
+
 /// Runs `cors.mjs`: a page at `allowed_origin` (which the app at
 /// `base_url` lists in `cors_allowed_origins`) uses the API with `image`
 /// (a PNG), and one at `other_origin` is blocked. As [`run_demo`].
@@ -76,7 +94,15 @@ fn run_with_image(
         .join("target/browser-screenshots")
         .join(target.replace(' ', "-"));
     std::fs::create_dir_all(&screenshots).expect("the screenshot folder");
-    let image_path = screenshots.join(format!("{script}-upload-{}.png", std::process::id()));
+    // One name per run: tests run at once in one process, and the page
+    // reads the file again for each submission.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let image_path = screenshots.join(format!("{script}-upload-{run}.png"));
     std::fs::write(&image_path, image).expect("writing the test image");
     let mut command = Command::new("node");
     command
@@ -85,7 +111,7 @@ fn run_with_image(
             &image_path.display().to_string(),
             &screenshots.display().to_string(),
         ));
-    let log = screenshots.join(format!("{script}-{}.log", std::process::id()));
+    let log = screenshots.join(format!("{script}-{run}.log"));
     let outcome = process::run_logged(command, &log, Duration::from_secs(120));
     std::fs::remove_file(&image_path).ok();
     match outcome {

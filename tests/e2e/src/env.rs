@@ -4,6 +4,7 @@ use crate::client::{Client, Reply};
 use crate::spin::{SpinApp, SpinProcess};
 use crate::store::StoreView;
 use kiln_test_host::{App, FaultHandle, Host, KeyValueStore, LoadOptions, Quotas};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -107,6 +108,22 @@ impl EnvBuilder {
     pub fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Turns API keys on: `keys` as (name, key) pairs, given to the app
+    /// as an operator gives them, by their SHA-256 (`api_keys`).
+    pub fn api_keys(self, keys: &[(&str, &str)]) -> Self {
+        let hashed: Vec<String> = keys
+            .iter()
+            .map(|(name, key)| {
+                let hash: String = Sha256::digest(key.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("{name}:{hash}")
+            })
+            .collect();
+        self.variable("api_keys", &hashed.join(","))
     }
 
     /// Runs the app on the test host under a platform's `quotas` (see

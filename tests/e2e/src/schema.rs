@@ -39,10 +39,11 @@ pub fn validate(bin: &Path, document: &Path) -> Result<String, String> {
 }
 
 /// Runs Schemathesis, every check, against the app at `base_url` (which
-/// must accept `Webhook-Url: http://127.0.0.1:9/kiln`), with the settings
+/// must accept `Webhook-Url: http://127.0.0.1:9/kiln`), every request
+/// carrying `api_key` as a bearer token, with the settings
 /// and hooks of `tests/schema`. Its report on success; panics with it on a
 /// failure.
-pub fn run_schemathesis(bin: &Path, base_url: &str) -> String {
+pub fn run_schemathesis(bin: &Path, base_url: &str, api_key: &str) -> String {
     let samples = scratch("samples");
     std::fs::create_dir_all(&samples).expect("the sample images folder");
     for (name, bytes) in [
@@ -65,6 +66,7 @@ pub fn run_schemathesis(bin: &Path, base_url: &str) -> String {
             base_url,
         ])
         .args(["--max-examples", "50", "--workers", "2"])
+        .args(["--header", &format!("Authorization: Bearer {api_key}")])
         .env("SCHEMATHESIS_HOOKS", "kiln_hooks")
         .env("PYTHONPATH", &settings)
         .env("KILN_SCHEMA_IMAGES", &samples)

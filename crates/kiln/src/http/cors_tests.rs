@@ -178,6 +178,9 @@ fn a_plain_options_lists_the_methods_without_touching_the_store() {
     let on_image = host.send(Method::OPTIONS, &format!("/images/{id}"), &[], Vec::new());
     assert_eq!(on_image.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&on_image, "allow"), "GET, HEAD, DELETE, OPTIONS");
+    // A malformed id names no resource, for OPTIONS as for every method.
+    let malformed = host.send(Method::OPTIONS, "/images/not-an-id", &[], Vec::new());
+    assert_eq!(problem_status(&malformed), 404);
 }
 
 /// The commonest request, a status read by a program, reads no variable:

@@ -247,6 +247,8 @@ fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> 
 }
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod cors_tests;
 #[cfg(test)]
 mod events_tests;

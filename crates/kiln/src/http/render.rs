@@ -9,7 +9,7 @@ use crate::queue::QueuePlace;
 use crate::webhook::DeliveryStatus;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
-    LOCATION, RETRY_AFTER, VARY,
+    LOCATION, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
@@ -61,6 +61,16 @@ pub fn problem(error: &Error) -> Response {
             set(&mut response, RETRY_AFTER, retry_after.to_string());
         }
         Error::MethodNotAllowed { allow } => set(&mut response, ALLOW, allow),
+        // RFC 6750, 3: a wrong key is an invalid token; a missing one, no error.
+        Error::Unauthorized { presented } => set(
+            &mut response,
+            WWW_AUTHENTICATE,
+            if *presented {
+                r#"Bearer realm="kiln", error="invalid_token""#
+            } else {
+                r#"Bearer realm="kiln""#
+            },
+        ),
         _ => {}
     }
     response

@@ -6,6 +6,7 @@ use super::events;
 use super::headers::{self, BodyReader};
 use super::render;
 use super::{FollowUp, Reply, follow_up};
+use crate::access;
 use crate::blob;
 use crate::config::Dispatch;
 use crate::id::JobId;
@@ -23,7 +24,19 @@ const ALLOW: &str = "GET, HEAD, DELETE, OPTIONS";
 
 /// Handles a request under `/operations/` or `/images/`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
+    // `OPTIONS` names a resource too: a malformed id is none (404).
+    if request.method() == Method::OPTIONS && id_in(request.uri().path()).is_none() {
+        return Error::NotFound("resource").into();
+    }
     cors::around(request, ctx, ALLOW, |request| resource(&request, ctx))
+}
+
+/// The id in `/operations/{id}` or `/images/{id}`, if it is one.
+fn id_in(path: &str) -> Option<JobId> {
+    let id = path
+        .strip_prefix("/operations/")
+        .or_else(|| path.strip_prefix("/images/"))?;
+    JobId::parse(id).ok()
 }
 
 fn resource<B: BodyReader>(request: &http::Request<B>, ctx: &Ctx<'_>) -> Reply {
@@ -64,6 +77,11 @@ fn operation<B>(
     let jobs = Jobs::new(ctx.kv);
     if method == Method::DELETE {
         let now = ctx.runtime.now();
+        if ctx.config.api_keys.is_some() {
+            // Whose job it is never changes: checked before the update.
+            let job = jobs.get(id, now)?.ok_or(Error::NotFound("operation"))?;
+            access::may_change(request.headers(), ctx, &job)?;
+        }
         return match jobs.update(id, now, |job| job.cancel(now))? {
             Update::Changed(job) => Ok(Reply::new(
                 render::operation(&job, StatusCode::OK),
@@ -82,6 +100,7 @@ fn operation<B>(
     let mut job = jobs
         .get(id, ctx.runtime.now())?
         .ok_or(Error::NotFound("operation"))?;
+    access::may_read(request.headers(), ctx, &job)?;
     let mut follow_ups = Vec::new();
     // Only an unfinished job can be stuck; asking a finished one would read
     // the configuration, which the commonest read needs nowhere else.
@@ -156,7 +175,11 @@ fn image<B>(
     let job = jobs
         .get(id, ctx.runtime.now())?
         .ok_or(Error::NotFound("image"))?;
+    if method != Method::DELETE {
+        access::may_read(request.headers(), ctx, &job)?;
+    }
     if method == Method::DELETE {
+        access::may_change(request.headers(), ctx, &job)?;
         jobs.delete(id, ctx.runtime.now())?;
         return Ok(render::response(StatusCode::NO_CONTENT, Vec::new()).into());
     }

@@ -5,6 +5,7 @@ use super::cors;
 use super::headers::{self, BodyReader};
 use super::render::{self, set};
 use super::{FollowUp, Reply};
+use crate::access;
 use crate::blob;
 use crate::config::Dispatch;
 use crate::id::JobId;
@@ -58,6 +59,9 @@ fn submit<B: BodyReader>(
     ctx: &Ctx<'_>,
     negotiated: &mut bool,
 ) -> Result<Reply, Error> {
+    // Before anything else is looked at: a request without a valid key
+    // learns nothing about its upload.
+    let owner = access::submitter(request.headers(), ctx)?;
     let limit = ctx.config.max_upload_bytes;
     let declared_length = headers::declared_length(request.headers(), limit)?;
     let declared = headers::declared_format(request.headers())?;
@@ -68,7 +72,11 @@ fn submit<B: BodyReader>(
         .headers()
         .get("idempotency-key")
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
-        .transpose()?;
+        .transpose()?
+        .map(|key| match &owner {
+            Some(owner) => key.scoped_to(owner),
+            None => key,
+        });
     let webhook = headers::webhook_url(request.headers(), ctx.config.webhooks.as_ref())?;
     // Before the upload is read: a full queue refuses it without storing.
     let waiting = queue::admit(ctx)?;
@@ -87,6 +95,8 @@ fn submit<B: BodyReader>(
             accept,
             idempotency_key,
             webhook,
+            reads_need_key: owner.is_some() && ctx.config.api_keys_for_reads,
+            owner,
         },
     )?;
     let job = accepted.job().clone();

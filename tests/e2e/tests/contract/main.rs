@@ -5,6 +5,7 @@
 //!
 //! One test binary, so each component is compiled once per run.
 
+mod access;
 mod animation;
 mod bad_input;
 mod cloud;

@@ -61,3 +61,24 @@ fn the_demo_page_runs_a_job_in_chromium() {
         }
     });
 }
+
+/// With API keys on (reads too), the page shows the `401`, opens its key
+/// field, and with the key runs the job, following it by long-polling
+/// (`EventSource` cannot send a key).
+#[test]
+fn the_demo_page_asks_for_an_api_key_when_keys_are_on() {
+    let key = "demo-page-key-5b2e";
+    let builder = || {
+        Env::builder()
+            .api_keys(&[("demo", key)])
+            .variable("api_keys_for_reads", "true")
+    };
+    for_each_target(builder, |env| {
+        let image = images::png(640, 480);
+        if let Some(report) =
+            kiln_e2e::browser::run_demo_with_key(env.name(), env.base_url(), &image, key)
+        {
+            kiln_e2e::process::report(&format!("{}: {report}", env.name()));
+        }
+    });
+}
