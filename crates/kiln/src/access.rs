@@ -44,7 +44,8 @@ impl ApiKeys {
     /// digits, `-`, `_` or `.`, each used once.
     pub fn parse(text: &str) -> Result<Option<ApiKeys>, String> {
         let mut keys: Vec<NamedKey> = Vec::new();
-        for entry in text.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
+        let entries = text.split(|c: char| c == ',' || c.is_whitespace());
+        for entry in entries.filter(|e| !e.is_empty()) {
             // Never echo the entry: it may be a key pasted by mistake.
             let Some((name, hex)) = entry.split_once(':') else {
                 return Err(format!("entry {} is not name:sha256-hex", keys.len() + 1));
@@ -59,8 +60,12 @@ impl ApiKeys {
                     keys.len() + 1
                 ));
             }
+            // Not the name either: a pasted key may hold a `:`.
             let sha256 = decode_sha256(hex).ok_or_else(|| {
-                format!("key `{name}`: the hash must be 64 hexadecimal digits (a SHA-256)")
+                format!(
+                    "entry {}: the hash must be 64 hexadecimal digits (a SHA-256)",
+                    keys.len() + 1
+                )
             })?;
             if keys.iter().any(|key| key.name == name) {
                 return Err(format!("key `{name}` is listed twice"));
@@ -100,7 +105,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
 
 fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
     let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
+    // `from_str_radix` alone would take a `+`.
+    if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -111,22 +117,26 @@ fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Who is submitting: the key's name when keys are on (`401` without a
-/// valid one), `None` when they are off.
-pub fn submitter(headers: &HeaderMap, ctx: &Ctx<'_>) -> Result<Option<String>, Error> {
+/// Who is calling, for a request that submits or changes: the key's name
+/// when keys are on (`401` without a valid one, before anything is read
+/// from the store), `None` when they are off.
+pub fn caller(headers: &HeaderMap, ctx: &Ctx<'_>) -> Result<Option<String>, Error> {
     match &ctx.config.api_keys {
         Some(keys) => keys.identify(headers).map(|name| Some(name.to_owned())),
         None => Ok(None),
     }
 }
 
-/// Whether the request may cancel or delete `job`: with keys on, a valid
-/// key (`401`), and the one that created it when one did (`403`).
-pub fn may_change(headers: &HeaderMap, ctx: &Ctx<'_>, job: &Job) -> Result<(), Error> {
-    let Some(keys) = &ctx.config.api_keys else {
-        return Ok(());
-    };
-    owns(keys.identify(headers)?, job)
+/// Whether `caller` (from [`caller`]) may cancel or delete `job`: the key
+/// that created it, when one did (`403`). With keys off, anyone, except for
+/// a job whose reads needed a key: nobody can show it now (`401`), so
+/// nobody changes it either.
+pub fn may_change(caller: Option<&str>, job: &Job) -> Result<(), Error> {
+    match caller {
+        Some(name) => owns(name, job),
+        None if job.reads_need_key => Err(Error::Unauthorized { presented: false }),
+        None => Ok(()),
+    }
 }
 
 /// Whether the request may read `job`: always, unless the job was created

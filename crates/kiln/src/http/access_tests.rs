@@ -256,3 +256,91 @@ fn an_idempotency_key_is_never_a_way_into_another_keys_job() {
     );
     assert_eq!(header(&retried, "location"), header(&first, "location"));
 }
+
+/// With keys on, a deletion without a valid key is refused before the
+/// store is read: it cannot even learn whether the id exists.
+#[test]
+fn a_deletion_without_a_valid_key_never_reaches_the_store() {
+    let host = with_keys(false);
+    host.kv.set_failing(true);
+    let id = crate::id::JobId::random();
+    for path in [format!("/operations/{id}"), format!("/images/{id}")] {
+        for caller in [Caller::Anonymous, Caller::Impostor] {
+            let refused = send(&host, Method::DELETE, &path, caller);
+            assert_refused(&refused, caller, &format!("DELETE {path}"));
+        }
+    }
+    host.kv.set_failing(false);
+    let unknown = send(
+        &host,
+        Method::DELETE,
+        &format!("/images/{id}"),
+        Caller::Creator,
+    );
+    assert_eq!(problem_status(&unknown), 404);
+}
+
+/// An image whose reads need a key is never stored by a shared cache,
+/// which would hand it to callers without one.
+#[test]
+fn an_image_whose_reads_need_a_key_is_only_privately_cacheable() {
+    let host = with_keys(true);
+    let (_, image) = alices_finished_job(&host);
+    let read = send(&host, Method::GET, &image, Caller::Creator);
+    assert_eq!(
+        header(&read, "cache-control"),
+        "private, max-age=31536000, immutable"
+    );
+    let etag = header(&read, "etag").to_owned();
+    let bearer = format!("Bearer {ALICE}");
+    let revalidated = host.send(
+        Method::GET,
+        &image,
+        &[("authorization", &bearer), ("if-none-match", &etag)],
+        Vec::new(),
+    );
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        header(&revalidated, "cache-control"),
+        "private, max-age=31536000, immutable"
+    );
+    // Without a key, revalidation does not tell whether the tag matched.
+    let guess = host.send(Method::GET, &image, &[("if-none-match", &etag)], Vec::new());
+    assert_eq!(problem_status(&guess), 401);
+    // Nor does an event stream of the operation start.
+    let operation = image.replace("/images/", "/operations/");
+    let stream = host.send(
+        Method::GET,
+        &operation,
+        &[("accept", "text/event-stream")],
+        Vec::new(),
+    );
+    assert_eq!(problem_status(&stream), 401);
+    let public = with_keys(false);
+    let (_, image) = alices_finished_job(&public);
+    let read = send(&public, Method::GET, &image, Caller::Anonymous);
+    assert_eq!(
+        header(&read, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+}
+
+/// Keys turned off after a job was created under reads-need-a-key: nobody
+/// can show that key any more, so nobody reads, cancels or deletes it.
+#[test]
+fn with_keys_turned_off_a_protected_job_is_neither_read_nor_changed() {
+    let mut host = with_keys(true);
+    host.processor.set(Processor::Stalled);
+    let (operation, image) = alices_finished_job(&host);
+    host.config.api_keys = None;
+    let before = snapshot(&host);
+    for (method, path) in [
+        (Method::GET, &operation),
+        (Method::DELETE, &operation),
+        (Method::DELETE, &image),
+    ] {
+        let refused = send(&host, method.clone(), path, Caller::Creator);
+        assert_eq!(problem_status(&refused), 401, "{method} {path}");
+    }
+    assert_eq!(snapshot(&host), before);
+}

@@ -15,7 +15,19 @@ use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 /// Images never change once stored: a result has its own id.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The same for an image whose reads need its API key: no shared cache
+/// may keep it and hand it to a caller without one (RFC 9111, 3.5).
+const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
+
+/// How a job's image may be cached.
+pub fn image_cache_control(job: &Job) -> &'static str {
+    if job.reads_need_key {
+        IMMUTABLE_PRIVATE
+    } else {
+        IMMUTABLE
+    }
+}
 
 /// How long clients should wait between polls of an unfinished job.
 pub const RETRY_AFTER_SECONDS: &str = "1";
@@ -227,7 +239,7 @@ pub fn image(job: &Job, status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = response(status, body);
     set(&mut response, CONTENT_TYPE, &result.media_type);
     set(&mut response, ETAG, &result.etag);
-    set(&mut response, CACHE_CONTROL, IMMUTABLE);
+    set(&mut response, CACHE_CONTROL, image_cache_control(job));
     response
 }
 

@@ -77,16 +77,22 @@ fn operation<B>(
     let jobs = Jobs::new(ctx.kv);
     if method == Method::DELETE {
         let now = ctx.runtime.now();
-        if ctx.config.api_keys.is_some() {
-            // Whose job it is never changes: checked before the update.
-            let job = jobs.get(id, now)?.ok_or(Error::NotFound("operation"))?;
-            access::may_change(request.headers(), ctx, &job)?;
-        }
-        return match jobs.update(id, now, |job| job.cancel(now))? {
+        let caller = access::caller(request.headers(), ctx)?;
+        // Checked on the record the cancel reads anyway: no extra read.
+        let refused = std::cell::Cell::new(None);
+        let cancel = |job: &Job| match access::may_change(caller.as_deref(), job) {
+            Ok(()) => job.cancel(now),
+            Err(err) => {
+                refused.set(Some(err));
+                None
+            }
+        };
+        return match jobs.update(id, now, cancel)? {
             Update::Changed(job) => Ok(Reply::new(
                 render::operation(&job, StatusCode::OK),
                 vec![FollowUp::Notify(id)],
             )),
+            Update::Unchanged(_) if let Some(err) = refused.take() => Err(err),
             Update::Unchanged(job) => Err(Error::Conflict(format!(
                 "the operation already finished ({})",
                 serde_json::to_value(job.status)
@@ -172,14 +178,17 @@ fn image<B>(
     let method = allowed_method(request)?;
     let id = id?;
     let jobs = Jobs::new(ctx.kv);
+    // A deletion without a valid key is refused before the store is read.
+    let caller = if method == Method::DELETE {
+        access::caller(request.headers(), ctx)?
+    } else {
+        None
+    };
     let job = jobs
         .get(id, ctx.runtime.now())?
         .ok_or(Error::NotFound("image"))?;
-    if method != Method::DELETE {
-        access::may_read(request.headers(), ctx, &job)?;
-    }
     if method == Method::DELETE {
-        access::may_change(request.headers(), ctx, &job)?;
+        access::may_change(caller.as_deref(), &job)?;
         jobs.delete(id, ctx.runtime.now())?;
         return Ok(render::response(StatusCode::NO_CONTENT, Vec::new()).into());
     }
@@ -190,8 +199,9 @@ fn image<B>(
     else {
         return Err(Error::ImageNotReady(id));
     };
+    access::may_read(request.headers(), ctx, &job)?;
     if headers::if_none_match(request.headers(), &result.etag) {
-        return Ok(render::not_modified(&result.etag, render::IMMUTABLE).into());
+        return Ok(render::not_modified(&result.etag, render::image_cache_control(&job)).into());
     }
     if method == Method::HEAD {
         let mut response = render::image(&job, StatusCode::OK, Vec::new());

@@ -61,7 +61,7 @@ fn submit<B: BodyReader>(
 ) -> Result<Reply, Error> {
     // Before anything else is looked at: a request without a valid key
     // learns nothing about its upload.
-    let owner = access::submitter(request.headers(), ctx)?;
+    let owner = access::caller(request.headers(), ctx)?;
     let limit = ctx.config.max_upload_bytes;
     let declared_length = headers::declared_length(request.headers(), limit)?;
     let declared = headers::declared_format(request.headers())?;
