@@ -164,6 +164,7 @@ fn owns(name: &str, job: &Job) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::hex;
 
     const HASH_OF_SECRET: &str = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
 
@@ -223,9 +224,5 @@ mod tests {
                 "{bad}: {err}"
             );
         }
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

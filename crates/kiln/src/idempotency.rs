@@ -158,7 +158,8 @@ fn claim_key(entry: &str) -> String {
     format!("{entry}:claims")
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal, as SHA-256 digests are written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -35,9 +35,7 @@ fn missing() -> Option<String> {
 /// script's output when the page misbehaves. Screenshots go to
 /// `target/browser-screenshots/<target>/` (`test-host`, `spin-up`).
 pub fn run_demo(target: &str, base_url: &str, image: &[u8]) -> Option<String> {
-    run_with_image("demo", target, image, |image_path, screenshots| {
-        vec![base_url.into(), image_path.into(), screenshots.into()]
-    })
+    run_demo_script(target, base_url, image, None)
 }
 
 /// As [`run_demo`], on an app with API keys on (for reads too), `api_key`
@@ -48,13 +46,19 @@ pub fn run_demo_with_key(
     image: &[u8],
     api_key: &str,
 ) -> Option<String> {
+    run_demo_script(target, base_url, image, Some(api_key))
+}
+
+fn run_demo_script(
+    target: &str,
+    base_url: &str,
+    image: &[u8],
+    api_key: Option<&str>,
+) -> Option<String> {
     run_with_image("demo", target, image, |image_path, screenshots| {
-        vec![
-            base_url.into(),
-            image_path.into(),
-            screenshots.into(),
-            api_key.into(),
-        ]
+        let mut args = vec![base_url.into(), image_path.into(), screenshots.into()];
+        args.extend(api_key.map(str::to_owned));
+        args
     })
 }
 

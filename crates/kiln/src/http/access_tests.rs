@@ -5,6 +5,7 @@
 use super::tests::{FakeHost, Processor, header, json, problem_status};
 use super::*;
 use crate::access::ApiKeys;
+use crate::idempotency::hex;
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
@@ -12,10 +13,7 @@ const ALICE: &str = "alice-key-7f3c";
 const BOB: &str = "bob-key-09ad";
 
 fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(key.as_bytes()))
 }
 
 fn with_keys(for_reads: bool) -> FakeHost {
