@@ -2,6 +2,7 @@
 
 use kiln::Error;
 use kiln::http::BodyReader;
+use kiln::rate_limit::ClientAddress;
 use spin_sdk::http::{IncomingRequest, Method, OutgoingBody};
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 
@@ -66,12 +67,30 @@ pub fn to_http_request(
     for (name, value) in request.headers().entries() {
         builder = builder.header(name, value);
     }
+    if let Some(address) = client_address(&request) {
+        builder = builder.extension(address);
+    }
     let body = IncomingBodyReader {
         body: request.consume().ok(),
     };
     builder
         .body(body)
         .map_err(|_| Error::BadRequest("malformed request line or headers".into()))
+}
+
+/// The client's address: Spin's `spin-client-addr`, of which a request may
+/// hold several values, since Spin adds its own after any the client sent
+/// (Spin 4.0.2 appends its `spin-*` headers to the request's): the last
+/// one is Spin's.
+fn client_address(request: &IncomingRequest) -> Option<ClientAddress> {
+    let values = request.headers().get("spin-client-addr");
+    let text = std::str::from_utf8(values.last()?).ok()?;
+    let ip = text
+        .parse::<std::net::SocketAddr>()
+        .map(|addr| addr.ip())
+        .or_else(|_| text.parse())
+        .ok()?;
+    Some(ClientAddress(ip))
 }
 
 /// Writes `bytes` and finishes the body.

@@ -4,6 +4,7 @@
 
 use crate::access::ApiKeys;
 use crate::http::AllowedOrigins;
+use crate::rate_limit::RateLimit;
 use crate::webhook::{AllowedHost, Secret};
 use std::time::Duration;
 
@@ -52,6 +53,11 @@ pub struct Config {
     pub api_keys: Option<ApiKeys>,
     /// Whether jobs created from now on need their key to be read too.
     pub api_keys_for_reads: bool,
+    /// Each client's token bucket for submissions (`None`: no rate limit,
+    /// the default; see [`crate::rate_limit`]).
+    pub rate_limit: Option<RateLimit>,
+    /// How many unfinished jobs one client may have (`None`: no cap).
+    pub max_unfinished_jobs: Option<u32>,
 }
 
 /// What webhooks need from the operator.
@@ -107,11 +113,19 @@ impl Default for Config {
             cors_allowed_origins: None,
             api_keys: None,
             api_keys_for_reads: false,
+            rate_limit: None,
+            max_unfinished_jobs: None,
         }
     }
 }
 
 impl Config {
+    /// Whether submissions are counted per client (a rate limit or a cap
+    /// on unfinished jobs; see [`crate::rate_limit`]).
+    pub fn limits_clients(&self) -> bool {
+        self.rate_limit.is_some() || self.max_unfinished_jobs.is_some()
+    }
+
     /// The limits the image pipeline enforces.
     pub fn image_limits(&self) -> kiln_image::Limits {
         kiln_image::Limits {
@@ -124,7 +138,14 @@ impl Config {
     /// Reads every variable through `lookup` (which returns `None` for an
     /// undefined one) and checks its range.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let number = |name: &'static str, min: u64, max: u64| -> Result<u64, ConfigError> {
+        // A variable only the submitting component declares reads as 0
+        // (off) elsewhere.
+        let optional = |name: &str| lookup(name).or_else(|| Some("0".into()));
+        let number_in = |lookup: &dyn Fn(&str) -> Option<String>,
+                         name: &'static str,
+                         min: u64,
+                         max: u64|
+         -> Result<u64, ConfigError> {
             let text = lookup(name).ok_or_else(|| ConfigError {
                 name,
                 reason: "not defined".into(),
@@ -141,6 +162,8 @@ impl Config {
             }
             Ok(value)
         };
+        let number = |name, min, max| number_in(&lookup, name, min, max);
+        let optional_number = |name, max| number_in(&optional, name, 0, max);
         let seconds = |name, min, max| number(name, min, max).map(Duration::from_secs);
         Ok(Config {
             max_upload_bytes: number("max_upload_bytes", 1, 1 << 32)?,
@@ -200,6 +223,26 @@ impl Config {
                         reason: format!("`{other}` is not `true` or `false`"),
                     });
                 }
+            },
+            rate_limit: match optional_number("rate_limit_per_minute", 60_000)? {
+                0 => None,
+                per_minute => Some(RateLimit {
+                    per_minute: u32::try_from(per_minute).unwrap_or(60_000),
+                    burst: match optional_number("rate_limit_burst", 10_000)? {
+                        0 => {
+                            return Err(ConfigError {
+                                name: "rate_limit_burst",
+                                reason: "must be at least 1 when rate_limit_per_minute is set"
+                                    .into(),
+                            });
+                        }
+                        burst => u32::try_from(burst).unwrap_or(10_000),
+                    },
+                }),
+            },
+            max_unfinished_jobs: match optional_number("max_unfinished_jobs", 10_000)? {
+                0 => None,
+                max => Some(u32::try_from(max).unwrap_or(10_000)),
             },
         })
     }
@@ -352,6 +395,36 @@ mod tests {
         assert_eq!(bad_secret.name, "webhook_secret");
         let bad_hosts = with(&[secret, ("webhook_allowed_hosts", "127.0.0.1")]).unwrap_err();
         assert_eq!(bad_hosts.name, "webhook_allowed_hosts");
+    }
+
+    /// The limits are off when their variables are absent (components that
+    /// do not take submissions do not declare them) or 0; a rate needs a
+    /// burst.
+    #[test]
+    fn rate_limits_are_off_by_default_and_a_rate_needs_a_burst() {
+        let config = with(&[]).unwrap();
+        assert_eq!(
+            (config.rate_limit, config.max_unfinished_jobs),
+            (None, None)
+        );
+        let on = with(&[
+            ("rate_limit_per_minute", "30"),
+            ("rate_limit_burst", "5"),
+            ("max_unfinished_jobs", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            on.rate_limit,
+            Some(RateLimit {
+                per_minute: 30,
+                burst: 5
+            })
+        );
+        assert_eq!(on.max_unfinished_jobs, Some(2));
+        let no_burst = with(&[("rate_limit_per_minute", "30"), ("rate_limit_burst", "0")]);
+        assert_eq!(no_burst.unwrap_err().name, "rate_limit_burst");
+        let bad = with(&[("rate_limit_per_minute", "fast")]);
+        assert_eq!(bad.unwrap_err().name, "rate_limit_per_minute");
     }
 
     #[test]

@@ -59,6 +59,16 @@ pub const MAINTAINED: &str = "kiln:maintained";
 /// The slots of the jobs running now (see [`crate::slots`]).
 pub const SLOTS: &str = "kiln:slots";
 
+/// Prefix of the state of each client the rate limits count (see
+/// [`crate::rate_limit`]).
+pub const CLIENT_PREFIX: &str = "kiln:client:";
+
+/// The state of `client` (an API key's name or an address, never client
+/// text beyond those).
+pub fn client(client: &str) -> String {
+    format!("{CLIENT_PREFIX}{client}")
+}
+
 /// The due times of the non-empty retention buckets.
 pub const RETENTION_BUCKETS: &str = "kiln:retention";
 

@@ -61,13 +61,28 @@ pub trait KvStore {
 /// `key` does, so however many requests come, the chore's reads do not
 /// grow with them.
 pub fn take_turn(kv: &dyn KvStore, key: &str, turn: u64) -> Result<bool, KvError> {
-    let turn = turn.to_string();
+    take_turn_after(kv, key, turn).map(|previous| previous.is_some())
+}
+
+/// [`take_turn`], saying which turn was taken before this one when this
+/// caller takes it: a chore done every so many turns needs no key of its
+/// own (see `http::maintain`).
+pub fn take_turn_after(kv: &dyn KvStore, key: &str, turn: u64) -> Result<Option<u64>, KvError> {
+    let text = turn.to_string();
     create_once(kv, key, b"0")?;
     match kv.get(key)? {
-        Some(done) if done != turn.as_bytes() => kv.compare_and_swap(key, &done, turn.as_bytes()),
-        _ => Ok(false),
+        Some(done) if done != text.as_bytes() => {
+            let taken = kv.compare_and_swap(key, &done, text.as_bytes())?;
+            let previous = std::str::from_utf8(&done).ok().and_then(|d| d.parse().ok());
+            Ok(taken.then(|| previous.unwrap_or(0)))
+        }
+        _ => Ok(None),
     }
 }
+
+/// The suffix of the counter that settles a key's creation (see
+/// [`create_once`]).
+pub const CREATED_SUFFIX: &str = ":created";
 
 /// Makes sure `key` exists, writing `initial` if nobody has: of concurrent
 /// callers, exactly one (the first to increment `{key}:created`) writes it,
@@ -77,7 +92,7 @@ pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<bool, 
     if kv.get(key)?.is_some() {
         return Ok(false);
     }
-    if kv.increment(&format!("{key}:created"), 1)? == 1 {
+    if kv.increment(&format!("{key}{CREATED_SUFFIX}"), 1)? == 1 {
         return kv.set(key, initial).map(|()| true);
     }
     // The creator writes right after its increment; if it died in between,
@@ -97,7 +112,7 @@ pub fn create_once(kv: &dyn KvStore, key: &str, initial: &[u8]) -> Result<bool, 
 /// Deletes a key made by [`create_once`], with its creation counter.
 pub fn delete_created(kv: &dyn KvStore, key: &str) -> Result<(), KvError> {
     kv.delete(key)?;
-    kv.delete(&format!("{key}:created"))
+    kv.delete(&format!("{key}{CREATED_SUFFIX}"))
 }
 
 /// How many times a compare-and-swap loop retries before giving up: each

@@ -22,6 +22,8 @@
 //!   `index_shards` keys; [`listing`]: a new job joins them after its
 //!   answer, and one whose instance died first is found by its marker.
 //! - [`idempotency`], [`prefer`]: the `Idempotency-Key` and `Prefer` headers.
+//! - [`access`]: API keys; [`rate_limit`]: each client's token bucket and
+//!   cap on unfinished jobs.
 //! - [`webhook`]: `Webhook-Url` checked against the allowed hosts, the
 //!   delivery state machine and Standard Webhooks signatures (sending is
 //!   a follow-up, in [`http`]).
@@ -54,6 +56,7 @@ pub mod prefer;
 pub mod problem;
 pub mod processing;
 pub mod queue;
+pub mod rate_limit;
 pub mod repo;
 pub mod retention;
 pub mod runtime;

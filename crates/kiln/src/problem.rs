@@ -6,6 +6,7 @@
 
 use crate::id::JobId;
 use crate::kv::KvError;
+use crate::rate_limit::Refusal;
 use serde::{Deserialize, Serialize};
 
 /// Every problem `type` is `PROBLEM_TYPE_PREFIX` + a slug listed in the README.
@@ -96,6 +97,10 @@ pub enum Error {
         /// When to try again, in seconds.
         retry_after: u64,
     },
+    /// The client is over its rate limit or has its most unfinished jobs
+    /// (see [`crate::rate_limit`]).
+    #[error("over a rate limit or quota")]
+    RateLimited(Refusal),
     /// The key-value store failed; the request may be retried.
     #[error(transparent)]
     Store(#[from] KvError),
@@ -222,6 +227,25 @@ impl Error {
                 "Too many jobs waiting",
                 Some(format!(
                     "{waiting} jobs are already waiting to run; try again after Retry-After"
+                )),
+                None,
+            ),
+            Error::RateLimited(Refusal::Rate { limit, .. }) => (
+                429,
+                "rate-limited",
+                "Too many submissions",
+                Some(format!(
+                    "this client may submit {} images at once and {} a minute after that; try again after Retry-After",
+                    limit.burst, limit.per_minute
+                )),
+                None,
+            ),
+            Error::RateLimited(Refusal::Unfinished { max }) => (
+                429,
+                "too-many-unfinished-jobs",
+                "Too many unfinished jobs",
+                Some(format!(
+                    "this client has {max} jobs that have not finished, the most it may have; try again once one has (after Retry-After), or cancel one"
                 )),
                 None,
             ),

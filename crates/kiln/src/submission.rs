@@ -18,6 +18,9 @@ use kiln_image::{Format, Op};
 /// A validated-so-far upload.
 #[derive(Debug, Clone)]
 pub struct Upload {
+    /// The id a new job gets: chosen before the upload is read, so that
+    /// the client's quota can reserve it (see [`crate::rate_limit`]).
+    pub id: JobId,
     /// The format named by `Content-Type`.
     pub declared: Format,
     /// The body.
@@ -149,7 +152,7 @@ fn replay(ctx: &Ctx<'_>, binding: &Binding, fingerprint: &str) -> Result<Option<
 /// The indexes come after (see [`crate::listing`]): the caller lists it.
 fn create(ctx: &Ctx<'_>, upload: &Upload, canonical_ops: String) -> Result<Job, Error> {
     let now = ctx.runtime.now();
-    let id = JobId::random();
+    let id = upload.id;
     let chunk_size = ctx.config.blob_chunk_bytes;
     let source = blob::layout(keys::source_blob(id), upload.bytes.len(), chunk_size)?;
     let expires_at = now.after(ctx.config.retention);

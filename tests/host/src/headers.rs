@@ -19,14 +19,16 @@ pub(crate) struct RouteInfo<'a> {
 
 /// Sets `spin-full-url`, `spin-path-info`, `spin-matched-route`, `spin-base-path`,
 /// `spin-raw-component-route`, `spin-component-route`, `spin-client-addr` and one
-/// `spin-path-match-<name>` per `:name` capture, replacing any value the client sent.
+/// `spin-path-match-<name>` per `:name` capture, after any value the client sent, as
+/// Spin 4.0.2 does (its `prepare_request_headers` appends them to the request's): a
+/// guest that reads the first value of one reads what the client chose.
 pub(crate) fn set_spin_headers(headers: &mut HeaderMap, info: &RouteInfo<'_>) {
     let mut set = |name: &str, value: &str| {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
     };
     set("spin-full-url", info.full_url);
@@ -70,7 +72,7 @@ mod tests {
     }
 
     #[test]
-    fn spin_headers_describe_the_route() {
+    fn spin_headers_describe_the_route_after_the_clients_own() {
         let route = RouteMatch {
             component: "operations".into(),
             raw_route: "/operations/...".into(),
@@ -88,7 +90,8 @@ mod tests {
                 client_addr: "127.0.0.1:9".parse().expect("valid address"),
             },
         );
-        assert_eq!(headers["spin-path-info"], "/42");
+        let path_info: Vec<_> = headers.get_all("spin-path-info").iter().collect();
+        assert_eq!(path_info, ["spoofed", "/42"]);
         assert_eq!(headers["spin-component-route"], "/operations");
         assert_eq!(headers["spin-matched-route"], "/operations/...");
         assert_eq!(

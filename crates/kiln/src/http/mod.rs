@@ -23,12 +23,13 @@ use crate::config::Dispatch;
 use crate::id::JobId;
 use crate::job::Status;
 use crate::keys;
-use crate::kv::take_turn;
+use crate::kv::take_turn_after;
 use crate::listing;
 use crate::pending;
 use crate::problem::Error;
 use crate::processing;
 use crate::queue;
+use crate::rate_limit;
 use crate::repo::Jobs;
 use crate::retention;
 use crate::runtime::Ctx;
@@ -57,6 +58,14 @@ pub enum FollowUp {
     Process(processing::Ticket),
     /// Send the job's webhook event, if an attempt is due.
     Notify(JobId),
+    /// Mark a new job's place among its client's unfinished jobs as
+    /// stored (see [`crate::rate_limit::mark_stored`]).
+    Counted {
+        /// The client (see [`crate::rate_limit::client`]).
+        client: String,
+        /// The job.
+        job: JobId,
+    },
 }
 
 /// A response and what to do once it is sent.
@@ -133,6 +142,7 @@ fn run(ctx: &Ctx<'_>, follow_up: &FollowUp, finished_here: &mut Vec<JobId>) -> R
             ran.map(drop)
         }
         FollowUp::Notify(id) => notify::deliver_if_due(ctx, *id),
+        FollowUp::Counted { client, job } => rate_limit::mark_stored(ctx, client, *job),
     }
 }
 
@@ -205,8 +215,18 @@ fn redispatch_if_stuck(
 fn maintain(ctx: &Ctx<'_>, finished_here: &mut Vec<JobId>) -> Result<(), Error> {
     let (now, shards) = (ctx.runtime.now(), ctx.config.index_shards);
     // One request a second does it: its reads do not grow with traffic.
-    if !take_turn(ctx.kv, keys::MAINTAINED, now.0 / 1000)? {
+    let second = now.0 / 1000;
+    let Some(previous) = take_turn_after(ctx.kv, keys::MAINTAINED, second)? else {
         return Ok(());
+    };
+    // The first of a minute also sweeps idle clients' state, where this
+    // component counts clients.
+    if ctx.config.limits_clients()
+        && previous / 60 != second / 60
+        && let Err(err) = rate_limit::sweep(ctx)
+    {
+        ctx.runtime
+            .log(&format!("sweeping idle clients failed: {err}"));
     }
     // Jobs stored but left unlisted by a dead instance join the indexes
     // first, so that this very check can start them.
@@ -258,6 +278,8 @@ mod listing_tests;
 mod local_dispatch_tests;
 #[cfg(test)]
 mod queue_tests;
+#[cfg(test)]
+mod rate_limit_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

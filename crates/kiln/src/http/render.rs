@@ -6,6 +6,7 @@ use crate::clock::Timestamp;
 use crate::job::{Job, ResultWarning, Status};
 use crate::problem::{Error, Problem};
 use crate::queue::QueuePlace;
+use crate::rate_limit::{self, Standing};
 use crate::webhook::DeliveryStatus;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
@@ -28,6 +29,10 @@ pub fn image_cache_control(job: &Job) -> &'static str {
         IMMUTABLE
     }
 }
+
+/// The fields of the IETF httpapi rate-limit draft.
+const RATE_LIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// How long clients should wait between polls of an unfinished job.
 pub const RETRY_AFTER_SECONDS: &str = "1";
@@ -72,6 +77,14 @@ pub fn problem(error: &Error) -> Response {
         Error::QueueFull { retry_after, .. } => {
             set(&mut response, RETRY_AFTER, retry_after.to_string());
         }
+        Error::RateLimited(refusal) => {
+            set(
+                &mut response,
+                RETRY_AFTER,
+                refusal.retry_after().to_string(),
+            );
+            rate_limit_standing(&mut response, &refusal.standing());
+        }
         Error::MethodNotAllowed { allow } => set(&mut response, ALLOW, allow),
         // RFC 6750, 3: a wrong key is an invalid token; a missing one, no error.
         Error::Unauthorized { presented } => set(
@@ -86,6 +99,21 @@ pub fn problem(error: &Error) -> Response {
         _ => {}
     }
     response
+}
+
+/// `RateLimit-Policy`: the deployment's limits on submissions, when it
+/// has any (see [`crate::rate_limit`]).
+pub fn rate_limit_policy(response: &mut Response, config: &crate::Config) {
+    if let Some(field) = rate_limit::policy_field(config.rate_limit, config.max_unfinished_jobs) {
+        set(response, RATE_LIMIT_POLICY, field);
+    }
+}
+
+/// `RateLimit`: where the client stands now.
+pub fn rate_limit_standing(response: &mut Response, standing: &Standing) {
+    if let Some(field) = rate_limit::standing_field(standing) {
+        set(response, RATE_LIMIT, field);
+    }
 }
 
 /// An `application/problem+json` response carrying `problem` as is.

@@ -17,6 +17,7 @@ use crate::prefer::{Preferences, Return};
 use crate::problem::Error;
 use crate::processing::{self, Outcome};
 use crate::queue::{self, QueuePlace};
+use crate::rate_limit;
 use crate::repo::Jobs;
 use crate::runtime::Ctx;
 use crate::slots;
@@ -39,25 +40,39 @@ fn submission<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply 
     }
     let prefs = headers::preferences(request.headers());
     let mut negotiated = false;
+    let mut admission = None;
     let mut reply =
-        submit(request, &prefs, ctx, &mut negotiated).unwrap_or_else(|err| super::failed(ctx, err));
+        submit(request, &prefs, ctx, &mut negotiated, &mut admission).unwrap_or_else(|err| {
+            // No job came of it: its place among the client's unfinished
+            // jobs is given back.
+            if let Some(admission) = &mut admission {
+                rate_limit::release(ctx, admission);
+            }
+            super::failed(ctx, err)
+        });
     let varies_with: &[&str] = if negotiated {
         &["Prefer", "Accept"]
     } else {
         &["Prefer"]
     };
     render::vary(&mut reply.response, varies_with);
+    render::rate_limit_policy(&mut reply.response, &ctx.config);
+    if let Some(admission) = &admission {
+        render::rate_limit_standing(&mut reply.response, &admission.standing);
+    }
     reply
 }
 
 /// Stores the upload and answers; sets `negotiated` once the ops are known
 /// to ask for `format(auto)`, so that every answer from then on (including
-/// errors about the chosen format) says it varies with `Accept`.
+/// errors about the chosen format) says it varies with `Accept`, and
+/// `admission` once the client's rate limits let the request in.
 fn submit<B: BodyReader>(
     mut request: http::Request<B>,
     prefs: &Preferences,
     ctx: &Ctx<'_>,
     negotiated: &mut bool,
+    admission: &mut Option<rate_limit::Admission>,
 ) -> Result<Reply, Error> {
     // Before anything else is looked at: a request without a valid key
     // learns nothing about its upload.
@@ -78,6 +93,19 @@ fn submit<B: BodyReader>(
             None => key,
         });
     let webhook = headers::webhook_url(request.headers(), ctx.config.webhooks.as_ref())?;
+    // Then the client's limits, once the headers are known to be valid
+    // (a malformed request costs the store nothing) and before the upload
+    // is read: a refused request costs one read. The new job's id is
+    // chosen now, so that its place among the client's unfinished jobs is
+    // reserved.
+    let id = JobId::random();
+    let client = client_of(&request, owner.as_deref(), ctx);
+    let admission = admission.insert(rate_limit::admit(
+        ctx,
+        &client,
+        id,
+        idempotency_key.as_ref(),
+    )?);
     // Before the upload is read: a full queue refuses it without storing.
     let waiting = queue::admit(ctx)?;
     let bytes = request.body_mut().read_to_end(limit, declared_length)?;
@@ -89,6 +117,7 @@ fn submit<B: BodyReader>(
     let accepted = submission::accept(
         ctx,
         Upload {
+            id,
             declared,
             bytes,
             ops,
@@ -101,19 +130,23 @@ fn submit<B: BodyReader>(
     )?;
     let job = accepted.job().clone();
     let new = matches!(accepted, Accepted::New(_));
+    if !new {
+        rate_limit::release(ctx, admission);
+    }
+    // The new job's place among its client's unfinished jobs is marked
+    // stored once the answer is out.
+    let counted = admission
+        .reserved()
+        .map(|(client, job)| FollowUp::Counted { client, job });
     if prefs.respond_async && prefs.wait.is_none() {
         // The time to this answer must not depend on the processing: the
         // processor is only called once the 202 is out.
         let (follow_ups, place) = if new {
             let place = list_if_it_waits(ctx, &job, waiting);
-            (
-                vec![
-                    FollowUp::List(job.id),
-                    FollowUp::StartQueued,
-                    FollowUp::Maintain,
-                ],
-                place,
-            )
+            let mut follow_ups = vec![FollowUp::List(job.id)];
+            follow_ups.extend(counted);
+            follow_ups.extend([FollowUp::StartQueued, FollowUp::Maintain]);
+            (follow_ups, place)
         } else {
             (vec![FollowUp::Redispatch(job.id), FollowUp::Maintain], None)
         };
@@ -138,6 +171,7 @@ fn submit<B: BodyReader>(
         // Listed (again: then nothing changes) and its marker dropped,
         // whatever the answer: the job is stored.
         follow_ups.insert(0, FollowUp::List(job.id));
+        follow_ups.splice(1..1, counted);
     }
     let response = finished.and_then(|finished| match finished {
         None => Ok(accepted_response(&job, prefs, queue::place(ctx, &job))),
@@ -145,6 +179,16 @@ fn submit<B: BodyReader>(
     });
     let response = response.unwrap_or_else(|err| super::failed(ctx, err).response);
     Ok(Reply::new(response, follow_ups))
+}
+
+/// The client a submission counts against (see [`rate_limit::client`]).
+fn client_of<B>(request: &http::Request<B>, owner: Option<&str>, ctx: &Ctx<'_>) -> String {
+    let address = request.extensions().get::<rate_limit::ClientAddress>();
+    if ctx.config.limits_clients() && owner.is_none() && address.is_none() {
+        ctx.runtime
+            .log("no client address: every client without an API key shares one rate limit");
+    }
+    rate_limit::client(address, owner)
 }
 
 /// A new job's place in the queue, for its `202`: none when a slot is

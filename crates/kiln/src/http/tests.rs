@@ -47,6 +47,8 @@ pub(super) struct FakeHost {
     pub(super) posts: RefCell<Vec<Post>>,
     /// What the webhook receiver answers: a status, or a network error.
     pub(super) receiver: Cell<Result<u16, &'static str>>,
+    /// The address requests come from, as a host gives it.
+    pub(super) client_address: Cell<Option<std::net::IpAddr>>,
 }
 
 /// A webhook POST as the receiver got it.
@@ -79,6 +81,7 @@ impl FakeHost {
             lapsed_leases: Cell::new(0),
             posts: RefCell::new(Vec::new()),
             receiver: Cell::new(Ok(204)),
+            client_address: Cell::new(None),
         }
     }
 
@@ -125,6 +128,9 @@ impl FakeHost {
         let mut request = http::Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
+        }
+        if let Some(address) = self.client_address.get() {
+            request = request.extension(crate::rate_limit::ClientAddress(address));
         }
         let request = request.body(body).unwrap();
         self.started_at.set(self.clock.get());

@@ -21,6 +21,7 @@ mod long_jobs;
 mod operations;
 mod queue;
 mod quotas;
+mod rate_limits;
 mod redis;
 mod routing;
 mod schema;

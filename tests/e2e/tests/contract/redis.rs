@@ -135,6 +135,23 @@ fn an_idempotent_retry_through_another_replica_names_the_first_operation() {
     });
 }
 
+/// A client's rate limit holds across replicas sharing Redis: of 12
+/// submissions sent at once through two replicas, exactly the burst of 5
+/// is let in.
+#[test]
+fn a_rate_limit_is_counted_exactly_across_replicas_on_redis() {
+    on_redis_with_each_runtime(
+        || super::rate_limits::limited(5),
+        |replica| {
+            super::rate_limits::a_burst_across_replicas_is_counted_exactly(
+                &[replica(), replica()],
+                5,
+                12,
+            );
+        },
+    );
+}
+
 /// `DELETE` cancels a running job on Redis: it ends `canceled`, its
 /// processor stores no result, and canceling again is 409.
 #[test]
