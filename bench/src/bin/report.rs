@@ -64,7 +64,18 @@ const LOAD_ROUNDS: usize = 5;
 struct Target {
     name: &'static str,
     kiln: Env,
+    /// Kiln counting clients: a rate limit and a cap on unfinished jobs, as
+    /// the cloud profile has (never reached here), for what counting costs.
+    limited: Env,
     references: References,
+}
+
+/// Limits that count every submission but refuse none of the benchmark's.
+fn limited() -> kiln_e2e::EnvBuilder {
+    Env::builder()
+        .variable("rate_limit_per_minute", "6000")
+        .variable("rate_limit_burst", "100")
+        .variable("max_unfinished_jobs", "4")
 }
 
 fn main() {
@@ -88,6 +99,7 @@ fn main() {
     let mut targets = vec![Target {
         name: "test host",
         kiln: Env::start(),
+        limited: limited().start(),
         references: References::on_host(),
     }];
     let spin = kiln_e2e::spin::binary();
@@ -95,6 +107,7 @@ fn main() {
         Some(spin) => targets.push(Target {
             name: "spin up",
             kiln: Env::builder().start_spin(spin),
+            limited: limited().start_spin(spin),
             references: References::on_spin(spin),
         }),
         None => {
@@ -441,20 +454,18 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
         "idle ÷ floor (median of the turns)",
         "back to back ÷ floor (median of the turns)",
         "idle ÷ new-key floor (median of the turns)",
+        "Kiln 202 counting clients, idle (ms)",
+        "counting ÷ not (median of the turns)",
     ]);
     for target in targets {
-        let kiln_202 = || {
+        let submit_202 = |kiln: &Env| {
             let started = Instant::now();
-            let reply =
-                target
-                    .kiln
-                    .submit_async_as(&format!("?ops={P}"), "image/jpeg", &photo.bytes);
+            let reply = kiln.submit_async_as(&format!("?ops={P}"), "image/jpeg", &photo.bytes);
             let elapsed = started.elapsed();
-            target
-                .kiln
-                .wait_until_finished(&reply.location(), Duration::from_secs(120));
+            kiln.wait_until_finished(&reply.location(), Duration::from_secs(120));
             elapsed.as_secs_f64()
         };
+        let kiln_202 = || submit_202(&target.kiln);
         let floor_202 = |path: &str| {
             std::thread::sleep(ACK_IDLE);
             let started = Instant::now();
@@ -469,9 +480,12 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
         // the next.
         let (mut idle, mut back_to_back) = (Vec::new(), Vec::new());
         let (mut floor, mut floor_new_key) = (Vec::new(), Vec::new());
+        let mut counting = Vec::new();
         for turn in 0..ACK_RUNS {
             std::thread::sleep(ACK_IDLE);
             idle.push(kiln_202());
+            std::thread::sleep(ACK_IDLE);
+            counting.push(submit_202(&target.limited));
             back_to_back.push(kiln_202());
             floor.push(floor_202("/floor"));
             // Kiln stores each upload under new keys: the store adds
@@ -489,6 +503,8 @@ fn acknowledgement(photo: &Photo, targets: &[Target]) {
             ratios(&idle, &floor),
             ratios(&back_to_back, &floor),
             ratios(&idle, &floor_new_key),
+            ms_of(&counting),
+            ratios(&counting, &idle),
         ]);
     }
     table.print();
