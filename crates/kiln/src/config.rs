@@ -201,19 +201,8 @@ impl Config {
                 jobs => Some(jobs),
             },
             index_shards: u32::try_from(number("index_shards", 1, 256)?).unwrap_or(256),
-            cors_allowed_origins: AllowedOrigins::parse(
-                &lookup("cors_allowed_origins").unwrap_or_default(),
-            )
-            .map_err(|reason| ConfigError {
-                name: "cors_allowed_origins",
-                reason,
-            })?,
-            api_keys: ApiKeys::parse(&lookup("api_keys").unwrap_or_default()).map_err(
-                |reason| ConfigError {
-                    name: "api_keys",
-                    reason,
-                },
-            )?,
+            cors_allowed_origins: parsed(&lookup, "cors_allowed_origins", AllowedOrigins::parse)?,
+            api_keys: parsed(&lookup, "api_keys", ApiKeys::parse)?,
             api_keys_for_reads: match lookup("api_keys_for_reads").as_deref().map(str::trim) {
                 None | Some("" | "false") => false,
                 Some("true") => true,
@@ -316,16 +305,21 @@ fn webhooks(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Webhooks>
     if secret.trim().is_empty() {
         return Ok(None);
     }
-    let secret = Secret::parse(&secret).map_err(|reason| ConfigError {
-        name: "webhook_secret",
-        reason,
+    let secret = parsed(lookup, "webhook_secret", Secret::parse)?;
+    let allowed = parsed(lookup, "webhook_allowed_hosts", |text| {
+        AllowedHost::parse(text).map_err(|err| err.to_string())
     })?;
-    let allowed = AllowedHost::parse(&lookup("webhook_allowed_hosts").unwrap_or_default())
-        .map_err(|err| ConfigError {
-            name: "webhook_allowed_hosts",
-            reason: err.to_string(),
-        })?;
     Ok(Some(Webhooks { secret, allowed }))
+}
+
+/// The variable `name` (empty when not defined) as `parse` reads it, its
+/// error named after it.
+fn parsed<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    parse(&lookup(name).unwrap_or_default()).map_err(|reason| ConfigError { name, reason })
 }
 
 #[cfg(test)]
