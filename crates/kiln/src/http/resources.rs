@@ -25,28 +25,39 @@ const ALLOW: &str = "GET, HEAD, DELETE, OPTIONS";
 /// Handles a request under `/operations/` or `/images/`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
     // `OPTIONS` names a resource too: a malformed id is none (404).
-    if request.method() == Method::OPTIONS && id_in(request.uri().path()).is_none() {
+    let named = Named::in_path(request.uri().path());
+    if request.method() == Method::OPTIONS && named.is_none_or(|n| JobId::parse(n.id()).is_err()) {
         return Error::NotFound("resource").into();
     }
     cors::around(request, ctx, ALLOW, |request| resource(&request, ctx))
 }
 
-/// The id in `/operations/{id}` or `/images/{id}`, if it is one.
-fn id_in(path: &str) -> Option<JobId> {
-    let id = path
-        .strip_prefix("/operations/")
-        .or_else(|| path.strip_prefix("/images/"))?;
-    JobId::parse(id).ok()
+/// The resource a path names, with its id as written.
+#[derive(Clone, Copy)]
+enum Named<'a> {
+    Operation(&'a str),
+    Image(&'a str),
+}
+
+impl<'a> Named<'a> {
+    fn in_path(path: &'a str) -> Option<Named<'a>> {
+        path.strip_prefix("/operations/")
+            .map(Named::Operation)
+            .or_else(|| path.strip_prefix("/images/").map(Named::Image))
+    }
+
+    fn id(self) -> &'a str {
+        match self {
+            Named::Operation(id) | Named::Image(id) => id,
+        }
+    }
 }
 
 fn resource<B: BodyReader>(request: &http::Request<B>, ctx: &Ctx<'_>) -> Reply {
-    let path = request.uri().path();
-    let outcome = if let Some(id) = path.strip_prefix("/operations/") {
-        operation(request, ctx, parse_id(id, "operation"))
-    } else if let Some(id) = path.strip_prefix("/images/") {
-        image(request, ctx, parse_id(id, "image"))
-    } else {
-        Err(Error::NotFound("resource"))
+    let outcome = match Named::in_path(request.uri().path()) {
+        Some(Named::Operation(id)) => operation(request, ctx, parse_id(id, "operation")),
+        Some(Named::Image(id)) => image(request, ctx, parse_id(id, "image")),
+        None => Err(Error::NotFound("resource")),
     };
     outcome.unwrap_or_else(|err| super::failed(ctx, err))
 }
