@@ -826,11 +826,13 @@ pub unsafe extern "C" fn dav1d_picture_unref(p: Option<NonNull<Dav1dPicture>>) {
     };
     // SAFETY: `p` is safe to read from.
     let p_c = unsafe { p.as_ptr().read() };
-    let mut p_rust = p_c.to::<Rav1dPicture>();
-    let _ = mem::take(&mut p_rust);
-    let p_c = p_rust.into();
+    // Dropped here: every reference the picture held is released.
+    let _ = p_c.to::<Rav1dPicture>();
+    // Kiln: cleared as dav1d's C clears it, to zeroes. Converting a default
+    // `Rav1dPicture` back, as rav1d 1.1.0 does, allocates a fresh
+    // `itut_t35` `Arc` that nothing ever releases (48 bytes a picture).
     // SAFETY: `p` is safe to write to.
-    unsafe { p.as_ptr().write(p_c) };
+    unsafe { p.as_ptr().write(Dav1dPicture::default()) };
 }
 
 /// # Safety
