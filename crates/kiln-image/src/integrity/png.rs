@@ -26,6 +26,12 @@ pub(super) fn walk(bytes: &[u8]) -> Result<(), Damage> {
         if !kind.iter().all(u8::is_ascii_alphabetic) {
             return Err(Damage::Malformed("a chunk type is not four letters"));
         }
+        // 1 to 256 entries of 3 bytes (PNG specification, 11.2.3): the
+        // `png` crate (0.18.1, the latest) panics on a length that is not
+        // a multiple of 3 (image-rs/image-png#694), found by fuzzing.
+        if &kind == b"PLTE" && (length % 3 != 0 || !(3..=768).contains(&length)) {
+            return Err(Damage::Malformed("the PLTE chunk is not a whole palette"));
+        }
         // Data and CRC.
         cursor.skip(length as usize)?;
         cursor.skip(4)?;
@@ -42,6 +48,29 @@ pub(super) fn walk(bytes: &[u8]) -> Result<(), Damage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A palette of 1⅓ entries is refused before the decoder, which would
+    /// panic on it (fuzz/regressions/decode_png has the file fuzzing
+    /// found); whole ones pass.
+    #[test]
+    fn walk_refuses_a_palette_of_a_partial_entry() {
+        let with_palette = |length: usize| {
+            let mut bytes = png();
+            // After the signature and IHDR (8 + 25 bytes); the CRC is not
+            // checked here.
+            let mut chunk = (length as u32).to_be_bytes().to_vec();
+            chunk.extend_from_slice(b"PLTE");
+            chunk.extend(std::iter::repeat_n(7, length + 4));
+            bytes.splice(33..33, chunk);
+            bytes
+        };
+        assert_eq!(walk(&with_palette(6)), Ok(()));
+        assert_eq!(
+            walk(&with_palette(4)),
+            Err(Damage::Malformed("the PLTE chunk is not a whole palette"))
+        );
+        assert!(walk(&with_palette(771)).is_err());
+    }
     use crate::format::Format;
     use crate::test_support::{cuts, encoded, gradient, png_header_only, with_trailing_garbage};
 
