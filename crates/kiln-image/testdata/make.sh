@@ -75,6 +75,9 @@ avif -d 8 -y 444 --min 4 --max 8 --minalpha 0 --maxalpha 0 --premultiply alpha.p
 avif -d 8 -y 420 --min 4 --max 8 --irot 1 --imir 0 src.png "$out/avif-irot1-imir0.avif"
 avif -d 8 -y 444 --min 2 --max 4 adobe.png "$out/avif-adobe-rgb.avif"
 avif -d 8 -y 420 --min 4 --max 8 -g 2x1 wide.png "$out/avif-grid.avif"
+# An image sequence of two frames: a track (moov) beside its primary item,
+# the only picture Kiln reads.
+avif -d 8 -y 420 --min 4 --max 8 src.png flipped.png "$out/avif-sequence.avif"
 # Tagged by CICP alone (no ICC profile): Display P3 (primaries 12, sRGB
 # transfer), sRGB's pure red and green written in P3 numbers (CSS Color 4:
 # 234,51,35 and 117,251,76), which Kiln must turn back into 255,0,0 and

@@ -8,13 +8,14 @@
 //! and is found when the container is read (`decode::avif`): an item's
 //! data then lies outside every `mdat` box.
 //!
-//! Inside `meta` (the items) and `moov` (an image sequence's track), the
-//! walk goes down every box that holds boxes: each must fit in the box
-//! holding it, and each table (`iinf`, `iloc`, `ipma`, the sample tables)
-//! must hold the entries it counts. The container reader (`mp4parse`)
-//! sets memory aside by those sizes and counts before it reads what they
-//! describe: a 30-byte `pixi` box claiming 2 GB, or an `iinf` counting
-//! four billion entries, would cost that much, whatever the pixel limits.
+//! Inside `meta` (the items), the walk goes down every box that holds
+//! boxes: each must fit in the box holding it, and each table (`iinf`,
+//! `iloc`, `ipma`) must hold the entries it counts. The container reader
+//! (`mp4parse`) sets memory aside by those sizes and counts before it
+//! reads what they describe: a 30-byte `pixi` box claiming 2 GB, or an
+//! `iinf` counting four billion entries, would cost that much, whatever
+//! the pixel limits. An image sequence's track (`moov`), whose tables
+//! would need the same, is not shown to it at all ([`track_types`]).
 
 use super::{Bytes, Damage, Frames};
 
@@ -49,10 +50,25 @@ pub(crate) fn image_end(bytes: &[u8]) -> Result<usize, Damage> {
 /// Steps over one box; returns its type.
 fn next_box(cursor: &mut Bytes<'_>) -> Result<[u8; 4], Damage> {
     let (box_type, content) = read_box(cursor)?;
-    if matches!(&box_type, b"meta" | b"moov") {
+    if &box_type == b"meta" {
         check_boxes(&[(box_type, content)], 0)?;
     }
     Ok(box_type)
+}
+
+/// Where the type of each top-level `moov` box of the image is.
+pub(super) fn track_types(bytes: &[u8]) -> Vec<usize> {
+    let mut cursor = Bytes::new(bytes, 0);
+    let mut types = Vec::new();
+    while cursor.at < bytes.len() {
+        let type_at = cursor.at + 4;
+        match read_box(&mut cursor) {
+            Ok((box_type, _)) if &box_type == b"moov" => types.push(type_at),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    types
 }
 
 /// Reads one box's header and steps over its content; returns its type and
@@ -117,12 +133,10 @@ fn children(content: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, Damage> {
 /// (a full box's version and flags, an entry count).
 fn fields_before_boxes(box_type: &[u8; 4], version: u8) -> Option<usize> {
     match box_type {
-        b"iprp" | b"ipco" | b"dinf" | b"grpl" | b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl"
-        | b"edts" | b"mvex" | b"udta" | b"tref" => Some(0),
+        b"iprp" | b"ipco" | b"dinf" | b"grpl" => Some(0),
         b"meta" | b"iref" => Some(4),
         b"iinf" if version == 0 => Some(6),
-        b"iinf" => Some(8),
-        b"dref" | b"stsd" => Some(8),
+        b"iinf" | b"dref" => Some(8),
         _ => None,
     }
 }
@@ -156,12 +170,6 @@ impl Table {
             b"iloc" => table(6, 4, 8),
             // An item id and an association count.
             b"ipma" => table(4, 4, 3),
-            b"stts" | b"ctts" => table(4, 4, 8),
-            b"stsc" => table(4, 4, 12),
-            b"stco" | b"stss" => table(4, 4, 4),
-            b"co64" => table(4, 4, 8),
-            b"elst" if version == 0 => table(4, 4, 12),
-            b"elst" => table(4, 4, 20),
             _ => None,
         }
     }

@@ -67,6 +67,12 @@ pub(crate) fn avif_image(bytes: &[u8]) -> &[u8] {
     avif::image_end(bytes).map_or(bytes, |end| &bytes[..end])
 }
 
+/// Where the type of each top-level `moov` box of an AVIF file is: an
+/// image sequence's track, which Kiln does not read (see `decode::avif`).
+pub(crate) fn avif_track_types(bytes: &[u8]) -> Vec<usize> {
+    avif::track_types(bytes)
+}
+
 /// What the walk found wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Damage {

@@ -58,6 +58,22 @@ impl AvifDecoder {
         // a photo; libavif and browsers read such files. A cut or a broken
         // box is an error whatever the strictness.
         let image = crate::integrity::avif_image(bytes);
+        // An image sequence's track (`moov`) is not read, only its primary
+        // item: the container reader is shown it as a `free` box, so that
+        // it does not set memory aside by the track's tables' sizes and
+        // counts (which the integrity walk does not check) for nothing.
+        let without_track;
+        let image = match crate::integrity::avif_track_types(image) {
+            types if types.is_empty() => image,
+            types => {
+                let mut copy = image.to_vec();
+                for at in types {
+                    copy[at..at + 4].copy_from_slice(b"free");
+                }
+                without_track = copy;
+                &without_track
+            }
+        };
         let container = mp4parse::read_avif(&mut &image[..], ParseStrictness::Permissive)
             .map_err(container_error)?;
         if container.unsupported_features.contains(Feature::Grid) {

@@ -164,6 +164,21 @@ fn hdr_by_cicp_is_a_warning() {
     assert_eq!(decoded.image, raw(bytes));
 }
 
+/// An image sequence is read by its primary item; its track is not read
+/// at all, so that a table there counting four billion entries costs
+/// nothing (found by fuzzing: the container reader set memory aside by
+/// such counts).
+#[test]
+fn a_sequence_is_read_by_its_primary_item_and_its_track_ignored() {
+    let bytes: &[u8] = include_bytes!("../../../testdata/avif-sequence.avif");
+    assert_eq!(decoding(bytes).unwrap().dimensions(), (67, 45));
+    let mut damaged = bytes.to_vec();
+    let stco = damaged.windows(4).position(|w| w == b"stco").unwrap();
+    // After the type: version and flags, then the entry count.
+    damaged[stco + 8..stco + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(decoding(&damaged).unwrap().dimensions(), (67, 45));
+}
+
 /// A grid is refused by name, as a feature Kiln lacks, not as damage.
 #[test]
 fn a_grid_image_is_refused_by_name() {
