@@ -54,6 +54,11 @@ pub(crate) fn open(
 ) -> Result<Header<'_, impl ImageDecoder + '_>, ImageError> {
     let format = Format::sniff(bytes).ok_or(ImageError::Unsupported)?;
     let frames = integrity::check(format, bytes)?;
+    // What trails a WebP's container is not the decoder's to read.
+    let bytes = match format {
+        Format::Webp => integrity::webp_image(bytes),
+        _ => bytes,
+    };
     let (mut decoder, Coding { ink, cicp }) =
         decoder(format, bytes, limits).map_err(ImageError::from_decoding)?;
     let orientation = decoder.orientation().map_err(ImageError::from_decoding)?;
@@ -440,6 +445,25 @@ mod tests {
                 "{format}"
             );
         }
+    }
+
+    /// What trails a WebP's container is not read, not even a chunk just
+    /// after it, where image-webp looks: fuzzing found one announcing a
+    /// 1 GB ICC profile, which it set aside (fuzz/regressions/decode_webp).
+    #[test]
+    fn decode_does_not_read_a_chunk_after_a_webps_container() {
+        let webp = include_bytes!("../testdata/lossy-alpha.webp");
+        let mut bytes = webp.to_vec();
+        bytes.extend_from_slice(b"ICCP");
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(b"not a profile...");
+        let header = open(&bytes, image::Limits::default()).unwrap();
+        assert_eq!(header.icc, None);
+        assert_eq!(
+            decoding(&bytes).unwrap(),
+            decoding(webp).unwrap(),
+            "the same picture"
+        );
     }
 
     /// Corrupt JPEG data is refused, not painted grey, whether the file is

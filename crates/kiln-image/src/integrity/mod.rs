@@ -67,6 +67,14 @@ pub(crate) fn avif_image(bytes: &[u8]) -> &[u8] {
     avif::image_end(bytes).map_or(bytes, |end| &bytes[..end])
 }
 
+/// The bytes of a WebP file that its RIFF container holds, without what
+/// trails it, for the decoder: image-webp 0.2.4 reads a chunk header up to
+/// 30 bytes past the container's end (it counts the RIFF size from after
+/// the VP8X chunk) and sets memory aside by the size it finds there.
+pub(crate) fn webp_image(bytes: &[u8]) -> &[u8] {
+    webp::riff_end(bytes).map_or(bytes, |end| &bytes[..end])
+}
+
 /// Where the type of each top-level `moov` box of an AVIF file is: an
 /// image sequence's track, which Kiln does not read (see `decode::avif`).
 pub(crate) fn avif_track_types(bytes: &[u8]) -> Vec<usize> {

@@ -67,6 +67,13 @@ pub(super) fn walk(bytes: &[u8]) -> Result<Frames, Damage> {
     })
 }
 
+/// Where the RIFF container of `bytes` ends, if the file holds all of it.
+pub(super) fn riff_end(bytes: &[u8]) -> Option<usize> {
+    let size: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+    let end = (u32::from_le_bytes(size) as usize).checked_add(8)?;
+    (end <= bytes.len()).then_some(end)
+}
+
 /// The chunks of `riff` from `start` on, each its FourCC and data.
 fn chunks(riff: &[u8], start: usize) -> impl Iterator<Item = Result<([u8; 4], &[u8]), Damage>> {
     let mut cursor = Bytes::new(riff, start);
