@@ -98,7 +98,7 @@ const MAX_DEPTH: usize = 12;
 /// Checks `boxes` (type and content each): a table holds the entries it
 /// counts, and a box that holds boxes holds whole ones, each checked in
 /// turn.
-fn check_boxes(boxes: &[([u8; 4], &[u8])], depth: usize) -> Result<(), Damage> {
+fn check_boxes(boxes: &[BoxOf<'_>], depth: usize) -> Result<(), Damage> {
     for (box_type, content) in boxes {
         let version = content.first().copied().unwrap_or(0);
         if let Some(table) = Table::of(box_type, version) {
@@ -114,8 +114,11 @@ fn check_boxes(boxes: &[([u8; 4], &[u8])], depth: usize) -> Result<(), Damage> {
     Ok(())
 }
 
+/// A box: its type and its content.
+type BoxOf<'a> = ([u8; 4], &'a [u8]);
+
 /// The boxes that fill `content`, each of which must fit in it.
-fn children(content: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, Damage> {
+fn children(content: &[u8]) -> Result<Vec<BoxOf<'_>>, Damage> {
     let mut cursor = Bytes::new(content, 0);
     let mut boxes = Vec::new();
     while cursor.at < content.len() {
