@@ -59,6 +59,14 @@ pub(crate) fn process(
     let mut windows = vec![None; ops.len()];
     let mut count = 0;
     for (index, frame) in frames.enumerate() {
+        if index == of {
+            // The decoder reads the blocks otherwise than the integrity
+            // walk, which counted the frames the limits were checked for:
+            // not one more is decoded (found by fuzzing).
+            return Err(ImageError::Corrupt(format!(
+                "the animation's structure announces {of} frames, but more decode"
+            )));
+        }
         let mut reporter = Reporter::start(on_progress, Stage::Frame { index, of })?;
         let frame = frame?;
         if index == 0 {
