@@ -92,7 +92,15 @@ impl AllowedHost {
                 None if host.contains('*') => {
                     return Err(bad("a wildcard must be a domain's first label"));
                 }
-                None => HostPattern::Exact(Host::parse(host).map_err(|e| bad(&e.to_string()))?),
+                None => match Host::parse(host).map_err(|e| bad(&e.to_string()))? {
+                    // Percent-decoding can make a `*` (`%2a`), which Spin
+                    // would not read as this literal host (found by
+                    // fuzzing).
+                    Host::Domain(domain) if domain.contains('*') => {
+                        return Err(bad("a wildcard must be a domain's first label"));
+                    }
+                    host => HostPattern::Exact(host),
+                },
             },
         };
         if let HostPattern::Exact(Host::Domain(domain)) = &host
@@ -341,6 +349,8 @@ mod tests {
             "http://x/path",
             "http://a.*.example",
             "http://10.0.0.0/8",
+            // A `*` made by percent-decoding (fuzz/regressions/webhook_url).
+            "https://%2E%2alobs.example",
         ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad} accepted");
         }
