@@ -32,6 +32,11 @@ pub(super) fn walk(bytes: &[u8]) -> Result<Frames, Damage> {
     let mut frames = Frames { count: 0, plays: 1 };
     loop {
         match cursor.u8()? {
+            // A GIF of no image is refused at once, not later by the
+            // decoder (found by fuzzing: probe took it for 0 frames).
+            TRAILER if frames.count == 0 => {
+                return Err(Damage::Malformed("the GIF holds no image"));
+            }
             TRAILER => return Ok(frames),
             EXTENSION if cursor.u8()? == APPLICATION => {
                 if let Some(repetitions) = loop_count(&mut cursor)? {
@@ -153,6 +158,21 @@ mod tests {
         let last = gif.len() - 1;
         gif[last] = b'X';
         assert!(matches!(walk(&gif), Err(Damage::Malformed(_))));
+    }
+
+    /// A GIF whose trailer comes before any image is refused.
+    #[test]
+    fn walk_refuses_a_gif_of_no_image() {
+        let bytes = gif();
+        // Signature, screen descriptor and global colour table, then the
+        // trailer.
+        let table = 3 << ((bytes[10] & 7) + 1);
+        let mut empty = bytes[..13 + table].to_vec();
+        empty.push(TRAILER);
+        assert_eq!(
+            walk(&empty),
+            Err(Damage::Malformed("the GIF holds no image"))
+        );
     }
 
     /// Bytes after the trailer are ignored.
