@@ -1,0 +1,2 @@
+#![no_main]
+kiln_fuzz_targets::fuzz_target!(prefer);

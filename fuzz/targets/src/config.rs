@@ -1,0 +1,137 @@
+//! What an operator sets: Spin variables, read when a component starts
+//! handling a request. A mistake there must be a clear configuration
+//! error, never a panic, and must not echo a secret (an API key pasted
+//! where its hash belongs, the webhook secret) into the error or the
+//! configuration's `Debug` print.
+
+use kiln::Config;
+use kiln::access::ApiKeys;
+use kiln::http::AllowedOrigins;
+use std::collections::HashMap;
+
+/// `api_keys`. Keys that parse never print their hashes; an error never
+/// echoes an entry's hash part (it may be a key pasted by mistake).
+pub fn api_keys(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match ApiKeys::parse(&text) {
+        Ok(Some(keys)) => {
+            let printed = format!("{keys:?}");
+            assert_no_secrets(&printed, &hashes(&text), "Debug");
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static("Bearer fuzz-key"),
+            );
+            let _ = keys.identify(&headers);
+        }
+        Ok(None) => assert!(
+            text.chars().all(|c| c == ',' || c.is_whitespace()),
+            "{text:?} names no key"
+        ),
+        Err(message) => assert_no_secrets(&message, &hashes(&text), "the error"),
+    }
+}
+
+/// The hash parts of `api_keys` entries that are not also their entry's
+/// name (a name is echoed in the duplicate-name error, by design).
+fn hashes(text: &str) -> Vec<&str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .map(|entry| match entry.split_once(':') {
+            Some((name, hash)) if hash != name => hash,
+            Some(_) => "",
+            None => entry,
+        })
+        .collect()
+}
+
+/// Panics if `printed` holds any of `secrets` long enough to be one (no
+/// shorter run of Kiln's own message text could be mistaken for it).
+fn assert_no_secrets(printed: &str, secrets: &[&str], what: &str) {
+    for secret in secrets.iter().filter(|secret| secret.len() >= 16) {
+        assert!(
+            !printed.contains(secret),
+            "{what} {printed:?} echoes {secret:?}"
+        );
+    }
+}
+
+/// `cors_allowed_origins`. Every origin read is printed as browsers send
+/// it, which reads back as itself.
+pub fn allowed_origins(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match AllowedOrigins::parse(&text) {
+        Ok(Some(AllowedOrigins::Listed(origins))) => {
+            assert!(!origins.is_empty());
+            for origin in origins {
+                assert_eq!(
+                    AllowedOrigins::parse(&origin),
+                    Ok(Some(AllowedOrigins::Listed(vec![origin.clone()]))),
+                    "{text:?}"
+                );
+            }
+        }
+        Ok(Some(AllowedOrigins::Any) | None) | Err(_) => {}
+    }
+}
+
+/// Every variable at once (`Config::from_lookup`), from `spin.toml`'s
+/// defaults changed by the input's lines: `name=value` sets a variable,
+/// `!name` leaves it undefined. Whatever comes of it, the webhook secret's
+/// key and the API keys' hashes are in neither the configuration's
+/// `Debug` print nor an error.
+pub fn config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut variables: HashMap<String, String> = SPIN_DEFAULTS
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    for line in text.split('\n') {
+        if let Some(name) = line.strip_prefix('!') {
+            variables.remove(name);
+        } else if let Some((name, value)) = line.split_once('=') {
+            variables.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    let secret = variables.get("webhook_secret").map_or("", |s| s.trim());
+    let mut secrets = vec![secret.strip_prefix("whsec_").unwrap_or(secret)];
+    let keys = variables.get("api_keys").map_or("", String::as_str);
+    secrets.extend(hashes(keys));
+    match Config::from_lookup(|name| variables.get(name).cloned()) {
+        Ok(config) => {
+            assert_no_secrets(&format!("{config:?}"), &secrets, "Debug");
+            let limits = config.image_limits();
+            assert!(limits.max_input_pixels >= 1 && limits.max_frames >= 1);
+        }
+        Err(err) => assert_no_secrets(&err.to_string(), &secrets, "the error"),
+    }
+}
+
+/// `spin.toml`'s `[variables]` defaults, with a webhook secret, allowed
+/// hosts, origins and keys set, so that every parser runs from the start.
+const SPIN_DEFAULTS: [(&str, &str); 19] = [
+    ("max_upload_bytes", "26214400"),
+    ("max_input_pixels", "50000000"),
+    ("max_output_pixels", "50000000"),
+    ("max_frames", "1000"),
+    ("retention_seconds", "86400"),
+    ("lease_seconds", "15"),
+    ("max_wait_seconds", "30"),
+    ("max_attempts", "3"),
+    ("blob_chunk_bytes", "262144"),
+    ("dispatch", "chained"),
+    ("request_timeout_seconds", "0"),
+    ("max_running_jobs", "2"),
+    ("max_queued_jobs", "0"),
+    ("index_shards", "64"),
+    ("webhook_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("webhook_allowed_hosts", "https://*.example.com:8000..9000"),
+    (
+        "cors_allowed_origins",
+        "https://app.example.com http://localhost:8080",
+    ),
+    (
+        "api_keys",
+        "fuzz:231e9b2f757db8d48ecd0711b60135e1cc57a3a807be9dc12638856f17a7872c",
+    ),
+    ("api_keys_for_reads", "false"),
+];
