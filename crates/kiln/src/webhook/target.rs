@@ -141,7 +141,8 @@ impl fmt::Display for AllowedHost {
         let port = match &self.port {
             PortPattern::Any => ":*".to_owned(),
             PortPattern::Default => String::new(),
-            PortPattern::Range(r) if r.end == r.start + 1 => format!(":{}", r.start),
+            // `len`, not `start + 1`: `65535..0` is a pattern too.
+            PortPattern::Range(r) if r.len() == 1 => format!(":{}", r.start),
             PortPattern::Range(r) => format!(":{}..{}", r.start, r.end),
         };
         let scheme = self.scheme.as_deref().unwrap_or("*");
@@ -338,6 +339,25 @@ mod tests {
             refused.contains("webhook_allowed_hosts names none"),
             "{refused}"
         );
+    }
+
+    /// Every pattern prints as one that reads back as itself, even a port
+    /// range ending below its start (it overflowed before).
+    #[test]
+    fn patterns_print_as_themselves() {
+        for text in [
+            "http://a.example:65535..0",
+            "http://a.example:65534",
+            "https://*.example.com:8000..9000",
+            "*://*:*",
+        ] {
+            let printed = pattern(text).to_string();
+            assert_eq!(
+                pattern(&printed),
+                pattern(text),
+                "{text} prints as {printed}"
+            );
+        }
     }
 
     #[test]
