@@ -240,7 +240,7 @@ impl Error {
                 )),
                 None,
             ),
-            Error::RateLimited(Refusal::Unfinished { max }) => (
+            Error::RateLimited(Refusal::Unfinished { max, .. }) => (
                 429,
                 "too-many-unfinished-jobs",
                 "Too many unfinished jobs",

@@ -215,6 +215,41 @@ fn a_client_with_its_most_unfinished_jobs_gets_429_until_one_finishes() {
     assert_eq!(header(&third, "ratelimit"), r#""unfinished-jobs";r=0"#);
 }
 
+/// With a rate and a cap, a submission refused by the cap spends no token:
+/// its `429` says so in the `submissions` item, beside the cap's, and the
+/// next one admitted after a job finishes has the token it kept.
+#[test]
+fn a_refusal_by_the_cap_reports_the_bucket_it_left_untouched() {
+    let mut host = capped(1);
+    host.config.rate_limit = Some(RateLimit {
+        per_minute: 60,
+        burst: 3,
+    });
+    let first = submit_from(&host, "192.0.2.9:1", &[]);
+    assert_eq!(
+        header(&first, "ratelimit"),
+        r#""submissions";r=2;t=1, "unfinished-jobs";r=0"#
+    );
+    let refused = submit_from(&host, "192.0.2.9:1", &[]);
+    assert_eq!(problem_status(&refused), 429);
+    assert_eq!(
+        json(&refused)["type"],
+        "urn:kiln:problem:too-many-unfinished-jobs"
+    );
+    assert_eq!(
+        header(&refused, "ratelimit"),
+        r#""submissions";r=2;t=1, "unfinished-jobs";r=0"#
+    );
+    let canceled = host.send(Method::DELETE, header(&first, "location"), &[], Vec::new());
+    assert_eq!(canceled.status(), StatusCode::OK, "{canceled:?}");
+    let second = submit_from(&host, "192.0.2.9:1", &[]);
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        header(&second, "ratelimit"),
+        r#""submissions";r=1;t=1, "unfinished-jobs";r=0"#
+    );
+}
+
 /// A submission refused after admission (an empty body) and a replay of an
 /// earlier job under the same `Idempotency-Key` give their place back: no
 /// job came of them.

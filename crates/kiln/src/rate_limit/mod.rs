@@ -130,6 +130,9 @@ pub enum Refusal {
     Unfinished {
         /// The cap.
         max: u32,
+        /// Its bucket, untouched by the refused submission, when there is a
+        /// rate limit too.
+        bucket: Option<BucketStanding>,
     },
 }
 
@@ -152,8 +155,8 @@ impl Refusal {
                 }),
                 unfinished: None,
             },
-            Refusal::Unfinished { .. } => Standing {
-                bucket: None,
+            Refusal::Unfinished { bucket, .. } => Standing {
+                bucket,
                 unfinished: Some(UnfinishedStanding { left: 0 }),
             },
         }
@@ -239,6 +242,9 @@ pub fn admit(
             return Ok(landed(ctx, client, &state, job, now));
         }
         let mut admission = Admission::default();
+        // Where the bucket stood before this submission: what a refusal by
+        // the cap, which spends no token, reports.
+        let mut untouched_bucket = None;
         if let Some(limit) = rate {
             let now_us = micros(now);
             let ahead_us = state.full_at_us.saturating_sub(now_us);
@@ -247,6 +253,7 @@ pub fn admit(
                 let fits_in_us = ahead_us - (limit.capacity_us() - limit.interval_us());
                 return Err(Error::RateLimited(Refusal::Rate { limit, fits_in_us }));
             }
+            untouched_bucket = Some(limit.standing(ahead_us));
             state.full_at_us = now_us + ahead_us + limit.interval_us();
             admission.standing.bucket = Some(limit.standing(ahead_us + limit.interval_us()));
         }
@@ -260,7 +267,10 @@ pub fn admit(
                     entry,
                 });
             } else if !retries_a_stored_job(ctx, retry, now)? {
-                return Err(Error::RateLimited(Refusal::Unfinished { max }));
+                return Err(Error::RateLimited(Refusal::Unfinished {
+                    max,
+                    bucket: untouched_bucket,
+                }));
             }
             admission.standing.unfinished = Some(unfinished_standing(max, &state));
         }
