@@ -8,14 +8,14 @@
 //! servers do not) reads the configuration here: a status read by any
 //! other client still makes no variable read.
 
+use super::Reply;
 use super::render::{self, set};
-use super::{Reply, Response};
 use crate::problem::Error;
 use crate::runtime::Ctx;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ALLOW,
-    HeaderValue, ORIGIN, VARY,
+    ORIGIN,
 };
 use http::{Method, StatusCode};
 
@@ -131,7 +131,7 @@ pub fn around<B>(
     let response = &mut reply.response;
     // What the CORS headers say depends on `Origin`: a cache must not give
     // one page's answer to another.
-    append_vary(response, "Origin");
+    render::vary(response, &["Origin"]);
     if let Some(allow_origin) = allow_origin {
         set(response, ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
         if !preflight {
@@ -174,17 +174,6 @@ fn options<B>(
         PREFLIGHT_MAX_AGE_SECONDS,
     );
     response.into()
-}
-
-/// Adds `name` to the response's `Vary`, after what it already names.
-fn append_vary(response: &mut Response, name: &str) {
-    let value = match response.headers().get(VARY).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {name}"),
-        _ => name.to_owned(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(VARY, value);
-    }
 }
 
 #[cfg(test)]

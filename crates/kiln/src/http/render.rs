@@ -63,9 +63,19 @@ pub fn set(response: &mut Response, name: HeaderName, value: impl AsRef<str>) {
 }
 
 /// `Vary`: the request headers the answer depended on (for a submission,
-/// `Prefer`, and `Accept` when it chose the output format).
+/// `Prefer`, and `Accept` when it chose the output format; `Origin` where
+/// CORS applies), added to those it already names.
 pub fn vary(response: &mut Response, request_headers: &[&str]) {
-    set(response, VARY, request_headers.join(", "));
+    let existing = response
+        .headers()
+        .get(VARY)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty());
+    let names: Vec<&str> = existing
+        .into_iter()
+        .chain(request_headers.iter().copied())
+        .collect();
+    set(response, VARY, names.join(", "));
 }
 
 /// An `application/problem+json` response for `error`.
