@@ -107,8 +107,9 @@ pub fn config(data: &[u8]) {
 }
 
 /// `spin.toml`'s `[variables]` defaults, with a webhook secret, allowed
-/// hosts, origins and keys set, so that every parser runs from the start.
-const SPIN_DEFAULTS: [(&str, &str); 19] = [
+/// hosts, origins, keys and rate limits set (the cloud profile's), so that
+/// every parser runs from the start.
+const SPIN_DEFAULTS: [(&str, &str); 22] = [
     ("max_upload_bytes", "26214400"),
     ("max_input_pixels", "50000000"),
     ("max_output_pixels", "50000000"),
@@ -134,4 +135,31 @@ const SPIN_DEFAULTS: [(&str, &str); 19] = [
         "fuzz:231e9b2f757db8d48ecd0711b60135e1cc57a3a807be9dc12638856f17a7872c",
     ),
     ("api_keys_for_reads", "false"),
+    ("rate_limit_per_minute", "60"),
+    ("rate_limit_burst", "10"),
+    ("max_unfinished_jobs", "4"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::SPIN_DEFAULTS;
+
+    /// The `config` target starts from every variable `spin.toml` declares,
+    /// so that a variable added later is fuzzed too.
+    #[test]
+    fn the_config_target_sets_every_variable_of_spin_toml() {
+        let manifest = include_str!("../../../spin.toml");
+        let mut declared: Vec<&str> = manifest
+            .lines()
+            .skip_while(|line| line.trim() != "[variables]")
+            .skip(1)
+            .take_while(|line| !line.starts_with('['))
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim()))
+            .filter(|name| !name.is_empty() && !name.starts_with('#'))
+            .collect();
+        declared.sort_unstable();
+        let mut fuzzed: Vec<&str> = SPIN_DEFAULTS.iter().map(|(name, _)| *name).collect();
+        fuzzed.sort_unstable();
+        assert_eq!(fuzzed, declared);
+    }
+}
