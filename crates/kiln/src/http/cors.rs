@@ -98,7 +98,13 @@ fn origin(entry: &str) -> Result<String, String> {
     if url.host_str().is_some_and(|host| host.contains('*')) {
         return refuse("no wildcards: list each origin, or write `*` alone for any");
     }
-    Ok(url.origin().ascii_serialization())
+    let origin = url.origin().ascii_serialization();
+    // A host percent-decoding to a `,` (`%2c`) would be listed as an origin
+    // that reads back as two, and that no browser sends.
+    if origin.contains(',') {
+        return refuse("no comma in a host, even percent-encoded");
+    }
+    Ok(origin)
 }
 
 /// Runs `handler` for a resource that answers `allow` (its `Allow`,
@@ -205,6 +211,7 @@ mod tests {
             "ftp://app.example.com",
             "https://*.example.com",
             "*, https://app.example.com",
+            "https://app%2cexample.com",
         ] {
             let err = AllowedOrigins::parse(bad).unwrap_err();
             assert!(err.contains("is not an origin"), "{bad}: {err}");
