@@ -93,23 +93,43 @@ pub fn config(data: &[u8]) {
         }
     }
     let secret = variables.get("webhook_secret").map_or("", |s| s.trim());
-    let mut secrets = vec![secret.strip_prefix("whsec_").unwrap_or(secret)];
+    let mut secrets = vec![secret.strip_prefix("whsec_").unwrap_or(secret).to_owned()];
     let keys = variables.get("api_keys").map_or("", String::as_str);
-    secrets.extend(hashes(keys));
-    // An error may echo any other variable's value, which is no secret even
-    // where the input repeats a secret's text in it.
-    secrets.retain(|secret| {
-        !variables.iter().any(|(name, value)| {
-            !matches!(name.as_str(), "webhook_secret" | "api_keys") && value.contains(*secret)
-        })
-    });
+    secrets.extend(hashes(keys).into_iter().map(str::to_owned));
+    let shown = printed(&variables);
+    for secret in secrets.iter().filter(|secret| secret.len() >= 16) {
+        if !shown.contains(secret.as_str()) {
+            continue;
+        }
+        // The text may come from elsewhere: another variable, a name, Kiln's
+        // own words. It is echoed from a secret only if changing it in the
+        // secret variables takes it out of what is printed.
+        let mut changed = variables.clone();
+        for name in SECRET_VARIABLES {
+            if let Some(value) = changed.get_mut(name) {
+                *value = value.replace(secret.as_str(), &"#".repeat(secret.len()));
+            }
+        }
+        assert!(
+            printed(&changed).contains(secret.as_str()),
+            "{shown:?} echoes the secret {secret:?}"
+        );
+    }
+}
+
+/// The variables that hold secrets.
+const SECRET_VARIABLES: [&str; 2] = ["webhook_secret", "api_keys"];
+
+/// What Kiln prints of a configuration read from `variables`: its `Debug`
+/// form, or the error. One that reads has sane image limits.
+fn printed(variables: &HashMap<String, String>) -> String {
     match Config::from_lookup(|name| variables.get(name).cloned()) {
         Ok(config) => {
-            assert_no_secrets(&format!("{config:?}"), &secrets, "Debug");
             let limits = config.image_limits();
             assert!(limits.max_input_pixels >= 1 && limits.max_frames >= 1);
+            format!("{config:?}")
         }
-        Err(err) => assert_no_secrets(&err.to_string(), &secrets, "the error"),
+        Err(err) => err.to_string(),
     }
 }
 
