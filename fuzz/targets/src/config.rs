@@ -101,11 +101,12 @@ pub fn config(data: &[u8]) {
         }
         // The text may come from elsewhere: another variable, a name, Kiln's
         // own words. It is echoed from a secret only if changing it in the
-        // secret variables takes it out of what is printed.
+        // secret variables (to text as valid there: the same length and
+        // alphabet) takes it out of what is printed.
         let mut changed = variables.clone();
         for name in SECRET_VARIABLES {
             if let Some(value) = changed.get_mut(name) {
-                *value = value.replace(secret.as_str(), &"#".repeat(secret.len()));
+                *value = value.replace(secret.as_str(), &altered(secret));
             }
         }
         assert!(
@@ -113,6 +114,29 @@ pub fn config(data: &[u8]) {
             "{shown:?} echoes the secret {secret:?}"
         );
     }
+}
+
+/// `text` with every letter and digit moved one place within its run of
+/// the alphabet (`0-9`, `a-f`, `g-z`, `A-F`, `G-Z`), so that hex stays hex
+/// and base64 stays base64, of the same length.
+fn altered(text: &str) -> String {
+    let rotate = |c: char, first: char, last: char| {
+        if c == last {
+            first
+        } else {
+            char::from(c as u8 + 1)
+        }
+    };
+    text.chars()
+        .map(|c| match c {
+            '0'..='9' => rotate(c, '0', '9'),
+            'a'..='f' => rotate(c, 'a', 'f'),
+            'g'..='z' => rotate(c, 'g', 'z'),
+            'A'..='F' => rotate(c, 'A', 'F'),
+            'G'..='Z' => rotate(c, 'G', 'Z'),
+            _ => c,
+        })
+        .collect()
 }
 
 /// The variables that hold secrets.
