@@ -12,7 +12,8 @@
 //!   (the pipeline itself is the `kiln-image` crate) while a heartbeat keeps
 //!   the lease alive, in the private processor or, with the local
 //!   dispatch, in the instance at hand.
-//! - [`job`]: the job record and its state machine.
+//! - [`job`]: the job record and its state machine; [`resource`]: the
+//!   operation as clients read it (shared with `kiln-client`).
 //! - [`repo`]: job records over the store, changed only by compare-and-swap.
 //! - [`blob`]: images as chunks of at most `blob_chunk_bytes` (a variable).
 //! - [`slots`], [`queue`]: the bound on jobs running at once (leased slots)
@@ -58,6 +59,7 @@ pub mod processing;
 pub mod queue;
 pub mod rate_limit;
 pub mod repo;
+pub mod resource;
 pub mod retention;
 pub mod runtime;
 pub mod slots;

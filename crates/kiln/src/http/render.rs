@@ -2,18 +2,16 @@
 //! resource. Every header Kiln sends is set here.
 
 use super::Response;
-use crate::clock::Timestamp;
-use crate::job::{Job, ResultWarning, Status};
+use crate::job::{Job, Status};
 use crate::problem::{Error, Problem};
 use crate::queue::QueuePlace;
 use crate::rate_limit::{self, Standing};
-use crate::webhook::DeliveryStatus;
+use crate::resource::Operation;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE, ETAG, HeaderName, LINK,
     LOCATION, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
 
 /// Images never change once stored: a result has its own id.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -37,15 +35,7 @@ const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// How long clients should wait between polls of an unfinished job.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
-/// The operation resource's path.
-pub fn operation_path(job: &Job) -> String {
-    format!("/operations/{}", job.id)
-}
-
-/// The image resource's path.
-pub fn image_path(job: &Job) -> String {
-    format!("/images/{}", job.id)
-}
+pub use crate::resource::{image_path, operation_path};
 
 /// A response with `status` and `body`.
 pub fn response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -135,83 +125,15 @@ pub fn problem_response(problem: &Problem) -> Response {
     response
 }
 
-/// The operation resource as JSON.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OperationBody<'a> {
-    id: String,
-    status: Status,
-    created_at: String,
-    last_updated_at: String,
-    expires_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    percent_complete: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue_position: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource_location: Option<String>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    warnings: &'a [ResultWarning],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a Problem>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook: Option<WebhookBody<'a>>,
-}
-
-/// How the webhook's delivery is going (its URL is not shown: it may carry
-/// the client's own token).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebhookBody<'a> {
-    status: DeliveryStatus,
-    attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_attempt_at: Option<String>,
-}
-
 /// The operation resource's JSON, as `GET` shows it.
 pub fn operation_json(job: &Job) -> Vec<u8> {
-    serde_json::to_vec(&operation_body(job, true)).unwrap_or_default()
+    serde_json::to_vec(&Operation::of(job, true)).unwrap_or_default()
 }
 
 /// The operation as a webhook event's `data`: without the delivery state,
 /// which changes with every attempt.
 pub fn operation_value(job: &Job) -> serde_json::Value {
-    serde_json::to_value(operation_body(job, false)).unwrap_or_default()
-}
-
-fn operation_body(job: &Job, with_webhook: bool) -> OperationBody<'_> {
-    OperationBody {
-        id: job.id.to_string(),
-        status: job.status,
-        created_at: job.created_at.to_rfc3339(),
-        last_updated_at: job.last_updated_at.to_rfc3339(),
-        expires_at: job.expires_at.to_rfc3339(),
-        percent_complete: job.percent_complete,
-        queue_position: None,
-        resource_location: (job.status == Status::Succeeded).then(|| image_path(job)),
-        warnings: job
-            .result
-            .as_ref()
-            .filter(|_| job.status == Status::Succeeded)
-            .map_or(&[], |result| &result.warnings),
-        error: job.error.as_ref(),
-        webhook: job
-            .webhook
-            .as_ref()
-            .filter(|_| with_webhook)
-            .map(|delivery| WebhookBody {
-                status: delivery.status,
-                attempts: delivery.attempts,
-                last_error: delivery.last_error.as_deref(),
-                next_attempt_at: delivery
-                    .next_attempt_at
-                    .filter(|_| delivery.status == DeliveryStatus::Pending)
-                    .map(Timestamp::to_rfc3339),
-            }),
-    }
+    serde_json::to_value(Operation::of(job, false)).unwrap_or_default()
 }
 
 /// The operation resource, with the caching and polling headers its state
@@ -224,7 +146,7 @@ pub fn operation(job: &Job, status: StatusCode) -> Response {
 /// [`operation`] for a job waiting in the queue at `place`: its position,
 /// and a `Retry-After` that grows with it.
 pub fn operation_in_queue(job: &Job, status: StatusCode, place: Option<QueuePlace>) -> Response {
-    let mut body = operation_body(job, true);
+    let mut body = Operation::of(job, true);
     body.queue_position = place.map(|p| p.position);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     // Only a finished operation is worth revalidating: the others change

@@ -1,0 +1,154 @@
+//! Where results go: named after their file with the result's extension,
+//! written atomically (a temporary file renamed into place, so an
+//! interrupted run never leaves half an image), and the batch's record of
+//! what it finished.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The record a batch keeps in its output folder.
+pub const RECORD: &str = ".kiln-batch";
+
+/// The usual file extension of a result's media type.
+pub fn extension(media_type: &str) -> &'static str {
+    match media_type.split(';').next().unwrap_or_default().trim() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/avif" => "avif",
+        _ => "bin",
+    }
+}
+
+/// `dir/stem.ext`, for an input `…/stem.orig`; `keep_extension` keeps the
+/// input's own extension in the name (`stem.orig.ext`), for folders where
+/// two inputs share a stem.
+pub fn result_path(dir: &Path, input: &Path, media_type: &str, keep_extension: bool) -> PathBuf {
+    let name = if keep_extension {
+        input.file_name()
+    } else {
+        input.file_stem()
+    }
+    .unwrap_or_default();
+    let mut name = name.to_os_string();
+    name.push(".");
+    name.push(extension(media_type));
+    dir.join(name)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let fail = |err: std::io::Error| format!("writing {}: {err}", path.display());
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut partial = path.as_os_str().to_os_string();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = PathBuf::from(partial);
+    fs::write(&partial, bytes).map_err(fail)?;
+    fs::rename(&partial, path).map_err(fail)
+}
+
+/// What earlier runs of a batch finished: idempotency key → the job's id
+/// and the result's path (relative to the output folder). One line per
+/// finished file, `KEY ID PATH`, appended after its result is in place.
+pub struct Record {
+    path: PathBuf,
+    finished: HashMap<String, Finished>,
+}
+
+/// A file an earlier run finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The job that made it.
+    pub id: String,
+    /// Its result.
+    pub output: PathBuf,
+}
+
+impl Record {
+    /// The record in `out`, empty if there is none yet.
+    pub fn open(out: &Path) -> Record {
+        let path = out.join(RECORD);
+        let finished = fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, ' ');
+                let key = fields.next()?.to_owned();
+                let id = fields.next()?.to_owned();
+                let output = PathBuf::from(fields.next()?);
+                Some((key, Finished { id, output }))
+            })
+            .collect();
+        Record { path, finished }
+    }
+
+    /// What a previous run made for `key`, if its result is still there.
+    pub fn finished(&self, out: &Path, key: &str) -> Option<Finished> {
+        let finished = self.finished.get(key)?;
+        let output = out.join(&finished.output);
+        output.is_file().then(|| Finished {
+            id: finished.id.clone(),
+            output,
+        })
+    }
+
+    /// Notes that job `id` made `key`'s result, now at `result` (inside
+    /// `out`).
+    pub fn add(&self, out: &Path, key: &str, id: &str, result: &Path) -> Result<(), String> {
+        let relative = result.strip_prefix(out).unwrap_or(result);
+        let line = format!("{key} {id} {}\n", relative.display());
+        // One write of one line with O_APPEND: workers' lines never mix.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .map_err(|err| format!("writing {}: {err}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_takes_its_media_type_s_extension() {
+        let dir = Path::new("out");
+        assert_eq!(
+            result_path(dir, Path::new("in/photo.jpeg"), "image/webp", false),
+            Path::new("out/photo.webp")
+        );
+        assert_eq!(
+            result_path(dir, Path::new("in/photo.png"), "image/jpeg", true),
+            Path::new("out/photo.png.jpg")
+        );
+    }
+
+    #[test]
+    fn the_record_remembers_results_that_still_exist() {
+        let out = std::env::temp_dir().join(format!("kiln-cli-record-{}", std::process::id()));
+        fs::create_dir_all(&out).unwrap();
+        let record = Record::open(&out);
+        write_atomically(&out.join("a.png"), b"png").unwrap();
+        record
+            .add(&out, "kiln-1", "id-1", &out.join("a.png"))
+            .unwrap();
+        record
+            .add(&out, "kiln-2", "id-2", &out.join("gone.png"))
+            .unwrap();
+        let reopened = Record::open(&out);
+        let finished = Finished {
+            id: "id-1".into(),
+            output: out.join("a.png"),
+        };
+        assert_eq!(reopened.finished(&out, "kiln-1"), Some(finished));
+        assert_eq!(reopened.finished(&out, "kiln-2"), None);
+        assert_eq!(reopened.finished(&out, "kiln-3"), None);
+        fs::remove_dir_all(&out).unwrap();
+    }
+}
