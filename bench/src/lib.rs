@@ -4,6 +4,7 @@
 
 pub mod async_throughput;
 pub mod avif_input;
+pub mod cli_batch;
 pub mod colour_accuracy;
 pub mod colour_and_animation;
 pub mod corpus;

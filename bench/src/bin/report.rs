@@ -19,7 +19,9 @@
 //!    (`kiln_bench::avif_input`);
 //! 10. asynchronous throughput: a batch of `respond-async` uploads of the
 //!     16 MP photo followed to the end, in jobs per second, against `vips`
-//!     in two processes (`kiln_bench::async_throughput`).
+//!     in two processes (`kiln_bench::async_throughput`);
+//! 11. the CLI: `kiln batch` of the three photos × 20 against the best
+//!     `xargs -P N curl` loop, on `spin up` only (`kiln_bench::cli_batch`).
 //!
 //! Native Kiln runs on one core, like a Wasm instance; section 2 shows it
 //! on all cores too (see `kiln_bench::one_core`).
@@ -160,6 +162,9 @@ fn main() {
         kiln_bench::async_throughput::section(&photos[1], &kilns, has_vips, &scratch);
     }
     drop(targets);
+    if wanted(11) {
+        kiln_bench::cli_batch::section(&photos, spin.as_deref(), &scratch);
+    }
     std::fs::remove_dir_all(&scratch).ok();
 }
 

@@ -45,9 +45,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(fail)?;
     }
-    let mut partial = path.as_os_str().to_os_string();
+    // Hidden, so that a run killed while writing leaves nothing a later
+    // batch of this folder would take for an image.
+    let mut partial = std::ffi::OsString::from(".");
+    partial.push(path.file_name().unwrap_or_default());
     partial.push(format!(".partial-{}", std::process::id()));
-    let partial = PathBuf::from(partial);
+    let partial = path.with_file_name(partial);
     fs::write(&partial, bytes).map_err(fail)?;
     fs::rename(&partial, path).map_err(fail)
 }

@@ -369,3 +369,39 @@ fn status_get_cancel_and_delete_act_on_a_job_by_its_id() {
         env.settle();
     });
 }
+
+/// With API keys on, `KILN_API_KEY` is sent as a Bearer token; without it
+/// the run fails with the server's `401` and its detail, and never shows
+/// a key.
+#[test]
+fn the_api_key_comes_from_kiln_api_key_and_a_missing_one_is_a_401() {
+    const KEY: &str = "kiln-cli-test-key-0123456789abcdef";
+    for_each_target(
+        || Env::builder().api_keys(&[("cli", KEY)]),
+        |env| {
+            let dir = scratch("keys");
+            let photo = photos(&dir, 1)[0].to_str().unwrap().to_owned();
+            let refused = kiln(env, &["process", &photo, "--ops", "resize(w=32)"]);
+            assert_eq!(refused.status.code(), Some(1), "{}", env.name());
+            assert!(
+                text(&refused.stderr).contains("401 unauthorized"),
+                "{}: {}",
+                env.name(),
+                text(&refused.stderr)
+            );
+
+            let keyed = command(env, &["process", &photo, "--ops", "resize(w=32)"])
+                .env("KILN_API_KEY", KEY)
+                .output()
+                .unwrap();
+            assert!(
+                keyed.status.success(),
+                "{}: {}",
+                env.name(),
+                text(&keyed.stderr)
+            );
+            assert!(!text(&keyed.stdout).contains(KEY) && !text(&keyed.stderr).contains(KEY));
+            assert!(dir.join("p00.kiln.jpg").is_file());
+        },
+    );
+}

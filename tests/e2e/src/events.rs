@@ -1,29 +1,28 @@
 //! A Server-Sent Events client for the tests: the response read as it
-//! arrives and parsed the way the HTML standard's `EventSource` does
-//! (`field: value` lines; a blank line dispatches an event that has data).
+//! arrives and parsed by `kiln-client`'s parser, which reads it the way
+//! the HTML standard's `EventSource` does (`field: value` lines; a blank
+//! line dispatches an event that has data).
 
-use std::io::{BufRead, BufReader, Read};
+use kiln_client::events::Events;
+use std::io::{BufReader, Read};
 
-/// One dispatched event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// The `id` field, if the event had one.
-    pub id: Option<String>,
-    /// The `event` field (`message` when absent).
-    pub kind: String,
-    /// The `data` lines, joined by line feeds.
-    pub data: String,
+pub use kiln_client::events::Event;
+
+/// What the tests read of an event.
+pub trait EventExt {
+    /// The data as JSON.
+    fn json(&self) -> serde_json::Value;
+    /// The id as the number Kiln sends.
+    fn version(&self) -> u64;
 }
 
-impl Event {
-    /// The data as JSON.
-    pub fn json(&self) -> serde_json::Value {
+impl EventExt for Event {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.data)
             .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {}", self.data))
     }
 
-    /// The id as the number Kiln sends.
-    pub fn version(&self) -> u64 {
+    fn version(&self) -> u64 {
         self.id
             .as_deref()
             .and_then(|id| id.parse().ok())
@@ -37,7 +36,7 @@ pub struct EventStream {
     pub status: u16,
     /// The response headers.
     pub headers: http::HeaderMap,
-    lines: BufReader<Box<dyn Read + Send>>,
+    events: Events<BufReader<Box<dyn Read + Send>>>,
 }
 
 impl EventStream {
@@ -45,7 +44,7 @@ impl EventStream {
         EventStream {
             status,
             headers,
-            lines: BufReader::new(body),
+            events: Events::new(BufReader::new(body)),
         }
     }
 
@@ -60,40 +59,7 @@ impl EventStream {
 
     /// Blocks for the next event; `None` once the server ended the stream.
     pub fn next_event(&mut self) -> Option<Event> {
-        let mut event = Event {
-            id: None,
-            kind: "message".into(),
-            data: String::new(),
-        };
-        let mut has_data = false;
-        loop {
-            let mut line = String::new();
-            let read = self.lines.read_line(&mut line).expect("reading the stream");
-            if read == 0 {
-                return None;
-            }
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if has_data {
-                    return Some(event);
-                }
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "id" => event.id = Some(value.to_owned()),
-                "event" => event.kind = value.to_owned(),
-                "data" => {
-                    if has_data {
-                        event.data.push('\n');
-                    }
-                    event.data.push_str(value);
-                    has_data = true;
-                }
-                _ => {}
-            }
-        }
+        self.events.next_event().expect("reading the stream")
     }
 
     /// Every remaining event, until the server ends the stream.

@@ -2,7 +2,7 @@
 //! changes pushed as Server-Sent Events, read by a streaming client as they
 //! arrive.
 
-use kiln_e2e::events::Event;
+use kiln_e2e::events::{Event, EventExt};
 use kiln_e2e::{Env, for_each_target, images};
 use std::time::Duration;
 
