@@ -258,7 +258,6 @@ impl Client {
     pub fn follow(&self, id: &str, mut on_change: impl FnMut(&Operation)) -> Result<Operation> {
         let path = operation_path(id)?;
         let mut last_event_id: Option<String> = None;
-        let mut last: Option<Operation> = None;
         let mut failed = 0;
         loop {
             let mut request = self
@@ -283,11 +282,9 @@ impl Client {
                 .and_then(|value| value.to_str().ok())
                 .is_some_and(|value| value.starts_with("text/event-stream"));
             if status == 204 {
-                // The finished job's last event was seen already.
-                return match last {
-                    Some(operation) => Ok(operation),
-                    None => self.operation(id),
-                };
+                // The finished job's last event was seen already: read
+                // the finished operation itself.
+                return self.operation(id);
             }
             if status != 200 || !streams {
                 if status == 200 || retry::is_retryable(status) {
@@ -312,7 +309,6 @@ impl Client {
                         if operation.is_finished() {
                             return Ok(operation);
                         }
-                        last = Some(operation);
                     }
                     // The stream ended (after `max_wait_seconds`): reconnect.
                     Ok(None) => break,
