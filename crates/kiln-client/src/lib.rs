@@ -167,8 +167,9 @@ impl Client {
     /// Submits an image (`POST /images`) under its idempotency key:
     /// retried after no answer, a `429` or `503` (as long as `Retry-After`
     /// says), and while the same key's first request is still in progress
-    /// (`409`); a retry never makes a second job. `on_sent` hears how many
-    /// bytes of the upload are sent.
+    /// (a `409` with `Retry-After`; other conflicts, such as the job
+    /// canceled, are final); a retry never makes a second job. `on_sent`
+    /// hears how many bytes of the upload are sent.
     pub fn submit(
         &self,
         submission: &Submission,
@@ -200,7 +201,7 @@ impl Client {
                     .map_err(|err| Error::Protocol(err.to_string()))?;
                 self.run(request)
             },
-            |status| status == 409,
+            |answer| answer.status == 409 && answer.header(RETRY_AFTER).is_some(),
         )?;
         match answer.status {
             201 => {
@@ -415,17 +416,17 @@ impl Client {
     }
 
     /// Calls `attempt` until it gets an answer that is not "later" (`429`,
-    /// `503`, or a status `also` names), or the retry policy gives up.
+    /// `503`, or one `also` accepts), or the retry policy gives up.
     fn with_retries(
         &self,
         mut attempt: impl FnMut() -> Result<Answer>,
-        also: impl Fn(u16) -> bool,
+        also: impl Fn(&Answer) -> bool,
     ) -> Result<Answer> {
         let mut failed = 0;
         loop {
             let outcome = attempt();
             let retry_after = match &outcome {
-                Ok(answer) if retry::is_retryable(answer.status) || also(answer.status) => answer
+                Ok(answer) if retry::is_retryable(answer.status) || also(answer) => answer
                     .header(RETRY_AFTER)
                     .and_then(retry::parse_retry_after),
                 Err(Error::Transport(_)) => None,

@@ -102,7 +102,7 @@ fn read(kv: &dyn KvStore, entry: &str) -> Result<Option<(Vec<u8>, Binding)>, KvE
 /// exists: it is replaced with compare-and-swap (the entry exists, so that
 /// is safe). Otherwise the first caller to increment the key's claim counter
 /// wins; the others wait for its binding to appear, and get
-/// [`Error::Conflict`] if it does not (a request with this key is still in
+/// [`Error::IdempotencyKeyInProgress`] if it does not (a request with this key is still in
 /// progress, or died).
 pub fn bind(
     kv: &dyn KvStore,
@@ -135,9 +135,7 @@ pub fn bind(
     // The winner never wrote its binding (it may have died): release the
     // claim, so that a retry can win it, and ask the client to retry.
     kv.delete(&claim_key(&entry))?;
-    Err(Error::Conflict(
-        "a request with this Idempotency-Key is still in progress".into(),
-    ))
+    Err(Error::IdempotencyKeyInProgress)
 }
 
 /// Forgets the binding stored under `entry` (a key from
@@ -259,7 +257,7 @@ mod tests {
         };
         assert!(matches!(
             bind(&kv, &key, mine.clone(), None, || ()),
-            Err(Error::Conflict(_))
+            Err(Error::IdempotencyKeyInProgress)
         ));
         assert_eq!(bind(&kv, &key, mine.clone(), None, || ()).unwrap(), mine);
     }

@@ -70,6 +70,10 @@ pub enum Error {
     /// The request conflicts with the resource's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Another request with this `Idempotency-Key` is still being taken:
+    /// a conflict that a retry resolves (so its answer says when).
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyKeyInProgress,
     /// API keys are on and the request has no valid one.
     #[error("no valid API key")]
     Unauthorized {
@@ -181,6 +185,13 @@ impl Error {
                 None,
             ),
             Error::Conflict(d) => (409, "conflict", "Conflict", Some(d.clone()), None),
+            Error::IdempotencyKeyInProgress => (
+                409,
+                "conflict",
+                "Conflict",
+                Some("a request with this Idempotency-Key is still in progress; retry after Retry-After".into()),
+                None,
+            ),
             Error::Unauthorized { presented } => (
                 401,
                 "unauthorized",

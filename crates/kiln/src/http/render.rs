@@ -73,7 +73,9 @@ pub fn problem(error: &Error) -> Response {
     let problem = error.to_problem();
     let mut response = problem_response(&problem);
     match error {
-        Error::Store(_) => set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS),
+        Error::Store(_) | Error::IdempotencyKeyInProgress => {
+            set(&mut response, RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
         Error::QueueFull { retry_after, .. } => {
             set(&mut response, RETRY_AFTER, retry_after.to_string());
         }

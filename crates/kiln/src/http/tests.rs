@@ -544,6 +544,23 @@ fn the_same_idempotency_key_with_another_body_is_422() {
     assert_eq!(problem_status(&response), 422);
 }
 
+/// A key whose first request never bound it (still running, or dead) is
+/// a `409` that says when to retry; the retry then takes the key.
+#[test]
+fn a_key_held_by_another_request_is_409_with_retry_after_then_free() {
+    let host = FakeHost::new();
+    let key = crate::idempotency::IdempotencyKey::parse(b"k1").unwrap();
+    host.kv
+        .increment(&format!("{}:claims", key.entry_key()), 1)
+        .unwrap();
+    let headers = [("prefer", "respond-async"), ("idempotency-key", "k1")];
+    let refused = host.submit(&headers, "?ops=grayscale");
+    assert_eq!(problem_status(&refused), 409);
+    assert_eq!(header(&refused, "retry-after"), "1");
+    let retried = host.submit(&headers, "?ops=grayscale");
+    assert_eq!(retried.status(), 202);
+}
+
 #[test]
 fn a_malformed_idempotency_key_is_400() {
     let host = FakeHost::new();
