@@ -99,11 +99,12 @@ fn a_large_image_round_trips_through_chunks() {
         let reply = env.submit("?ops=format(png)", "image/png", &big, &[]);
         assert_eq!(reply.status, 201);
         assert_eq!(images::inspect(&reply.body).1, 1200);
+        // The handler goes on after its 201 (it deletes the upload's chunks), so a
+        // listed key may be gone by the time it is read.
         for key in env.store().keys() {
-            assert!(
-                env.store().get(&key).unwrap().len() <= 256 * 1024,
-                "{key} is too large"
-            );
+            if let Some(value) = env.store().get(&key) {
+                assert!(value.len() <= 256 * 1024, "{key} is too large");
+            }
         }
     });
 }
