@@ -10,7 +10,7 @@
 use crate::bars::Bars;
 use crate::cli::BatchArgs;
 use crate::job;
-use crate::output::{self, Record};
+use crate::output::{self, Outputs, Record};
 use kiln_client::Client;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,11 +27,12 @@ enum Outcome {
 
 /// `kiln batch`.
 pub fn run(client: &Client, args: &BatchArgs, json: bool) -> Result<ExitCode, String> {
-    let files = images(&args.dir, args.recursive)?;
     std::fs::create_dir_all(&args.out)
         .map_err(|err| format!("creating {}: {err}", args.out.display()))?;
+    let files = images(&args.dir, &args.out, args.recursive)?;
     let shared_stems = shared_stems(&files);
     let record = Record::open(&args.out);
+    let outputs = Outputs::new(&files);
     let bars = Bars::new(files.len() as u64, !json);
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> =
@@ -44,7 +45,7 @@ pub fn run(client: &Client, args: &BatchArgs, json: bool) -> Result<ExitCode, St
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(index) else { break };
                     let keep_extension = shared_stems.contains(&stem_in_dir(file));
-                    let outcome = one(client, args, &record, &bars, file, keep_extension);
+                    let outcome = one(client, args, &record, &outputs, &bars, file, keep_extension);
                     bars.file_finished();
                     outcomes.lock().expect("no worker panics")[index] = Some(outcome);
                 }
@@ -65,6 +66,7 @@ fn one(
     client: &Client,
     args: &BatchArgs,
     record: &Record,
+    outputs: &Outputs,
     bars: &Bars,
     file: &Path,
     keep_extension: bool,
@@ -94,7 +96,8 @@ fn one(
     };
     let dir = args.out.join(relative.parent().unwrap_or(Path::new("")));
     let output = output::result_path(&dir, file, &image.media_type, keep_extension);
-    let written = output::write_atomically(&output, &image.bytes)
+    let written = outputs
+        .write(file, &output, &image.bytes)
         .and_then(|()| record.add(&args.out, &submission.idempotency_key, &image.id, &output));
     match written {
         Ok(()) => Outcome::Done {
@@ -105,10 +108,12 @@ fn one(
     }
 }
 
-/// The images in `dir` (by their magic bytes' format, from the name's
-/// extension), sorted; subfolders too when `recursive`. Hidden files (the
-/// batch record among them) are left out.
-fn images(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, String> {
+/// The images in `dir` (by their name's extension), sorted; subfolders
+/// too when `recursive`, but not linked folders (a link to a parent would
+/// loop) nor the output folder `out` (a rerun would process the results).
+/// Hidden files (the batch record among them) are left out.
+fn images(dir: &Path, out: &Path, recursive: bool) -> Result<Vec<PathBuf>, String> {
+    let out = out.canonicalize().ok();
     let mut found = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -120,8 +125,10 @@ fn images(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, String> {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
+            let is_linked_folder = entry.file_type().is_ok_and(|kind| kind.is_symlink());
             if path.is_dir() {
-                if recursive {
+                let is_out = out.is_some() && path.canonicalize().ok() == out;
+                if recursive && !is_linked_folder && !is_out {
                     folders.push(path);
                 }
             } else if is_image_name(&path) {

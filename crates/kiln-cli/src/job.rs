@@ -48,9 +48,15 @@ pub fn process(client: &Client, args: &ProcessArgs, json: bool) -> Result<ExitCo
         .as_ref()
         .filter(|output| args.files.len() == 1 && !output.is_dir() && output.extension().is_some());
     let bars = Bars::new(args.files.len() as u64, !json);
+    let outputs = output::Outputs::new(&args.files);
     let mut failed = 0;
     for file in &args.files {
         let name = file.display().to_string();
+        // `x.png` and `x.jpg` made WebP: `x.png.webp` and `x.jpg.webp`.
+        let keep_extension = args
+            .files
+            .iter()
+            .any(|other| other != file && other.file_stem() == file.file_stem());
         let outcome = submission(&name, file, &args.job).and_then(|submission| {
             let bar = bars.job(&name);
             let processed = run(client, &submission, &bar).map_err(|err| err.to_string());
@@ -58,17 +64,19 @@ pub fn process(client: &Client, args: &ProcessArgs, json: bool) -> Result<ExitCo
             let processed = processed?;
             let path = match (into_file, &args.output) {
                 (Some(path), _) => path.clone(),
-                (None, Some(dir)) => output::result_path(dir, file, &processed.media_type, false),
-                (None, None) => next_to(file, &processed.media_type),
+                (None, Some(dir)) => {
+                    output::result_path(dir, file, &processed.media_type, keep_extension)
+                }
+                (None, None) => next_to(file, &processed.media_type, keep_extension),
             };
-            output::write_atomically(&path, &processed.bytes)?;
+            outputs.write(file, &path, &processed.bytes)?;
             Ok((processed, path))
         });
         bars.file_finished();
         match outcome {
             Ok((processed, path)) if json => println!(
                 "{}",
-                serde_json::json!({"file": name, "status": "done", "id": processed.id, "output": path})
+                serde_json::json!({"file": name, "status": "done", "id": processed.id, "output": path.display().to_string()})
             ),
             Ok((_, path)) => bars.println(&format!("{name} → {}", path.display())),
             Err(message) => {
@@ -92,9 +100,15 @@ pub fn process(client: &Client, args: &ProcessArgs, json: bool) -> Result<ExitCo
     })
 }
 
-/// `dir/photo.kiln.webp` for `dir/photo.jpg` made WebP.
-fn next_to(file: &Path, media_type: &str) -> PathBuf {
-    let mut name = file.file_stem().unwrap_or_default().to_os_string();
+/// `dir/photo.kiln.webp` for `dir/photo.jpg` made WebP
+/// (`dir/photo.jpg.kiln.webp` when `keep_extension`).
+fn next_to(file: &Path, media_type: &str, keep_extension: bool) -> PathBuf {
+    let name = if keep_extension {
+        file.file_name()
+    } else {
+        file.file_stem()
+    };
+    let mut name = name.unwrap_or_default().to_os_string();
     name.push(".kiln");
     let dir = file.parent().unwrap_or(Path::new(""));
     output::result_path(dir, Path::new(&name), media_type, true)

@@ -18,7 +18,7 @@ mod output;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use kiln_client::{Client, Operation, Retry};
+use kiln_client::{Client, Operation, Retry, Status};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -85,7 +85,13 @@ fn status(client: &Client, id: &str, follow: bool, json: bool) -> Result<ExitCod
     if !json {
         print_operation(&operation, false);
     }
-    Ok(ExitCode::SUCCESS)
+    // `kiln status ID --follow && kiln get ID -o …` fetches only what
+    // succeeded.
+    Ok(if operation.status == Status::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_operation(operation: &Operation, json: bool) -> ExitCode {

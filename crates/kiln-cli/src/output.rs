@@ -3,10 +3,12 @@
 //! interrupted run never leaves half an image), and the batch's record of
 //! what it finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The record a batch keeps in its output folder.
 pub const RECORD: &str = ".kiln-batch";
@@ -39,20 +41,102 @@ pub fn result_path(dir: &Path, input: &Path, media_type: &str, keep_extension: b
     dir.join(name)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder.
+/// The results one run writes: none may overwrite one of the run's
+/// inputs (`kiln process a.jpg -o .` keeps a JPEG's name) or another
+/// file's result (`a/x.jpg` and `b/x.jpg` into one folder).
+pub struct Outputs {
+    inputs: HashSet<PathBuf>,
+    /// Result path → the input it is the result of.
+    written: Mutex<HashMap<PathBuf, PathBuf>>,
+}
+
+impl Outputs {
+    /// A run over `inputs`.
+    pub fn new(inputs: &[PathBuf]) -> Outputs {
+        Outputs {
+            inputs: inputs.iter().map(|input| comparable(input)).collect(),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Writes `input`'s result to `path` (atomically), unless that would
+    /// overwrite an input or another input's result.
+    pub fn write(&self, input: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        let target = comparable(path);
+        if self.inputs.contains(&target) {
+            return Err(format!(
+                "the result would overwrite the input {}: write results to another folder",
+                path.display()
+            ));
+        }
+        {
+            let mut written = self.written.lock().expect("no writer panics");
+            match written.get(&target) {
+                Some(other) if other != input => {
+                    return Err(format!(
+                        "the result would overwrite {}, the result of {}: write them to separate folders",
+                        path.display(),
+                        other.display()
+                    ));
+                }
+                _ => {
+                    written.insert(target, input.to_path_buf());
+                }
+            }
+        }
+        write_atomically(path, bytes)
+    }
+}
+
+/// A path as it can be compared with another: its folder resolved (links,
+/// `..`), where it exists.
+fn comparable(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .map_or_else(|_| absolute.clone(), |parent| parent.join(name)),
+        _ => absolute,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder,
+/// flushed to the disk before it is renamed into place: a result that
+/// exists is whole, even after a crash (a batch skips it on a rerun).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    /// Tells apart the temporary files of one process's threads.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let fail = |err: std::io::Error| format!("writing {}: {err}", path.display());
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(fail)?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder {
+        fs::create_dir_all(folder).map_err(fail)?;
     }
     // Hidden, so that a run killed while writing leaves nothing a later
     // batch of this folder would take for an image.
     let mut partial = std::ffi::OsString::from(".");
     partial.push(path.file_name().unwrap_or_default());
-    partial.push(format!(".partial-{}", std::process::id()));
+    partial.push(format!(
+        ".partial-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     let partial = path.with_file_name(partial);
-    fs::write(&partial, bytes).map_err(fail)?;
-    fs::rename(&partial, path).map_err(fail)
+    let written = fs::File::create(&partial)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&partial, path));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&partial);
+        return Err(fail(err));
+    }
+    // The rename itself is durable once the folder is flushed (where a
+    // folder can be opened to be: not on every platform).
+    if let Ok(folder) = fs::File::open(folder.unwrap_or(Path::new("."))) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
 }
 
 /// What earlier runs of a batch finished: idempotency key → the job's id
@@ -130,6 +214,41 @@ mod tests {
             result_path(dir, Path::new("in/photo.png"), "image/jpeg", true),
             Path::new("out/photo.png.jpg")
         );
+    }
+
+    #[test]
+    fn no_result_overwrites_an_input_or_another_result() {
+        let dir = std::env::temp_dir().join(format!("kiln-cli-outputs-{}", std::process::id()));
+        fs::create_dir_all(dir.join("a")).unwrap();
+        fs::write(dir.join("a/x.jpg"), b"input").unwrap();
+        let inputs = [dir.join("a/x.jpg"), dir.join("b/x.jpg")];
+        let outputs = Outputs::new(&inputs);
+
+        // The same file named another way is still the input.
+        let err = outputs
+            .write(&inputs[0], &dir.join("a/../a/x.jpg"), b"result")
+            .unwrap_err();
+        assert!(err.contains("would overwrite the input"), "{err}");
+        assert_eq!(fs::read(dir.join("a/x.jpg")).unwrap(), b"input");
+
+        outputs
+            .write(&inputs[0], &dir.join("out/x.jpg"), b"first")
+            .unwrap();
+        let err = outputs
+            .write(&inputs[1], &dir.join("out/x.jpg"), b"second")
+            .unwrap_err();
+        assert!(err.contains("the result of"), "{err}");
+        assert_eq!(fs::read(dir.join("out/x.jpg")).unwrap(), b"first");
+        // Its own result again (a retry) is fine.
+        outputs
+            .write(&inputs[0], &dir.join("out/x.jpg"), b"again")
+            .unwrap();
+        let leftovers: Vec<_> = fs::read_dir(dir.join("out"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["x.jpg"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

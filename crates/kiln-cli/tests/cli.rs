@@ -84,7 +84,9 @@ fn jobs(env: &Env) -> HashMap<String, (String, u64)> {
 
 /// `kiln process FILE` writes the result next to the file with the
 /// extension of its format; `--async` (a `202`, then the operation's
-/// events) gives the very same bytes into an output folder.
+/// events: a job of its own, the file named otherwise) gives the very same
+/// bytes into an output folder; a result that would overwrite its input
+/// is refused and the input kept.
 #[test]
 fn process_writes_the_result_next_to_the_file_inline_or_async() {
     for_each_target(Env::builder, |env| {
@@ -106,14 +108,22 @@ fn process_writes_the_result_next_to_the_file_inline_or_async() {
         assert_eq!(images::inspect(&bytes).1, 64);
         assert!(text(&inline.stdout).contains("p00.kiln.png"));
 
+        // Another name is another key: a second job, followed to its end.
+        let copy = dir.join("copy.jpg");
+        std::fs::copy(photo, &copy).unwrap();
         let out = dir.join("out");
         let ops = "resize( w=64 ),format(png)";
         let queued = kiln(
             env,
-            &["process", photo, "--async", "--ops", ops, "-o"]
-                .into_iter()
-                .chain([out.to_str().unwrap()])
-                .collect::<Vec<_>>(),
+            &[
+                "process",
+                copy.to_str().unwrap(),
+                "--async",
+                "--ops",
+                ops,
+                "-o",
+                out.to_str().unwrap(),
+            ],
         );
         assert!(
             queued.status.success(),
@@ -121,7 +131,90 @@ fn process_writes_the_result_next_to_the_file_inline_or_async() {
             env.name(),
             text(&queued.stderr)
         );
-        assert_eq!(std::fs::read(out.join("p00.png")).unwrap(), bytes);
+        assert_eq!(std::fs::read(out.join("copy.png")).unwrap(), bytes);
+        env.settle();
+        assert_eq!(jobs(env).len(), 2, "{}: one job per file", env.name());
+
+        let original = std::fs::read(photo).unwrap();
+        let over_itself = kiln(
+            env,
+            &[
+                "process",
+                photo,
+                "--ops",
+                "resize(w=32)",
+                "-o",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(over_itself.status.code(), Some(1), "{}", env.name());
+        assert!(
+            text(&over_itself.stderr).contains("would overwrite the input"),
+            "{}: {}",
+            env.name(),
+            text(&over_itself.stderr)
+        );
+        assert_eq!(std::fs::read(photo).unwrap(), original);
+    });
+}
+
+/// A job that an earlier run left canceled (or failed) is redone by the
+/// next run, under a key of its own; a run after that finds the redone
+/// job and makes none. `status --follow` of the canceled job exits 1.
+#[test]
+fn a_rerun_redoes_a_canceled_job_once() {
+    for_each_target(Env::builder, |env| {
+        let dir = scratch("redo");
+        let file = dir.join("big.png");
+        let bytes = images::noisy_png(800, 800);
+        std::fs::write(&file, &bytes).unwrap();
+        let name = file.to_str().unwrap();
+        let ops = "blur(sigma=20),format(png)";
+        // The key `kiln process` sends for this file, used by an earlier
+        // client whose job was canceled.
+        let key = kiln_client::idempotency_key(name, &bytes, Some(ops), None);
+        let earlier = env.submit(
+            &format!("?ops={ops}"),
+            "image/png",
+            &bytes,
+            &[("prefer", "respond-async"), ("idempotency-key", &key)],
+        );
+        assert_eq!(earlier.status, 202, "{}", env.name());
+        let earlier_id = earlier.operation_id();
+        let cancel = env.send("DELETE", &earlier.location(), &[], &[]);
+        assert_eq!(cancel.status, 200, "{}: canceled in time", env.name());
+
+        let follow = kiln(env, &["status", &earlier_id, "--follow"]);
+        assert_eq!(follow.status.code(), Some(1), "{}", env.name());
+
+        let out = dir.join("out");
+        let args = ["process", name, "--ops", ops, "-o", out.to_str().unwrap()];
+        let run = kiln(env, &args);
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            env.name(),
+            text(&run.stderr)
+        );
+        assert_eq!(
+            images::inspect(&std::fs::read(out.join("big.png")).unwrap()).1,
+            800
+        );
+        env.settle();
+        let after_redo = jobs(env);
+        let mut statuses: Vec<&str> = after_redo.values().map(|(s, _)| s.as_str()).collect();
+        statuses.sort();
+        assert_eq!(statuses, ["canceled", "succeeded"], "{}", env.name());
+
+        let again = kiln(env, &args);
+        assert!(again.status.success(), "{}", text(&again.stderr));
+        env.settle();
+        assert_eq!(
+            jobs(env).len(),
+            2,
+            "{}: the redone job is found again",
+            env.name()
+        );
     });
 }
 

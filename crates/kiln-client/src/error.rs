@@ -34,14 +34,46 @@ impl Error {
     }
 }
 
-/// `422 unprocessable: the image is 20000×20000 …`: status, kind, detail.
+/// `422 unprocessable: the image is 20000×20000 … (operation /operations/…)`:
+/// status, kind, detail, and the job it is about, if any (to read or
+/// delete it).
 fn describe(problem: &Problem) -> String {
     let kind = problem
         .type_
         .strip_prefix(kiln::problem::PROBLEM_TYPE_PREFIX)
         .unwrap_or(&problem.type_);
-    match &problem.detail {
-        Some(detail) => format!("{} {kind}: {detail}", problem.status),
-        None => format!("{} {kind}: {}", problem.status, problem.title),
+    let detail = problem.detail.as_deref().unwrap_or(&problem.title);
+    match &problem.operation {
+        Some(operation) => format!(
+            "{} {kind}: {detail} (operation {operation})",
+            problem.status
+        ),
+        None => format!("{} {kind}: {detail}", problem.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_reads_as_status_kind_detail_and_its_operation() {
+        let mut problem = Problem {
+            type_: format!("{}unprocessable", kiln::problem::PROBLEM_TYPE_PREFIX),
+            title: "Unprocessable".into(),
+            status: 422,
+            detail: Some("the image is cut short".into()),
+            operation: None,
+        };
+        assert_eq!(
+            Error::Problem(problem.clone()).to_string(),
+            "422 unprocessable: the image is cut short"
+        );
+        problem.operation = Some("/operations/0b6f".into());
+        problem.detail = None;
+        assert_eq!(
+            Error::Problem(problem).to_string(),
+            "422 unprocessable: Unprocessable (operation /operations/0b6f)"
+        );
     }
 }

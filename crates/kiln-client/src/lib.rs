@@ -29,7 +29,7 @@ pub use kiln::Problem;
 pub use kiln::job::Status;
 pub use kiln::resource::Operation;
 pub use retry::Retry;
-pub use submission::{Mode, Submission, idempotency_key};
+pub use submission::{Mode, Submission, idempotency_key, redo_key};
 
 use events::Events;
 use http::header::{
@@ -51,6 +51,13 @@ const BODY_LIMIT: u64 = 512 * 1024 * 1024;
 /// How long one `Prefer: wait` long-poll may last; Kiln caps it at its
 /// `max_wait_seconds`.
 const LONG_POLL_SECONDS: u64 = 10;
+
+/// How long `follow` waits before reconnecting to a stream that ended,
+/// until the server says (its `retry` field; Kiln sends 1 s).
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// Marks an answer about an earlier request's job (same `Idempotency-Key`).
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// A processed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +108,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
+    fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
@@ -165,23 +172,48 @@ impl Client {
     }
 
     /// Submits an image (`POST /images`) under its idempotency key:
-    /// retried after no answer, a `429` or `503` (as long as `Retry-After`
-    /// says), and while the same key's first request is still in progress
-    /// (a `409` with `Retry-After`; other conflicts, such as the job
-    /// canceled, are final); a retry never makes a second job. `on_sent`
-    /// hears how many bytes of the upload are sent.
+    /// retried after no answer, a `429`, `502`, `503` or `504` (as long as
+    /// `Retry-After` says), and while the same key's first request is
+    /// still in progress (a `409` with `Retry-After`; other conflicts, such
+    /// as the job canceled, are final); a retry never makes a second job.
+    /// A job that an earlier submission under the key left failed or
+    /// canceled (the server marks its answer `Idempotent-Replayed`) is not
+    /// this submission's answer: it is redone under a key derived from
+    /// that job ([`redo_key`]), so that rerunning a batch
+    /// retries what failed, once. `on_sent` hears how many bytes of the
+    /// upload are sent.
     pub fn submit(
         &self,
         submission: &Submission,
         mut on_sent: impl FnMut(u64),
     ) -> Result<Submitted> {
+        let mut key = submission.idempotency_key.clone();
+        // Each earlier run that failed is one link of the chain of redos.
+        for _ in 0..MAX_REDOS {
+            let answer = self.send_submission(submission, &key, &mut on_sent)?;
+            match earlier_failure(&answer) {
+                Some(job) => key = redo_key(&key, &job),
+                None => return submitted(answer),
+            }
+        }
+        Err(Error::Protocol(format!(
+            "{MAX_REDOS} earlier submissions of this image failed; not submitting it again"
+        )))
+    }
+
+    fn send_submission(
+        &self,
+        submission: &Submission,
+        key: &str,
+        on_sent: &mut dyn FnMut(u64),
+    ) -> Result<Answer> {
         let path = submission.path();
-        let answer = self.with_retries(
+        self.with_retries(
             || {
                 let mut request = self
                     .request("POST", &path)
                     .header(CONTENT_LENGTH, submission.bytes.len())
-                    .header("idempotency-key", &submission.idempotency_key);
+                    .header("idempotency-key", key);
                 if let Some(prefer) = submission.mode.prefer() {
                     request = request.header("prefer", prefer);
                 }
@@ -194,7 +226,7 @@ impl Client {
                 let mut upload = Counted {
                     inner: submission.bytes.as_slice(),
                     sent: 0,
-                    on_sent: &mut on_sent,
+                    on_sent: &mut *on_sent,
                 };
                 let request = request
                     .body(SendBody::from_reader(&mut upload))
@@ -202,22 +234,7 @@ impl Client {
                 self.run(request)
             },
             |answer| answer.status == 409 && answer.header(RETRY_AFTER).is_some(),
-        )?;
-        match answer.status {
-            201 => {
-                let id = answer
-                    .header(CONTENT_LOCATION)
-                    .or(answer.header(LOCATION))
-                    .and_then(|path| path.rsplit('/').next())
-                    .ok_or_else(|| Error::Protocol("a 201 without Location".into()))?
-                    .to_owned();
-                Ok(Submitted::Created(image(id, answer)))
-            }
-            202 => answer
-                .operation()
-                .map(|op| Submitted::Accepted(Box::new(op))),
-            _ => Err(answer.into_error()),
-        }
+        )
     }
 
     /// The operation as it is now (`GET /operations/{id}`).
@@ -259,6 +276,7 @@ impl Client {
     pub fn follow(&self, id: &str, mut on_change: impl FnMut(&Operation)) -> Result<Operation> {
         let path = operation_path(id)?;
         let mut last_event_id: Option<String> = None;
+        let mut reconnect_after = RECONNECT_AFTER;
         let mut failed = 0;
         loop {
             let mut request = self
@@ -294,11 +312,15 @@ impl Client {
                 }
                 return Err(read_whole(response)?.into_error());
             }
+            // A stream that opens is an answer: a reconnection that sees
+            // no change (`Last-Event-ID` is current) is not a failure.
+            failed = 0;
             let mut events = Events::new(BufReader::new(response.into_body().into_reader()));
             loop {
-                match events.next_event() {
+                let next = events.next_event();
+                reconnect_after = events.retry.unwrap_or(reconnect_after);
+                match next {
                     Ok(Some(event)) => {
-                        failed = 0;
                         if event.id.is_some() {
                             last_event_id = event.id;
                         }
@@ -311,11 +333,16 @@ impl Client {
                             return Ok(operation);
                         }
                     }
-                    // The stream ended (after `max_wait_seconds`): reconnect.
-                    Ok(None) => break,
+                    // The stream ended (after `max_wait_seconds`): reconnect
+                    // after the server's reconnection time, as a browser's
+                    // EventSource does.
+                    Ok(None) => {
+                        std::thread::sleep(reconnect_after);
+                        break;
+                    }
                     Err(err) => {
                         failed += 1;
-                        let wait = self.retry.wait_after(failed, events.retry);
+                        let wait = self.retry.wait_after(failed, Some(reconnect_after));
                         std::thread::sleep(wait.ok_or(Error::Transport(err.to_string()))?);
                         break;
                     }
@@ -333,9 +360,15 @@ impl Client {
         let mut operation = self.operation(id)?;
         on_change(&operation);
         while !operation.is_finished() {
+            let asked = std::time::Instant::now();
             let next = self.operation_after_change(id, LONG_POLL_SECONDS)?;
             if next != operation {
                 on_change(&next);
+            } else if asked.elapsed() < Duration::from_secs(LONG_POLL_SECONDS) {
+                // Unchanged, and answered before the wait asked for (a
+                // server or proxy that does not hold the request): poll
+                // at a pace instead of in a loop.
+                std::thread::sleep(RECONNECT_AFTER);
             }
             operation = next;
         }
@@ -374,12 +407,22 @@ impl Client {
     /// `canceled`; a problem (`409`) if it had finished.
     pub fn cancel(&self, id: &str) -> Result<Operation> {
         let path = operation_path(id)?;
+        let mut tries = 0;
         let answer = self.with_retries(
-            || self.run(empty(self.request("DELETE", &path))?),
+            || {
+                tries += 1;
+                self.run(empty(self.request("DELETE", &path))?)
+            },
             |_| false,
         )?;
         match answer.status {
             200 => answer.operation(),
+            // A retry finds the job finished: if a try whose answer was
+            // lost canceled it, that is the answer.
+            409 if tries > 1 => match self.operation(id) {
+                Ok(operation) if operation.status == Status::Canceled => Ok(operation),
+                _ => Err(answer.into_error()),
+            },
             _ => Err(answer.into_error()),
         }
     }
@@ -387,12 +430,18 @@ impl Client {
     /// Deletes the job, its upload and its image (`DELETE /images/{id}`).
     pub fn delete(&self, id: &str) -> Result<()> {
         let path = format!("/images/{}", checked_id(id)?);
+        let mut tries = 0;
         let answer = self.with_retries(
-            || self.run(empty(self.request("DELETE", &path))?),
+            || {
+                tries += 1;
+                self.run(empty(self.request("DELETE", &path))?)
+            },
             |_| false,
         )?;
         match answer.status {
             204 | 200 => Ok(()),
+            // Gone on a retry: a try whose answer was lost deleted it.
+            404 if tries > 1 => Ok(()),
             _ => Err(answer.into_error()),
         }
     }
@@ -474,6 +523,49 @@ fn read_whole(response: Response<Body>) -> Result<Answer> {
         headers: parts.headers,
         body,
     })
+}
+
+/// How many failed runs of one submission a new one redoes in a row
+/// before it gives up (each rerun of a batch adds one).
+const MAX_REDOS: usize = 100;
+
+/// What a submission's final answer says.
+fn submitted(answer: Answer) -> Result<Submitted> {
+    match answer.status {
+        201 => {
+            let id = answer
+                .header(CONTENT_LOCATION)
+                .or(answer.header(LOCATION))
+                .and_then(|path| path.rsplit('/').next())
+                .ok_or_else(|| Error::Protocol("a 201 without Location".into()))?
+                .to_owned();
+            Ok(Submitted::Created(image(id, answer)))
+        }
+        202 => answer
+            .operation()
+            .map(|op| Submitted::Accepted(Box::new(op))),
+        _ => Err(answer.into_error()),
+    }
+}
+
+/// The job of an earlier submission under the same key, when the answer
+/// replays it (`Idempotent-Replayed: true`) and it failed or was canceled:
+/// a `202` with its operation, or its problem (inline), which names it.
+fn earlier_failure(answer: &Answer) -> Option<String> {
+    if answer.header(IDEMPOTENT_REPLAYED) != Some("true") {
+        return None;
+    }
+    if answer.status == 202 {
+        let operation: Operation = serde_json::from_slice(&answer.body).ok()?;
+        return matches!(operation.status, Status::Failed | Status::Canceled)
+            .then_some(operation.id);
+    }
+    if answer.status < 400 {
+        return None;
+    }
+    let problem: Problem = serde_json::from_slice(&answer.body).ok()?;
+    let id = problem.operation?.rsplit('/').next()?.to_owned();
+    checked_id(&id).is_ok().then_some(id)
 }
 
 fn image(id: String, answer: Answer) -> Image {

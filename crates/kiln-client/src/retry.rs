@@ -1,5 +1,8 @@
 //! When to try a call again: after no answer, or an answer that says
-//! "later" (`429`, `503`), waiting what `Retry-After` asks or backing off.
+//! "later" (`429`, `503`, a gateway's `502` or `504`), waiting what
+//! `Retry-After` asks or backing off. Every call Kiln's client makes may be
+//! repeated: reads and deletes are idempotent, and a submission carries an
+//! `Idempotency-Key`.
 
 use std::time::Duration;
 
@@ -16,13 +19,15 @@ pub struct Retry {
 }
 
 impl Default for Retry {
-    /// Ten tries over about a minute and a half: a server restarting, or a
-    /// queue draining, is waited out; a server that is gone is reported.
+    /// Ten tries over about two minutes: a server restarting, or a queue
+    /// draining, is waited out; a server that is gone is reported. The
+    /// longest wait is a full queue's longest `Retry-After` (Kiln asks
+    /// for 60 s at most).
     fn default() -> Retry {
         Retry {
             attempts: 10,
             first_wait: Duration::from_millis(250),
-            max_wait: Duration::from_secs(30),
+            max_wait: Duration::from_secs(60),
         }
     }
 }
@@ -49,15 +54,25 @@ impl Retry {
     }
 }
 
-/// `Retry-After` as Kiln sends it: delay-seconds (RFC 9110, 10.2.3). An
-/// HTTP date, which Kiln never sends, counts as absent.
+/// `Retry-After` (RFC 9110, 10.2.3): delay-seconds, as Kiln sends it, or
+/// an HTTP date, as a proxy in front of it may (the time until then; none
+/// once it has passed).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
-/// Whether a status asks to come back later.
+/// Whether a status asks to come back later: `429`, `503`, and a
+/// gateway's `502` or `504` (a server restarting behind a proxy).
 pub fn is_retryable(status: u16) -> bool {
-    matches!(status, 429 | 503)
+    matches!(status, 429 | 502 | 503 | 504)
 }
 
 #[cfg(test)]
@@ -102,9 +117,30 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_as_seconds_only() {
+    fn retry_after_is_read_as_seconds_or_a_date() {
         assert_eq!(parse_retry_after(" 7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        // A date passed: retry now.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(in_a_minute)).unwrap();
+        assert!(
+            (Duration::from_secs(58)..=Duration::from_secs(60)).contains(&wait),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn gateways_failing_count_as_later() {
+        for status in [429, 502, 503, 504] {
+            assert!(is_retryable(status), "{status}");
+        }
+        for status in [400, 404, 409, 422, 500] {
+            assert!(!is_retryable(status), "{status}");
+        }
     }
 }

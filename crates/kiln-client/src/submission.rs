@@ -122,6 +122,22 @@ pub fn idempotency_key(
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part);
     }
+    key_of(hash)
+}
+
+/// The key that redoes a submission whose job under `key`, `failed_job`,
+/// failed or was canceled: derived from both, so a retry of the redo is
+/// again one job, and a redo of the redo gets a key of its own.
+pub fn redo_key(key: &str, failed_job: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in ["redo", key, failed_job] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    key_of(hash)
+}
+
+fn key_of(hash: Sha256) -> String {
     let digest = hash.finalize();
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("kiln-{hex}")
@@ -130,6 +146,17 @@ pub fn idempotency_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redo_has_a_key_of_its_own_and_a_stable_one() {
+        let key = idempotency_key("a.png", b"bytes", None, None);
+        let redo = redo_key(&key, "job-1");
+        assert_ne!(redo, key);
+        assert_eq!(redo, redo_key(&key, "job-1"));
+        assert_ne!(redo, redo_key(&key, "job-2"));
+        assert_ne!(redo_key(&redo, "job-2"), redo_key(&key, "job-2"));
+        assert!(redo.starts_with("kiln-") && redo.len() == 5 + 64);
+    }
 
     #[test]
     fn equivalent_ops_give_one_key() {

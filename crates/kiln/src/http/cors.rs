@@ -26,7 +26,7 @@ const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key, If-
 
 /// The response headers a client of the protocol reads that a page could
 /// not see otherwise (`Content-Type`, `Cache-Control`… always are).
-const EXPOSED_HEADERS: &str = "Content-Location, ETag, Link, Location, Preference-Applied, RateLimit, RateLimit-Policy, Retry-After, WWW-Authenticate";
+const EXPOSED_HEADERS: &str = "Content-Location, ETag, Idempotent-Replayed, Link, Location, Preference-Applied, RateLimit, RateLimit-Policy, Retry-After, WWW-Authenticate";
 
 /// How long a browser may reuse a preflight's answer (Chromium's cap).
 const PREFLIGHT_MAX_AGE_SECONDS: &str = "7200";

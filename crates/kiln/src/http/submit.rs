@@ -29,6 +29,8 @@ use std::time::Duration;
 /// What `/images` answers.
 const ALLOW: &str = "POST, OPTIONS";
 
+const IDEMPOTENT_REPLAYED: http::HeaderName = http::HeaderName::from_static("idempotent-replayed");
+
 /// Handles a request to `/images`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
     cors::around(request, ctx, ALLOW, |request| submission(request, ctx))
@@ -150,10 +152,9 @@ fn submit<B: BodyReader>(
         } else {
             (vec![FollowUp::Redispatch(job.id), FollowUp::Maintain], None)
         };
-        return Ok(Reply::new(
-            accepted_response(&job, prefs, place),
-            follow_ups,
-        ));
+        let mut response = accepted_response(&job, prefs, place);
+        mark_replay(&mut response, new);
+        return Ok(Reply::new(response, follow_ups));
     }
     let wait = prefs
         .wait
@@ -177,8 +178,20 @@ fn submit<B: BodyReader>(
         None => Ok(accepted_response(&job, prefs, queue::place(ctx, &job))),
         Some(job) => finished_response(ctx, &job, prefs),
     });
-    let response = response.unwrap_or_else(|err| super::failed(ctx, err).response);
+    let mut response = response.unwrap_or_else(|err| super::failed(ctx, err).response);
+    mark_replay(&mut response, new);
     Ok(Reply::new(response, follow_ups))
+}
+
+/// `Idempotent-Replayed: true` on the answer about an earlier request's job
+/// (the same `Idempotency-Key`), as Stripe's API marks one: a client can
+/// tell "my retry found the job" from "a new job", and knows that a
+/// failed or canceled job it is shown is an earlier run's, which a new key
+/// can redo.
+fn mark_replay(response: &mut super::Response, new: bool) {
+    if !new {
+        set(response, IDEMPOTENT_REPLAYED, "true");
+    }
 }
 
 /// The client a submission counts against (see [`rate_limit::client`]).
@@ -349,15 +362,19 @@ fn finished_response(
 ) -> Result<super::Response, Error> {
     match job.status {
         Status::Succeeded => created_response(ctx, job, prefs),
-        Status::Failed => {
-            let mut problem = job
-                .error
-                .clone()
-                .unwrap_or_else(|| Error::Internal("failed without a reason".into()).to_problem());
+        // The problem names the operation, so that a client can read it
+        // (and, for a replay, redo the job under a new key).
+        Status::Failed | Status::Canceled | Status::NotStarted | Status::Running => {
+            let mut problem = if job.status == Status::Failed {
+                job.error.clone().unwrap_or_else(|| {
+                    Error::Internal("failed without a reason".into()).to_problem()
+                })
+            } else {
+                Error::Conflict("the operation was canceled".into()).to_problem()
+            };
             problem.operation = Some(render::operation_path(job));
             Ok(render::problem_response(&problem))
         }
-        _ => Err(Error::Conflict("the operation was canceled".into())),
     }
 }
 

@@ -533,6 +533,9 @@ fn the_same_idempotency_key_and_body_return_the_same_operation() {
     let second = host.submit(&headers, "?ops=grayscale");
     assert_eq!(header(&first, "location"), header(&second, "location"));
     assert_eq!(host.dispatches.get(), 1, "a replay dispatched a second job");
+    // Only the replay says it is one.
+    assert_eq!(first.headers().get("idempotent-replayed"), None);
+    assert_eq!(header(&second, "idempotent-replayed"), "true");
 }
 
 #[test]

@@ -228,8 +228,19 @@ pub(crate) fn an_idempotent_retry_runs_once(env: &Env) {
     let second = env.submit("?ops=grayscale", "image/png", &body, &headers);
     assert_eq!((first.status, second.status), (202, 202));
     assert_eq!(first.location(), second.location());
+    assert_eq!(first.headers.get("idempotent-replayed"), None);
+    assert_eq!(second.header("idempotent-replayed"), "true");
     let done = env.wait_until_finished(&first.location(), Duration::from_secs(60));
     assert_eq!(done.json()["status"], "succeeded", "{}", env.name());
+    // A synchronous retry once it finished: the image, marked a replay.
+    let inline = env.submit(
+        "?ops=grayscale",
+        "image/png",
+        &body,
+        &[("idempotency-key", "\"retry-me\"")],
+    );
+    assert_eq!(inline.status, 201, "{}", env.name());
+    assert_eq!(inline.header("idempotent-replayed"), "true");
     env.settle();
     let jobs = env.store().keys_with_prefix("kiln:job:");
     assert_eq!(jobs.len(), 1, "{}: {jobs:?}", env.name());
