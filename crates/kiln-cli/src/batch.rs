@@ -83,6 +83,15 @@ fn one(
             output: finished.output,
         };
     }
+    let dir = args.out.join(relative.parent().unwrap_or(Path::new("")));
+    let result_path =
+        |media_type: &str| output::result_path(&dir, file, media_type, keep_extension);
+    let ops = args.job.ops();
+    if let Some(media_type) = output::predicted_media_type(ops.as_deref(), &submission.bytes)
+        && let Err(message) = outputs.claim(file, &result_path(media_type))
+    {
+        return Outcome::Failed { message };
+    }
     let bar = bars.job(&name);
     let processed = job::run(client, &submission, &bar);
     bar.clear();
@@ -94,8 +103,7 @@ fn one(
             };
         }
     };
-    let dir = args.out.join(relative.parent().unwrap_or(Path::new("")));
-    let output = output::result_path(&dir, file, &image.media_type, keep_extension);
+    let output = result_path(&image.media_type);
     let written = outputs
         .write(file, &output, &image.bytes)
         .and_then(|()| record.add(&args.out, &submission.idempotency_key, &image.id, &output));

@@ -57,18 +57,23 @@ pub fn process(client: &Client, args: &ProcessArgs, json: bool) -> Result<ExitCo
             .files
             .iter()
             .any(|other| other != file && other.file_stem() == file.file_stem());
+        let result_path = |media_type: &str| match (into_file, &args.output) {
+            (Some(path), _) => path.clone(),
+            (None, Some(dir)) => output::result_path(dir, file, media_type, keep_extension),
+            (None, None) => next_to(file, media_type, keep_extension),
+        };
         let outcome = submission(&name, file, &args.job).and_then(|submission| {
+            let ops = args.job.ops();
+            if let Some(media_type) =
+                output::predicted_media_type(ops.as_deref(), &submission.bytes)
+            {
+                outputs.claim(file, &result_path(media_type))?;
+            }
             let bar = bars.job(&name);
             let processed = run(client, &submission, &bar).map_err(|err| err.to_string());
             bar.clear();
             let processed = processed?;
-            let path = match (into_file, &args.output) {
-                (Some(path), _) => path.clone(),
-                (None, Some(dir)) => {
-                    output::result_path(dir, file, &processed.media_type, keep_extension)
-                }
-                (None, None) => next_to(file, &processed.media_type, keep_extension),
-            };
+            let path = result_path(&processed.media_type);
             outputs.write(file, &path, &processed.bytes)?;
             Ok((processed, path))
         });

@@ -62,6 +62,15 @@ impl Outputs {
     /// Writes `input`'s result to `path` (atomically), unless that would
     /// overwrite an input or another input's result.
     pub fn write(&self, input: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        self.claim(input, path)?;
+        write_atomically(path, bytes)
+    }
+
+    /// Reserves `path` for `input`'s result: refused if it is an input or
+    /// another input's result. Claimed before submitting where the
+    /// result's name is known then, so that no job runs for a result that
+    /// could not be written.
+    pub fn claim(&self, input: &Path, path: &Path) -> Result<(), String> {
         let target = comparable(path);
         if self.inputs.contains(&target) {
             return Err(format!(
@@ -84,8 +93,21 @@ impl Outputs {
                 }
             }
         }
-        write_atomically(path, bytes)
+        Ok(())
     }
+}
+
+/// The result's media type when the request fixes it: ops given without
+/// `format(auto)` make the last `format(..)`, else the input's own format
+/// (kiln-image's rule, the server's). `None` when the server decides (its
+/// default ops; `format(auto)` and `Accept`).
+pub fn predicted_media_type(ops: Option<&str>, bytes: &[u8]) -> Option<&'static str> {
+    let ops = kiln_image::parse_ops(ops?).ok()?;
+    if ops.contains(&kiln_image::Op::AutoFormat) {
+        return None;
+    }
+    let source = kiln_image::Format::sniff(bytes)?;
+    Some(kiln_image::output_format(source, &ops).media_type())
 }
 
 /// A path as it can be compared with another: its folder resolved (links,
@@ -249,6 +271,23 @@ mod tests {
             .collect();
         assert_eq!(leftovers, ["x.jpg"]);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_result_s_format_is_predicted_only_when_the_request_fixes_it() {
+        let png = b"\x89PNG\r\n\x1a\n....";
+        assert_eq!(
+            predicted_media_type(Some("blur(sigma=2)"), png),
+            Some("image/png")
+        );
+        assert_eq!(
+            predicted_media_type(Some("format(gif),format(webp)"), png),
+            Some("image/webp")
+        );
+        assert_eq!(predicted_media_type(Some("format(auto)"), png), None);
+        assert_eq!(predicted_media_type(None, png), None);
+        assert_eq!(predicted_media_type(Some("blur(sigma=2)"), b"text"), None);
+        assert_eq!(predicted_media_type(Some("nonsense("), png), None);
     }
 
     #[test]

@@ -155,6 +155,26 @@ fn process_writes_the_result_next_to_the_file_inline_or_async() {
             text(&over_itself.stderr)
         );
         assert_eq!(std::fs::read(photo).unwrap(), original);
+        // A batch into its own folder: every file refused before it is
+        // sent, since the ops fix the result's name.
+        let dir = dir.to_str().unwrap();
+        let into_itself = kiln(env, &["batch", dir, "--out", dir, "--ops", "resize(w=32)"]);
+        assert_eq!(into_itself.status.code(), Some(1), "{}", env.name());
+        let summary = text(&into_itself.stdout);
+        assert!(
+            summary.contains("0 done, 0 skipped, 3 failed")
+                && summary.contains("would overwrite the input"),
+            "{}: {summary}",
+            env.name()
+        );
+        assert_eq!(std::fs::read(photo).unwrap(), original);
+        env.settle();
+        assert_eq!(
+            jobs(env).len(),
+            2,
+            "{}: no job for a refused file",
+            env.name()
+        );
     });
 }
 
