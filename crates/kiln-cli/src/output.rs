@@ -78,20 +78,14 @@ impl Outputs {
                 path.display()
             ));
         }
-        {
-            let mut written = self.written.lock().expect("no writer panics");
-            match written.get(&target) {
-                Some(other) if other != input => {
-                    return Err(format!(
-                        "the result would overwrite {}, the result of {}: write them to separate folders",
-                        path.display(),
-                        other.display()
-                    ));
-                }
-                _ => {
-                    written.insert(target, input.to_path_buf());
-                }
-            }
+        let mut written = self.written.lock().expect("no writer panics");
+        let owner = written.entry(target).or_insert_with(|| input.to_path_buf());
+        if owner != input {
+            return Err(format!(
+                "the result would overwrite {}, the result of {}: write them to separate folders",
+                path.display(),
+                owner.display()
+            ));
         }
         Ok(())
     }

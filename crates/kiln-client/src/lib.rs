@@ -56,9 +56,6 @@ const LONG_POLL_SECONDS: u64 = 10;
 /// until the server says (its `retry` field; Kiln sends 1 s).
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// Marks an answer about an earlier request's job (same `Idempotency-Key`).
-const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
 /// A processed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -108,7 +105,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
+    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
@@ -191,9 +188,11 @@ impl Client {
         // Each earlier run that failed is one link of the chain of redos.
         for _ in 0..MAX_REDOS {
             let answer = self.send_submission(submission, &key, &mut on_sent)?;
-            match earlier_failure(&answer) {
+            let replayed = answer.header(kiln::idempotency::REPLAYED) == Some("true");
+            let outcome = submitted(answer);
+            match earlier_failure(&outcome).filter(|_| replayed) {
                 Some(job) => key = redo_key(&key, &job),
-                None => return submitted(answer),
+                None => return outcome,
             }
         }
         Err(Error::Protocol(format!(
@@ -536,7 +535,7 @@ fn submitted(answer: Answer) -> Result<Submitted> {
             let id = answer
                 .header(CONTENT_LOCATION)
                 .or(answer.header(LOCATION))
-                .and_then(|path| path.rsplit('/').next())
+                .and_then(last_segment)
                 .ok_or_else(|| Error::Protocol("a 201 without Location".into()))?
                 .to_owned();
             Ok(Submitted::Created(image(id, answer)))
@@ -548,24 +547,28 @@ fn submitted(answer: Answer) -> Result<Submitted> {
     }
 }
 
-/// The job of an earlier submission under the same key, when the answer
-/// replays it (`Idempotent-Replayed: true`) and it failed or was canceled:
-/// a `202` with its operation, or its problem (inline), which names it.
-fn earlier_failure(answer: &Answer) -> Option<String> {
-    if answer.header(IDEMPOTENT_REPLAYED) != Some("true") {
-        return None;
+/// The job a submission's outcome shows finished without an image: a
+/// `202` with an operation that failed or was canceled, or a problem
+/// (answered inline) that names its operation. For a replayed answer, that
+/// is an earlier submission's job, to redo.
+fn earlier_failure(outcome: &Result<Submitted>) -> Option<String> {
+    match outcome {
+        Ok(Submitted::Accepted(operation))
+            if matches!(operation.status, Status::Failed | Status::Canceled) =>
+        {
+            Some(operation.id.clone())
+        }
+        Err(Error::Problem(problem)) => {
+            let id = last_segment(problem.operation.as_deref()?)?;
+            checked_id(id).ok().map(str::to_owned)
+        }
+        _ => None,
     }
-    if answer.status == 202 {
-        let operation: Operation = serde_json::from_slice(&answer.body).ok()?;
-        return matches!(operation.status, Status::Failed | Status::Canceled)
-            .then_some(operation.id);
-    }
-    if answer.status < 400 {
-        return None;
-    }
-    let problem: Problem = serde_json::from_slice(&answer.body).ok()?;
-    let id = problem.operation?.rsplit('/').next()?.to_owned();
-    checked_id(&id).is_ok().then_some(id)
+}
+
+/// The id at the end of `/images/{id}` or `/operations/{id}`.
+fn last_segment(path: &str) -> Option<&str> {
+    path.rsplit('/').next()
 }
 
 fn image(id: String, answer: Answer) -> Image {

@@ -12,6 +12,12 @@ use sha2::{Digest, Sha256};
 /// The longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
 
+/// `Idempotent-Replayed: true` (as Stripe's API writes it) marks an answer
+/// about the job of an earlier request with the same key: the server sets
+/// it, and a client tells by it "my retry found the job" from "a new job",
+/// and an earlier run's failed or canceled job from its own.
+pub const REPLAYED: http::HeaderName = http::HeaderName::from_static("idempotent-replayed");
+
 /// A validated `Idempotency-Key` header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);

@@ -9,7 +9,7 @@ use crate::access;
 use crate::blob;
 use crate::config::Dispatch;
 use crate::id::JobId;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{self, IdempotencyKey};
 use crate::job::{Job, Status};
 use crate::listing;
 use crate::negotiation::Accept;
@@ -28,8 +28,6 @@ use std::time::Duration;
 
 /// What `/images` answers.
 const ALLOW: &str = "POST, OPTIONS";
-
-const IDEMPOTENT_REPLAYED: http::HeaderName = http::HeaderName::from_static("idempotent-replayed");
 
 /// Handles a request to `/images`.
 pub fn handle<B: BodyReader>(request: http::Request<B>, ctx: &Ctx<'_>) -> Reply {
@@ -183,14 +181,10 @@ fn submit<B: BodyReader>(
     Ok(Reply::new(response, follow_ups))
 }
 
-/// `Idempotent-Replayed: true` on the answer about an earlier request's job
-/// (the same `Idempotency-Key`), as Stripe's API marks one: a client can
-/// tell "my retry found the job" from "a new job", and knows that a
-/// failed or canceled job it is shown is an earlier run's, which a new key
-/// can redo.
+/// Marks the answer about an earlier request's job ([`idempotency::REPLAYED`]).
 fn mark_replay(response: &mut super::Response, new: bool) {
     if !new {
-        set(response, IDEMPOTENT_REPLAYED, "true");
+        set(response, idempotency::REPLAYED, "true");
     }
 }
 
@@ -360,22 +354,21 @@ fn finished_response(
     job: &Job,
     prefs: &Preferences,
 ) -> Result<super::Response, Error> {
-    match job.status {
-        Status::Succeeded => created_response(ctx, job, prefs),
-        // The problem names the operation, so that a client can read it
-        // (and, for a replay, redo the job under a new key).
-        Status::Failed | Status::Canceled | Status::NotStarted | Status::Running => {
-            let mut problem = if job.status == Status::Failed {
-                job.error.clone().unwrap_or_else(|| {
-                    Error::Internal("failed without a reason".into()).to_problem()
-                })
-            } else {
-                Error::Conflict("the operation was canceled".into()).to_problem()
-            };
-            problem.operation = Some(render::operation_path(job));
-            Ok(render::problem_response(&problem))
+    let mut problem = match job.status {
+        Status::Succeeded => return created_response(ctx, job, prefs),
+        Status::Failed => job
+            .error
+            .clone()
+            .unwrap_or_else(|| Error::Internal("failed without a reason".into()).to_problem()),
+        // Canceled: the only other way a job finishes.
+        Status::Canceled | Status::NotStarted | Status::Running => {
+            Error::Conflict("the operation was canceled".into()).to_problem()
         }
-    }
+    };
+    // The problem names the operation, so that a client can read it (and,
+    // for a replay, redo the job under a new key).
+    problem.operation = Some(render::operation_path(job));
+    Ok(render::problem_response(&problem))
 }
 
 /// `201 Created` with the image (or, for `return=minimal`, without).
